@@ -1,0 +1,73 @@
+/// @file config.hpp
+/// @brief Build-time switches and the library's error type.
+///
+/// OpenMP is used when the translation unit is compiled with it (`_OPENMP`); the CMake target adds it when
+/// `ANS_USE_OPENMP` is on and OpenMP is found. Define `ANS_NO_OPENMP` to force the serial paths.
+#pragma once
+
+#include <cstdint>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#if defined(_OPENMP) && !defined(ANS_NO_OPENMP)
+#include <omp.h>
+#define ANS_HAS_OPENMP 1
+#else
+#define ANS_HAS_OPENMP 0
+#endif
+
+namespace ans {
+
+/// Index type for rows, items and nonzeros.
+using index_t = std::int64_t;
+
+/// Every error the library raises. `what()` starts with "file:line: " naming the source location that
+/// detected the problem (or, for the data loaders, the data file and line that caused it).
+class error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+namespace detail {
+[[noreturn]] inline void throw_error(const char* file, int line, const std::string& msg) {
+  std::ostringstream os;
+  os << file << ':' << line << ": " << msg;
+  throw error(os.str());
+}
+}  // namespace detail
+
+/// Number of threads OpenMP regions will use (1 without OpenMP).
+inline int max_threads() {
+#if ANS_HAS_OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+/// Index of the calling thread inside an OpenMP region (0 without OpenMP).
+inline int thread_id() {
+#if ANS_HAS_OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+}  // namespace ans
+
+/// Throws ans::error with the current source file and line prepended. `msg` is a stream expression:
+/// `ANS_THROW("bad K = " << k)`.
+#define ANS_THROW(msg)                                  \
+  do {                                                  \
+    std::ostringstream ans_throw_os_;                   \
+    ans_throw_os_ << msg;                               \
+    ::ans::detail::throw_error(__FILE__, __LINE__, ans_throw_os_.str()); \
+  } while (0)
+
+/// Checks a precondition; throws ans::error naming file and line when it fails.
+#define ANS_CHECK(cond, msg)                                    \
+  do {                                                          \
+    if (!(cond)) ANS_THROW("check failed (" #cond "): " << msg); \
+  } while (0)
