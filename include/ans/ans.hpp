@@ -5,4 +5,6 @@
 #include "ans/config.hpp"
 #include "ans/version.hpp"
 #include "ans/types.hpp"
+#include "ans/graph/adjacency.hpp"
+#include "ans/propagation/lightgcn.hpp"
 #include "ans/data/interactions.hpp"

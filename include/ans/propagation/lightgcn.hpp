@@ -1,0 +1,143 @@
+/// @file lightgcn.hpp
+/// @brief LightGCN propagation: the per-hop stack `S[:, l] = Â^l E0` (l = 0..L), its backward, and the
+/// layer combinations (per-hop stack, mean, user weights). L = 0 is plain matrix factorisation.
+///
+/// Layout: `E0` is N x d row-major; the stack `S` is N x (H*d) row-major with H = L + 1, so that
+/// `S[r, l*d : (l+1)*d]` is hop l of node r (the reference's `[N, H, d]` in C order).
+///
+/// Forward:  `S_l = Â S_{l-1}` (l = 1..L).
+/// Backward: `Â` is symmetric, so `∂L/∂E0 = Σ_l Â^l G_l` where `G_l = ∂L/∂S_l`; computed by reverse Horner,
+/// `acc = G_L; for l = L-1..0: acc = Â acc + G_l`: L sparse products, the same cost as the forward.
+#pragma once
+
+#include <algorithm>
+#include <vector>
+
+#include "ans/config.hpp"
+#include "ans/graph/adjacency.hpp"
+#include "ans/types.hpp"
+
+namespace ans::propagation {
+
+/// `Y[r, :] = Σ_j Â[r, j] X[j, :]` for d-wide row slices: X rows at `x + j*ldx`, Y rows at `y + r*ldy`.
+/// When `accumulate` is true, Y += Â X (used by the backward pass). Rows are processed in parallel
+/// (OpenMP); each row's sum runs in CSR order on one thread, so results do not depend on the thread count.
+template <class Scalar>
+void spmm(const graph::normalized_adjacency<Scalar>& adj, const Scalar* x, index_t ldx, Scalar* y, index_t ldy,
+          index_t d, bool accumulate = false) {
+  const index_t n = adj.n_nodes();
+  const index_t* ptr = adj.indptr.data();
+  const std::int32_t* col = adj.indices.data();
+  const Scalar* val = adj.values.data();
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(dynamic, 512)
+#endif
+  for (index_t r = 0; r < n; ++r) {
+    Scalar* yr = y + r * ldy;
+    if (!accumulate) std::fill(yr, yr + d, Scalar(0));
+    for (index_t j = ptr[r]; j < ptr[r + 1]; ++j) {
+      const Scalar a = val[j];
+      const Scalar* xr = x + static_cast<index_t>(col[j]) * ldx;
+#if ANS_HAS_OPENMP
+#pragma omp simd
+#endif
+      for (index_t c = 0; c < d; ++c) yr[c] += a * xr[c];
+    }
+  }
+}
+
+/// Forward and backward of the LightGCN stack. Holds the scratch buffer the backward pass needs, so
+/// repeated calls allocate nothing once the sizes are fixed.
+template <class Scalar>
+class lightgcn {
+ public:
+  explicit lightgcn(int n_layers = 0) : n_layers_(n_layers) {
+    ANS_CHECK(n_layers >= 0, "n_layers must be >= 0, got " << n_layers);
+  }
+  int n_layers() const { return n_layers_; }
+  int n_hops() const { return n_layers_ + 1; }
+
+  /// `S[:, l] = Â^l E0`. `stack` is resized to N x (H*d) when needed.
+  void forward(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0,
+               matrix<Scalar>& stack) const {
+    const index_t n = adj.n_nodes(), d = e0.cols(), h = n_hops();
+    ANS_CHECK(e0.rows() == n, "E0 has " << e0.rows() << " rows, the graph has " << n << " nodes");
+    if (stack.rows() != n || stack.cols() != h * d) stack.resize(n, h * d);
+    stack.leftCols(d) = e0;
+    for (int l = 1; l < h; ++l)
+      spmm(adj, stack.data() + (l - 1) * d, h * d, stack.data() + l * d, h * d, d);
+  }
+
+  /// `grad_e0 += Σ_l Â^l G[:, l]` (reverse Horner). `grad_stack` is N x (H*d); `grad_e0` is N x d and is
+  /// accumulated into, so the regulariser's rows can be added before or after.
+  void backward(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& grad_stack,
+                matrix<Scalar>& grad_e0) {
+    const index_t n = adj.n_nodes(), h = n_hops();
+    ANS_CHECK(grad_stack.rows() == n && grad_stack.cols() % h == 0,
+              "grad_stack is " << grad_stack.rows() << " x " << grad_stack.cols() << ", expected " << n
+                               << " x (" << h << "*d)");
+    const index_t d = grad_stack.cols() / h;
+    ANS_CHECK(grad_e0.rows() == n && grad_e0.cols() == d, "grad_e0 must be " << n << " x " << d);
+    if (h == 1) {
+      grad_e0 += grad_stack;
+      return;
+    }
+    acc_.resize(n, d);
+    tmp_.resize(n, d);
+    acc_ = grad_stack.middleCols((h - 1) * d, d);  // acc = G_L
+    for (index_t l = h - 2; l >= 1; --l) {         // acc = Â acc + G_l, for l = L-1..1
+      tmp_ = grad_stack.middleCols(l * d, d);
+      spmm(adj, acc_.data(), d, tmp_.data(), d, d, /*accumulate=*/true);
+      acc_.swap(tmp_);
+    }
+    // Last step folds into the caller's buffer: grad_e0 += Â acc + G_0.
+    grad_e0 += grad_stack.leftCols(d);
+    spmm(adj, acc_.data(), d, grad_e0.data(), d, d, /*accumulate=*/true);
+  }
+
+ private:
+  int n_layers_;
+  matrix<Scalar> acc_, tmp_;
+};
+
+/// How the H hops of a node are combined into one d-vector: `e = Σ_l w_l S_l`.
+/// - `stack` keeps the hops apart (the reference: scores are `Σ_l <u_l, i_l>`; no combination);
+/// - `mean` is LightGCN's `w_l = 1/H`;
+/// - `weighted` takes user weights.
+enum class layer_combination { stack, mean, weighted };
+
+/// `out = Σ_l w_l S[:, l]` (N x d). Backward: `∂L/∂S_l = w_l ∂L/∂out` (see combine_layers_backward).
+template <class Scalar>
+void combine_layers(const matrix<Scalar>& stack, const std::vector<Scalar>& weights, matrix<Scalar>& out) {
+  const index_t h = static_cast<index_t>(weights.size());
+  ANS_CHECK(h >= 1 && stack.cols() % h == 0, "stack width " << stack.cols() << " is not H*d for H = " << h);
+  const index_t d = stack.cols() / h;
+  out.resize(stack.rows(), d);
+  out = weights[0] * stack.leftCols(d);
+  for (index_t l = 1; l < h; ++l) out += weights[l] * stack.middleCols(l * d, d);
+}
+
+/// `grad_stack[:, l] += w_l grad_out` (the gradient of combine_layers).
+template <class Scalar>
+void combine_layers_backward(const matrix<Scalar>& grad_out, const std::vector<Scalar>& weights,
+                             matrix<Scalar>& grad_stack) {
+  const index_t h = static_cast<index_t>(weights.size()), d = grad_out.cols();
+  ANS_CHECK(grad_stack.rows() == grad_out.rows() && grad_stack.cols() == h * d, "grad_stack shape mismatch");
+  for (index_t l = 0; l < h; ++l) grad_stack.middleCols(l * d, d) += weights[l] * grad_out;
+}
+
+/// The weights of a combination: stack -> empty (no combination), mean -> 1/H each, weighted -> as given.
+template <class Scalar>
+std::vector<Scalar> layer_weights(layer_combination c, int n_hops, const std::vector<Scalar>& user = {}) {
+  switch (c) {
+    case layer_combination::stack: return {};
+    case layer_combination::mean: return std::vector<Scalar>(n_hops, Scalar(1) / Scalar(n_hops));
+    case layer_combination::weighted:
+      ANS_CHECK(static_cast<int>(user.size()) == n_hops,
+                "weighted combination needs " << n_hops << " weights, got " << user.size());
+      return user;
+  }
+  return {};
+}
+
+}  // namespace ans::propagation

@@ -1,0 +1,140 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+
+#include "ans/graph/adjacency.hpp"
+#include "ans/propagation/lightgcn.hpp"
+
+namespace {
+
+ans::data::interactions small_graph() {
+  // 3 users, 4 items; item 3 has no interactions (degree-0 node); user 2 has a duplicate pair.
+  return ans::data::from_pairs(3, 4, {{0, 0}, {0, 1}, {1, 1}, {1, 2}, {2, 0}, {2, 2}, {2, 2}});
+}
+
+ans::matrix<double> random_matrix(ans::index_t r, ans::index_t c, unsigned seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<double> nd(0.0, 0.5);
+  ans::matrix<double> m(r, c);
+  for (ans::index_t i = 0; i < m.size(); ++i) m.data()[i] = nd(g);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("adjacency: D^-1/2 A D^-1/2 matches the dense definition", "[graph]") {
+  auto train = small_graph();
+  auto adj = ans::graph::build_normalized_adjacency<double>(train);
+  const ans::index_t n = adj.n_nodes();
+  REQUIRE(n == 7);
+  REQUIRE(adj.nnz() == 2 * train.nnz());
+  // Dense reference (fine at this size only).
+  ans::matrix<double> a = ans::matrix<double>::Zero(n, n);
+  for (ans::index_t u = 0; u < 3; ++u)
+    for (auto it = train.row_begin(u); it != train.row_end(u); ++it) a(u, 3 + *it) = a(3 + *it, u) = 1.0;
+  Eigen::VectorXd deg = a.rowwise().sum();
+  for (ans::index_t r = 0; r < n; ++r) {
+    for (ans::index_t j = adj.indptr[r]; j < adj.indptr[r + 1]; ++j) {
+      const auto c = adj.indices[j];
+      if (j > adj.indptr[r]) CHECK(adj.indices[j - 1] < c);  // sorted rows
+      CHECK(adj.values[j] == Approx(1.0 / std::sqrt((deg(r) + 1e-7) * (deg(c) + 1e-7))).epsilon(1e-14));
+      CHECK(a(r, c) == 1.0);
+    }
+    CHECK(adj.indptr[r + 1] - adj.indptr[r] == static_cast<ans::index_t>(deg(r)));
+  }
+  // The degree-0 item has an empty row and no NaN anywhere.
+  CHECK(adj.indptr[7] == adj.indptr[6]);
+  for (double v : adj.values) CHECK(std::isfinite(v));
+}
+
+TEST_CASE("adjacency: empty graph", "[graph]") {
+  auto adj = ans::graph::build_normalized_adjacency<float>(ans::data::from_pairs(2, 2, {}));
+  CHECK(adj.nnz() == 0);
+  ans::propagation::lightgcn<float> prop(2);
+  ans::matrix<float> e0 = ans::matrix<float>::Ones(4, 3), s;
+  prop.forward(adj, e0, s);
+  CHECK(s.leftCols(3) == e0);
+  CHECK(s.rightCols(6).isZero(0));
+}
+
+TEST_CASE("propagation: forward is Â^l E0 and L = 0 is the identity", "[graph]") {
+  auto adj = ans::graph::build_normalized_adjacency<double>(small_graph());
+  const ans::index_t n = adj.n_nodes(), d = 3;
+  ans::matrix<double> dense = ans::matrix<double>::Zero(n, n);
+  for (ans::index_t r = 0; r < n; ++r)
+    for (ans::index_t j = adj.indptr[r]; j < adj.indptr[r + 1]; ++j) dense(r, adj.indices[j]) = adj.values[j];
+  auto e0 = random_matrix(n, d, 1);
+  ans::propagation::lightgcn<double> prop(3);
+  ans::matrix<double> s;
+  prop.forward(adj, e0, s);
+  REQUIRE(s.cols() == 4 * d);
+  ans::matrix<double> p = e0;
+  for (int l = 0; l <= 3; ++l) {
+    CHECK((s.middleCols(l * d, d) - p).cwiseAbs().maxCoeff() < 1e-14);
+    p = dense * p;
+  }
+  ans::propagation::lightgcn<double> mf(0);
+  mf.forward(adj, e0, s);
+  CHECK(s == e0);
+}
+
+TEST_CASE("propagation: backward matches central finite differences", "[graph]") {
+  auto adj = ans::graph::build_normalized_adjacency<double>(small_graph());
+  const ans::index_t n = adj.n_nodes(), d = 2;
+  for (int layers : {0, 1, 3}) {
+    ans::propagation::lightgcn<double> prop(layers);
+    const ans::index_t h = layers + 1;
+    auto e0 = random_matrix(n, d, 2);
+    auto w = random_matrix(n, h * d, 3);  // f(E0) = <W, S(E0)>, so ∂f/∂S = W
+    auto f = [&](const ans::matrix<double>& e) {
+      ans::matrix<double> s;
+      prop.forward(adj, e, s);
+      return s.cwiseProduct(w).sum();
+    };
+    ans::matrix<double> g = ans::matrix<double>::Zero(n, d);
+    prop.backward(adj, w, g);
+    const double step = 1e-6;
+    double worst = 0;
+    for (ans::index_t i = 0; i < e0.size(); ++i) {
+      auto ep = e0, em = e0;
+      ep.data()[i] += step;
+      em.data()[i] -= step;
+      const double fd = (f(ep) - f(em)) / (2 * step);
+      worst = std::max(worst, std::abs(fd - g.data()[i]) / std::max(1.0, std::abs(fd)));
+    }
+    INFO("layers = " << layers);
+    CHECK(worst < 1e-8);
+    // backward accumulates: a second call doubles the gradient.
+    ans::matrix<double> g2 = g;
+    prop.backward(adj, w, g2);
+    CHECK((g2 - 2 * g).cwiseAbs().maxCoeff() < 1e-14);
+  }
+}
+
+TEST_CASE("propagation: untouched nodes get exactly zero gradient", "[graph]") {
+  // Node 6 (item 3) has no edges: its gradient must stay exactly 0 for any upstream gradient elsewhere.
+  auto adj = ans::graph::build_normalized_adjacency<double>(small_graph());
+  ans::propagation::lightgcn<double> prop(3);
+  ans::matrix<double> gs = random_matrix(7, 4 * 2, 4);
+  gs.row(6).setZero();
+  ans::matrix<double> g = ans::matrix<double>::Zero(7, 2);
+  prop.backward(adj, gs, g);
+  CHECK(g.row(6).isZero(0));
+  CHECK(!g.row(0).isZero(0));
+}
+
+TEST_CASE("propagation: layer combinations and their backward", "[graph]") {
+  using ans::propagation::layer_combination;
+  auto s = random_matrix(5, 3 * 2, 5);
+  auto w = ans::propagation::layer_weights<double>(layer_combination::mean, 3);
+  ans::matrix<double> out;
+  ans::propagation::combine_layers(s, w, out);
+  CHECK((out - (s.leftCols(2) + s.middleCols(2, 2) + s.rightCols(2)) / 3.0).cwiseAbs().maxCoeff() < 1e-15);
+  ans::matrix<double> go = random_matrix(5, 2, 6), gs = ans::matrix<double>::Zero(5, 6);
+  ans::propagation::combine_layers_backward(go, w, gs);
+  CHECK((gs.middleCols(2, 2) - go / 3.0).cwiseAbs().maxCoeff() < 1e-15);
+  CHECK_THROWS_WITH(ans::propagation::layer_weights<double>(layer_combination::weighted, 3, {1.0}),
+                    Catch::Contains("lightgcn.hpp:") && Catch::Contains("needs 3 weights"));
+  CHECK(ans::propagation::layer_weights<double>(layer_combination::stack, 3).empty());
+}
