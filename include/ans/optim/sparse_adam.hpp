@@ -1,0 +1,110 @@
+/// @file sparse_adam.hpp
+/// @brief Row-sparse ("lazy") Adam for embedding tables.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "ans/config.hpp"
+#include "ans/optim/adam.hpp"
+#include "ans/optim/state.hpp"
+#include "ans/types.hpp"
+
+namespace ans::optim {
+
+/// How sparse_adam counts steps for bias correction.
+enum class sparse_step_count {
+  per_row,  ///< each row counts the steps in which it received a gradient (lazy Adam; the default)
+  global,   ///< one counter for the table, incremented every step() (torch.optim.SparseAdam)
+};
+
+/// Lazy Adam over an embedding table of n_rows x dim (row-major): a step touches only the given rows.
+///
+/// Semantics of step(table, rows, grads):
+///   * rows not listed are bit-identical afterwards: parameters and moments do not move at all (unlike
+///     dense Adam, whose zero-gradient entries keep moving from their moments);
+///   * each listed row r gets the Adam update of adam.hpp with its own moments m_r, v_r, and with bias
+///     correction t = the row's step count (`per_row`, the default: the number of steps in which row r
+///     was updated, so a row's first update is always a full-size first Adam step) or the table's step
+///     count (`global`: exactly torch.optim.SparseAdam, whose `state['step']` is per parameter tensor);
+///   * rows must be distinct within one call (accumulate duplicate gradients first, as torch's coalesce
+///     does); a duplicate raises ans::error;
+///   * weight_decay adds weight_decay·p to the gradient of the listed rows only (SparseAdam has none).
+/// Rows are updated in parallel (independent, so results do not depend on the thread count).
+template <class Scalar>
+class sparse_adam {
+ public:
+  sparse_adam(index_t n_rows, index_t dim, adam_options options = {},
+              sparse_step_count counting = sparse_step_count::per_row)
+      : o_(options), counting_(counting), n_rows_(n_rows), dim_(dim),
+        m_(static_cast<size_t>(n_rows * dim), Scalar(0)), v_(static_cast<size_t>(n_rows * dim), Scalar(0)),
+        row_steps_(static_cast<size_t>(n_rows), 0), seen_(static_cast<size_t>(n_rows), 0) {
+    ANS_CHECK(n_rows >= 0 && dim >= 0, "sparse_adam: bad shape " << n_rows << " x " << dim);
+    detail::check_adam_options(o_, "sparse_adam");
+  }
+
+  /// Updates rows[0..n) of `table` (n_rows x dim, row-major) with gradients `grads` laid out [n, dim]
+  /// (grads row i belongs to table row rows[i]).
+  void step(Scalar* table, const index_t* rows, const Scalar* grads, index_t n) {
+    for (index_t i = 0; i < n; ++i) {
+      const index_t r = rows[i];
+      ANS_CHECK(r >= 0 && r < n_rows_, "sparse_adam: row " << r << " outside [0, " << n_rows_ << ")");
+      if (seen_[r]) {
+        for (index_t k = 0; k < i; ++k) seen_[rows[k]] = 0;
+        ANS_THROW("sparse_adam: row " << r << " appears twice in one step; sum its gradients first");
+      }
+      seen_[r] = 1;
+    }
+    for (index_t i = 0; i < n; ++i) seen_[rows[i]] = 0;
+    ++t_;
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static) if (n * dim_ > (1 << 14))
+#endif
+    for (index_t i = 0; i < n; ++i) {
+      const index_t r = rows[i];
+      const std::int64_t t = counting_ == sparse_step_count::global ? t_ : ++row_steps_[r];
+      detail::adam_update(table + r * dim_, grads + i * dim_, m_.data() + r * dim_, v_.data() + r * dim_, dim_, t,
+                          o_);
+    }
+  }
+
+  /// Eigen overload: `table` is the whole table, `grads` is [rows.size(), dim].
+  void step(matrix<Scalar>& table, const std::vector<index_t>& rows, const matrix<Scalar>& grads) {
+    ANS_CHECK(table.rows() == n_rows_ && table.cols() == dim_,
+              "sparse_adam: table is " << table.rows() << " x " << table.cols() << ", expected " << n_rows_
+                                       << " x " << dim_);
+    ANS_CHECK(grads.rows() == static_cast<index_t>(rows.size()) && grads.cols() == dim_,
+              "sparse_adam: gradient block is " << grads.rows() << " x " << grads.cols() << " for "
+                                                << rows.size() << " rows of width " << dim_);
+    step(table.data(), rows.data(), grads.data(), static_cast<index_t>(rows.size()));
+  }
+
+  index_t n_rows() const { return n_rows_; }
+  index_t dim() const { return dim_; }
+  std::int64_t step_count() const { return t_; }
+  std::int64_t row_step_count(index_t r) const { return row_steps_[r]; }
+  adam_options& options() { return o_; }
+  std::vector<Scalar>& exp_avg() { return m_; }
+  std::vector<Scalar>& exp_avg_sq() { return v_; }
+
+  /// Named state: "exp_avg", "exp_avg_sq" ([n_rows*dim]); counters "step" (1) and "row_step" (n_rows).
+  state_view<Scalar> state() {
+    state_view<Scalar> s;
+    s.arrays.push_back({"exp_avg", m_.data(), m_.size()});
+    s.arrays.push_back({"exp_avg_sq", v_.data(), v_.size()});
+    s.counters.push_back({"step", &t_, 1});
+    s.counters.push_back({"row_step", row_steps_.data(), row_steps_.size()});
+    return s;
+  }
+
+ private:
+  adam_options o_;
+  sparse_step_count counting_;
+  index_t n_rows_, dim_;
+  std::vector<Scalar> m_, v_;
+  std::vector<std::int64_t> row_steps_;
+  std::vector<std::uint8_t> seen_;
+  std::int64_t t_ = 0;
+};
+
+}  // namespace ans::optim

@@ -1,0 +1,167 @@
+/// @file golden.hpp
+/// @brief Loading and running the golden cases of `shared/golden/` (manifest.json + .npy arrays).
+///
+/// Used by `ans-golden` and by the test suite. A loss case (kind "loss") is run with `run_loss_case<Scalar>`:
+/// faithful options with the manifest's hyper-parameters, k* computed by the library (not read from the file),
+/// noise from `noise_uniform.npy`. Each value and array is compared with the reference; the error of one entry
+/// is |a − b| / max(|b|, abs_tol/rel_tol), so "≤ rel_tol" means |a − b| ≤ max(rel_tol·|b|, abs_tol).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ans/io/json.hpp"
+#include "ans/io/npy.hpp"
+#include "ans/model/ans_loss.hpp"
+
+namespace ans::testing {
+
+/// One golden case folder.
+struct golden_case {
+  std::string dir, name, kind;
+  io::json_value manifest;
+  std::map<std::string, io::npy_array> arrays;  ///< keyed by file stem ("U", "grad_N", ...)
+
+  const io::npy_array& array(const std::string& stem) const {
+    const auto it = arrays.find(stem);
+    if (it == arrays.end()) ANS_THROW(dir << ": golden case has no array '" << stem << ".npy'");
+    return it->second;
+  }
+  bool has(const std::string& stem) const { return arrays.count(stem) > 0; }
+  index_t size(const char* key) const { return manifest.at(key).as_int(); }
+};
+
+/// Reads `dir/manifest.json` and every array it lists.
+inline golden_case load_golden_case(const std::string& dir) {
+  golden_case c;
+  c.dir = dir;
+  std::string d = dir;
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  c.name = d.substr(d.find_last_of('/') == std::string::npos ? 0 : d.find_last_of('/') + 1);
+  c.manifest = io::read_json(d + "/manifest.json");
+  c.kind = c.manifest.contains("kind") ? c.manifest.at("kind").as_string() : "loss";
+  if (c.manifest.contains("arrays")) {
+    for (const auto& a : c.manifest.at("arrays").as_array()) {
+      std::string f = a.as_string();
+      std::string stem = f.size() > 4 && f.substr(f.size() - 4) == ".npy" ? f.substr(0, f.size() - 4) : f;
+      c.arrays[stem] = io::read_npy(d + "/" + f);
+    }
+  }
+  return c;
+}
+
+/// Result of running one case: per-quantity worst error (see file comment) and the k* check.
+struct golden_comparison {
+  std::vector<std::pair<std::string, double>> errors;  ///< (quantity, worst scaled error)
+  double max_error = 0;
+  std::string worst;
+  bool k_star_matches = true;  ///< library k* equals k_star.npy (when present)
+  bool skipped = false;
+  std::string note;
+
+  void add(const std::string& what, double e) {
+    errors.emplace_back(what, e);
+    if (!(e <= max_error)) max_error = e, worst = what;  // NaN counts as worst
+  }
+  bool pass(double rel_tol) const { return !skipped && max_error <= rel_tol && k_star_matches; }
+};
+
+/// Worst |a − b| / max(|b|, floor) over the entries (NaN if sizes differ or a value is not finite).
+template <class A>
+double scaled_error(const A* a, const std::vector<double>& b, index_t n, double floor) {
+  if (static_cast<index_t>(b.size()) != n) return std::nan("");
+  double worst = 0;
+  for (index_t i = 0; i < n; ++i) {
+    const double e = std::abs(static_cast<double>(a[i]) - b[i]) / std::max(std::abs(b[i]), floor);
+    if (!(e <= worst)) worst = e;
+  }
+  return worst;
+}
+
+/// Runs a kind "loss" case in precision Scalar and compares every value and gradient.
+/// `rel_tol`/`abs_tol` define the error floor (abs_tol/rel_tol); the defaults come from the manifest.
+template <class Scalar>
+golden_comparison run_loss_case(const golden_case& c, double floor = -1) {
+  const auto& mf = c.manifest;
+  batch_shape s{mf.at("B").as_int(), mf.at("K").as_int(), mf.at("H").as_int(), mf.at("d").as_int()};
+  s.check();
+  if (floor < 0) {
+    double rel = 1e-9, abs = 1e-12;
+    if (mf.contains("tolerance")) rel = mf.at("tolerance").number_or("rel", rel), abs = mf.at("tolerance").number_or("abs", abs);
+    floor = abs / rel;
+  }
+  ans_options o = ans_options::make(mode::faithful);
+  o.gamma = mf.number_or("gamma", o.gamma);
+  o.eps = mf.number_or("eps", o.eps);
+  o.reg_weight = mf.number_or("reg_weight", 0.0);
+  o.noise_scale = mf.number_or("noise_scale", o.noise_scale);
+  o.bpr_eps = mf.number_or("bpr_eps", o.bpr_eps);
+  o.distance_eps = mf.number_or("pairwise_distance_eps", o.distance_eps);
+  o.normalize_eps = mf.number_or("normalize_eps", o.normalize_eps);
+
+  auto to_s = [&](const std::string& stem, index_t expect) {
+    const auto v = c.array(stem).as_double();
+    ANS_CHECK(static_cast<index_t>(v.size()) == expect,
+              c.dir << ": " << stem << ".npy has " << v.size() << " elements, expected " << expect);
+    std::vector<Scalar> r(v.begin(), v.end());
+    return r;
+  };
+  const index_t d = s.d;
+  auto U = to_s("U", s.pair_rows() * d), P = to_s("P", s.pair_rows() * d), N = to_s("N", s.cand_rows() * d);
+  auto r = to_s("noise_uniform", s.cand_rows() * d);
+  model::ans_params<Scalar> prm = model::ans_params<Scalar>::zeros(d);
+  auto Wu = to_s("W_u", d * d), Wi = to_s("W_i", d * d), bu = to_s("b_u", d), bi = to_s("b_i", d),
+       wm = to_s("w_m", d), cm = to_s("c_m", 1);
+  std::copy(Wu.begin(), Wu.end(), prm.W_u.data());
+  std::copy(Wi.begin(), Wi.end(), prm.W_i.data());
+  std::copy(bu.begin(), bu.end(), prm.b_u.data());
+  std::copy(bi.begin(), bi.end(), prm.b_i.data());
+  std::copy(wm.begin(), wm.end(), prm.w_m.data());
+  prm.c_m = cm[0];
+
+  model::ans_loss<Scalar> loss(o);
+  augment::array_uniform_source<Scalar> src{r.data(), s};
+  const auto& t = loss.forward(s, U.data(), P.data(), N.data(), prm, src);
+  std::vector<Scalar> dU(U.size(), 0), dP(P.size(), 0), dN(N.size(), 0);
+  model::ans_params<Scalar> gr = model::ans_params<Scalar>::zeros(d);
+  loss.backward(dU.data(), dP.data(), dN.data(), gr);
+
+  golden_comparison cmp;
+  auto value = [&](const char* key, Scalar v) {
+    if (!mf.contains(key)) return;
+    const double ref = mf.at(key).as_number();
+    cmp.add(key, std::abs(static_cast<double>(v) - ref) / std::max(std::abs(ref), floor));
+  };
+  value("bpr", t.bpr);
+  value("sns", t.sns);
+  value("distance", t.distance);
+  value("orth", t.orth);
+  value("total", t.total);
+  auto arr = [&](const std::string& stem, const Scalar* a, index_t n) {
+    if (!c.has(stem)) return;
+    cmp.add(stem, scaled_error(a, c.array(stem).as_double(), n, floor));
+  };
+  arr("grad_U", dU.data(), static_cast<index_t>(dU.size()));
+  arr("grad_P", dP.data(), static_cast<index_t>(dP.size()));
+  arr("grad_N", dN.data(), static_cast<index_t>(dN.size()));
+  arr("grad_W_u", gr.W_u.data(), d * d);
+  arr("grad_b_u", gr.b_u.data(), d);
+  arr("grad_W_i", gr.W_i.data(), d * d);
+  arr("grad_b_i", gr.b_i.data(), d);
+  arr("grad_w_m", gr.w_m.data(), d);
+  arr("grad_c_m", &gr.c_m, 1);
+  arr("margin", loss.margin().data(), s.cand_rows());
+  arr("gate", loss.gate().data(), s.cand_rows() * d);
+  if (c.has("k_star")) {
+    const auto ks = c.array("k_star").as_int();
+    cmp.k_star_matches = static_cast<index_t>(ks.size()) == s.pair_rows() &&
+                         std::equal(ks.begin(), ks.end(), loss.k_star().begin());
+  }
+  return cmp;
+}
+
+}  // namespace ans::testing

@@ -1,0 +1,132 @@
+/// @file callbacks.hpp
+/// @brief Trainer callbacks: early stopping on a validation metric, a progress display, a JSON-lines log,
+/// and process statistics (peak resident memory).
+#pragma once
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "ans/config.hpp"
+
+namespace ans::train {
+
+/// Peak resident set size of this process in MiB (VmHWM from /proc/self/status; 0 when unavailable).
+inline double peak_rss_mb() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      std::istringstream is(line.substr(6));
+      double kb = 0;
+      is >> kb;
+      return kb / 1024.0;
+    }
+  }
+  return 0.0;
+}
+
+/// Stops training when the monitored metric has not improved for `patience` evaluations.
+/// Higher is better. `patience <= 0` never stops.
+class early_stopping {
+ public:
+  explicit early_stopping(int patience = 10) : patience_(patience) {}
+  /// Records the metric of `epoch`; returns true when this is a new best.
+  bool update(int epoch, double value) {
+    ANS_CHECK(std::isfinite(value), "early stopping: metric of epoch " << epoch << " is not finite");
+    if (best_epoch_ < 0 || value > best_) {
+      best_ = value;
+      best_epoch_ = epoch;
+      bad_ = 0;
+      return true;
+    }
+    ++bad_;
+    return false;
+  }
+  bool should_stop() const { return patience_ > 0 && bad_ >= patience_; }
+  int best_epoch() const { return best_epoch_; }
+  double best() const { return best_; }
+
+ private:
+  int patience_;
+  int bad_ = 0;
+  int best_epoch_ = -1;
+  double best_ = 0;
+};
+
+/// Progress display: a bar redrawn in place (epoch, batch, loss, samples/s, ETA) when stdout is a
+/// terminal, and one plain line per epoch otherwise. `quiet` silences it.
+class progress {
+ public:
+  explicit progress(bool quiet = false) : quiet_(quiet), tty_(isatty(fileno(stdout)) != 0) {}
+
+  void start_epoch(int epoch, index_t n_batches) {
+    epoch_ = epoch;
+    n_batches_ = n_batches;
+    t0_ = clock::now();
+  }
+  /// Called after each batch with the running mean loss and the samples processed so far this epoch.
+  void batch(index_t b, double loss, index_t samples) {
+    if (quiet_ || !tty_) return;
+    const double s = seconds();
+    const double rate = s > 0 ? samples / s : 0.0;
+    const double eta = b + 1 > 0 ? s / double(b + 1) * double(n_batches_ - b - 1) : 0.0;
+    const int width = 30;
+    const int done = n_batches_ > 0 ? int(width * double(b + 1) / double(n_batches_)) : width;
+    std::printf("\repoch %3d [%.*s%*s] %lld/%lld loss %.5f %.0f samples/s ETA %.1fs ", epoch_, done,
+                "##############################", width - done, "", (long long)(b + 1),
+                (long long)n_batches_, loss, rate, eta);
+    std::fflush(stdout);
+  }
+  /// Ends the epoch line; `extra` is appended (validation metrics).
+  void end_epoch(double loss, index_t samples, const std::string& extra) {
+    if (quiet_) return;
+    const double s = seconds();
+    if (tty_) std::printf("\r%*s\r", 110, "");
+    std::printf("epoch %3d loss %.6f %.1fs %.0f samples/s%s%s\n", epoch_, loss, s, s > 0 ? samples / s : 0.0,
+                extra.empty() ? "" : " ", extra.c_str());
+    std::fflush(stdout);
+  }
+  double seconds() const { return std::chrono::duration<double>(clock::now() - t0_).count(); }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  bool quiet_, tty_;
+  int epoch_ = 0;
+  index_t n_batches_ = 0;
+  clock::time_point t0_ = clock::now();
+};
+
+/// Appends one JSON object per line to a file (flushed per record, so a crash loses at most one line).
+class json_lines_log {
+ public:
+  json_lines_log() = default;
+  explicit json_lines_log(const std::string& path) { open(path); }
+  void open(const std::string& path) {
+    out_.open(path, std::ios::app);
+    ANS_CHECK(out_.good(), "cannot open log file '" << path << "' for writing");
+  }
+  bool is_open() const { return out_.is_open(); }
+  /// Writes `{"epoch": e, "<k>": v, ...}`.
+  void write(int epoch, const std::map<std::string, double>& fields) {
+    if (!out_.is_open()) return;
+    out_ << "{\"epoch\": " << epoch;
+    for (const auto& [k, v] : fields) {
+      out_ << ", \"" << k << "\": ";
+      if (std::isfinite(v)) out_ << v; else out_ << "null";
+    }
+    out_ << "}\n";
+    out_.flush();
+  }
+
+ private:
+  std::ofstream out_;
+};
+
+}  // namespace ans::train
