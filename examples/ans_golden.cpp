@@ -3,7 +3,7 @@
 //
 // Error of one entry: |a − b| / max(|b|, abs/rel) with the manifest's tolerance (default rel 1e-9, abs 1e-12),
 // so an error ≤ 1e-9 means "within 1e-9 relative or 1e-12 absolute". k* is computed by the library and
-// compared with k_star.npy. Exit status 0 only when every case passes (skipped model cases do not fail).
+// compared with k_star.npy. Exit status 0 only when every case passes.
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -11,18 +11,6 @@
 
 #include "ans/testing/golden.hpp"
 
-#if __has_include("ans/model/ans_model.hpp")
-#include "ans/model/ans_model.hpp"
-#define ANS_GOLDEN_HAS_MODEL 1
-// Contract with ans/model/ans_model.hpp: it provides
-//   ans::testing::golden_comparison ans::model::run_model_case(const ans::testing::golden_case&);
-// which runs a kind "model" case in double (faithful) and fills the comparison like run_loss_case.
-static ans::testing::golden_comparison run_model_case(const ans::testing::golden_case& c) {
-  return ans::model::run_model_case(c);
-}
-#else
-#define ANS_GOLDEN_HAS_MODEL 0
-#endif
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -46,13 +34,7 @@ int main(int argc, char** argv) {
       if (c.kind == "loss") {
         cmp = ans::testing::run_loss_case<double>(c);
       } else if (c.kind == "model") {
-#if ANS_GOLDEN_HAS_MODEL
-        cmp = run_model_case(c);
-#else
-        std::printf("%-16s %-6s SKIP (model cases need ans/model/ans_model.hpp)\n", c.name.c_str(), c.kind.c_str());
-        ++skipped;
-        continue;
-#endif
+        cmp = ans::testing::run_model_case<double>(c);
       } else {
         std::printf("%-16s %-6s FAIL (unknown kind)\n", c.name.c_str(), c.kind.c_str());
         ++failures;

@@ -8,6 +8,7 @@
 #include "ans/graph/adjacency.hpp"
 #include "ans/propagation/lightgcn.hpp"
 #include "ans/data/interactions.hpp"
+#include "ans/model/ans_model.hpp"
 #include "ans/data/parse.hpp"
 #include "ans/data/random.hpp"
 #include "ans/data/dataset.hpp"

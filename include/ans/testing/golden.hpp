@@ -1,7 +1,8 @@
 /// @file golden.hpp
 /// @brief Loading and running the golden cases of `shared/golden/` (manifest.json + .npy arrays).
 ///
-/// Used by `ans-golden` and by the test suite. A loss case (kind "loss") is run with `run_loss_case<Scalar>`:
+/// Used by `ans-golden` and by the test suite. A model case (kind "model") runs the whole objective of
+/// ans/model/ans_model.hpp with `run_model_case<Scalar>`. A loss case (kind "loss") is run with `run_loss_case<Scalar>`:
 /// faithful options with the manifest's hyper-parameters, k* computed by the library (not read from the file),
 /// noise from `noise_uniform.npy`. Each value and array is compared with the reference; the error of one entry
 /// is |a − b| / max(|b|, abs_tol/rel_tol), so "≤ rel_tol" means |a − b| ≤ max(rel_tol·|b|, abs_tol).
@@ -17,6 +18,7 @@
 #include "ans/io/json.hpp"
 #include "ans/io/npy.hpp"
 #include "ans/model/ans_loss.hpp"
+#include "ans/model/ans_model.hpp"
 
 namespace ans::testing {
 
@@ -160,6 +162,100 @@ golden_comparison run_loss_case(const golden_case& c, double floor = -1) {
     const auto ks = c.array("k_star").as_int();
     cmp.k_star_matches = static_cast<index_t>(ks.size()) == s.pair_rows() &&
                          std::equal(ks.begin(), ks.end(), loss.k_star().begin());
+  }
+  return cmp;
+}
+
+/// Runs a golden case of kind "model" (graph + E0 + batch) in precision Scalar, faithful mode, and compares
+/// every value and gradient (see ans/testing/golden.hpp for the error measure).
+template <class Scalar = double>
+golden_comparison run_model_case(const testing::golden_case& c, double floor = -1) {
+  const auto& mf = c.manifest;
+  const index_t B = mf.at("B").as_int(), K = mf.at("K").as_int(), L = mf.at("L").as_int(), d = mf.at("d").as_int();
+  const index_t nu = mf.at("n_users").as_int(), ni = mf.at("n_items").as_int();
+  if (floor < 0) {
+    double rel = 1e-9, abs = 1e-12;
+    if (mf.contains("tolerance")) rel = mf.at("tolerance").number_or("rel", rel), abs = mf.at("tolerance").number_or("abs", abs);
+    floor = abs / rel;
+  }
+  ans_options o = ans_options::make(mode::faithful);
+  o.gamma = mf.number_or("gamma", o.gamma);
+  o.eps = mf.number_or("eps", o.eps);
+  o.reg_weight = mf.number_or("reg_weight", 0.0);
+  o.noise_scale = mf.number_or("noise_scale", o.noise_scale);
+  o.bpr_eps = mf.number_or("bpr_eps", o.bpr_eps);
+  o.distance_eps = mf.number_or("pairwise_distance_eps", o.distance_eps);
+  o.normalize_eps = mf.number_or("normalize_eps", o.normalize_eps);
+
+  const auto edges = c.array("edges").as_int();
+  ANS_CHECK(edges.size() % 2 == 0, c.dir << ": edges.npy must be [E, 2]");
+  std::vector<std::pair<index_t, index_t>> pairs;
+  for (size_t e = 0; e < edges.size(); e += 2) pairs.emplace_back(edges[e], edges[e + 1]);
+  const auto adj = graph::build_normalized_adjacency<Scalar>(data::from_pairs(nu, ni, pairs));
+
+  auto vec = [&](const std::string& stem, index_t expect) {
+    const auto v = c.array(stem).as_double();
+    ANS_CHECK(static_cast<index_t>(v.size()) == expect,
+              c.dir << ": " << stem << ".npy has " << v.size() << " elements, expected " << expect);
+    return std::vector<Scalar>(v.begin(), v.end());
+  };
+  auto ids = [&](const std::string& stem, index_t expect) {
+    const auto v = c.array(stem).as_int();
+    ANS_CHECK(static_cast<index_t>(v.size()) == expect,
+              c.dir << ": " << stem << ".npy has " << v.size() << " elements, expected " << expect);
+    return std::vector<std::int32_t>(v.begin(), v.end());
+  };
+  matrix<Scalar> e0(nu + ni, d);
+  const auto e0v = vec("E0", (nu + ni) * d);
+  std::copy(e0v.begin(), e0v.end(), e0.data());
+  const auto users = ids("users", B), pos = ids("pos_items", B), cands = ids("cand_items", B * K);
+  model::ans_params<Scalar> prm = model::ans_params<Scalar>::zeros(d);
+  const auto Wu = vec("W_u", d * d), Wi = vec("W_i", d * d), bu = vec("b_u", d), bi = vec("b_i", d),
+             wm = vec("w_m", d), cm = vec("c_m", 1);
+  std::copy(Wu.begin(), Wu.end(), prm.W_u.data());
+  std::copy(Wi.begin(), Wi.end(), prm.W_i.data());
+  std::copy(bu.begin(), bu.end(), prm.b_u.data());
+  std::copy(bi.begin(), bi.end(), prm.b_i.data());
+  std::copy(wm.begin(), wm.end(), prm.w_m.data());
+  prm.c_m = cm[0];
+  const batch_shape s{B, K, L + 1, d};
+  const auto r = vec("noise_uniform", s.cand_rows() * d);
+
+  model::ans_objective<Scalar> obj(static_cast<int>(L), o);
+  augment::array_uniform_source<Scalar> src{r.data(), s};
+  const auto& t = obj.forward(adj, e0, model::batch_ids{users.data(), pos.data(), cands.data(), B, K}, prm, src);
+  matrix<Scalar> ge = matrix<Scalar>::Zero(nu + ni, d);
+  model::ans_params<Scalar> gr = model::ans_params<Scalar>::zeros(d);
+  obj.backward(ge, gr);
+
+  golden_comparison cmp;
+  auto value = [&](const char* key, Scalar v) {
+    if (!mf.contains(key)) return;
+    const double ref = mf.at(key).as_number();
+    cmp.add(key, std::abs(static_cast<double>(v) - ref) / std::max(std::abs(ref), floor));
+  };
+  value("bpr", t.bpr);
+  value("sns", t.sns);
+  value("distance", t.distance);
+  value("orth", t.orth);
+  value("reg", t.reg);
+  value("total", t.total);
+  auto arr = [&](const std::string& stem, const Scalar* a, index_t n) {
+    if (!c.has(stem)) return;
+    cmp.add(stem, scaled_error(a, c.array(stem).as_double(), n, floor));
+  };
+  arr("grad_E0", ge.data(), ge.size());
+  arr("grad_W_u", gr.W_u.data(), d * d);
+  arr("grad_b_u", gr.b_u.data(), d);
+  arr("grad_W_i", gr.W_i.data(), d * d);
+  arr("grad_b_i", gr.b_i.data(), d);
+  arr("grad_w_m", gr.w_m.data(), d);
+  arr("grad_c_m", &gr.c_m, 1);
+  if (c.has("k_star")) {
+    const auto ks = c.array("k_star").as_int();
+    const auto& mine = obj.loss().k_star();
+    cmp.k_star_matches = static_cast<index_t>(ks.size()) == s.pair_rows() &&
+                         std::equal(ks.begin(), ks.end(), mine.begin());
   }
   return cmp;
 }

@@ -1,0 +1,171 @@
+/// @file ans_model.hpp
+/// @brief The whole ANS objective on a graph: `E0 → propagation → gather (U, P, N) → ans_loss →
+/// scatter → propagation backward → ∂L/∂E0`, plus the gate and margin parameter gradients.
+///
+/// This is spec §7 F0–F15 end to end, with the gradient of §8 "Back to E0":
+///   1. `G_S[u_b, h] += ∂L/∂U[b,h]`, `G_S[n_u+p_b, h] += ∂L/∂P[b,h]`, `G_S[n_u+c_bk, h] += ∂L/∂N[b,k,h]`
+///      (repeated ids accumulate once per occurrence);
+///   2. `∂L/∂E0 = Σ_h Â^h G_S[:, h]` (ans::propagation::lightgcn::backward, reverse Horner);
+///   3. the regulariser's rows are added to `∂L/∂E0` directly (they act on the ego rows `S[:, 0] = E0`).
+///
+/// With L = 0 (MF) no propagation runs: the stack is E0 itself and the gradient is scattered straight into
+/// the touched rows of `∂L/∂E0`; `touched_rows()` lists them so a row-sparse optimiser updates only those.
+/// With L ≥ 1 every node can receive gradient and `touched_rows()` is empty (meaning "all rows").
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "ans/graph/adjacency.hpp"
+#include "ans/model/ans_loss.hpp"
+#include "ans/propagation/lightgcn.hpp"
+
+namespace ans::model {
+
+/// The ids of one training batch: B users, B positive items, B*K candidate items (item ids, not node ids,
+/// candidate-minor: `cands[b*K + k]`).
+struct batch_ids {
+  const std::int32_t* users = nullptr;
+  const std::int32_t* pos_items = nullptr;
+  const std::int32_t* cand_items = nullptr;
+  index_t B = 0, K = 0;
+};
+
+/// The ANS objective over a user-item graph, with its workspaces (sized once per shape, then reused).
+/// Not thread-safe; the kernels inside run multithreaded.
+template <class Scalar>
+class ans_objective {
+ public:
+  ans_objective(int n_layers, const ans_options& opts) : prop_(n_layers), loss_(opts) {}
+
+  int n_layers() const { return prop_.n_layers(); }
+  ans_loss<Scalar>& loss() { return loss_; }
+  const ans_loss<Scalar>& loss() const { return loss_; }
+  propagation::lightgcn<Scalar>& propagation() { return prop_; }
+
+  /// Propagates `E0` (skipped for L = 0), gathers the batch and runs the loss forward.
+  /// `E0` and the parameters must stay unchanged until backward.
+  template <class Source>
+  const ans_terms<Scalar>& forward(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0,
+                                   const batch_ids& ids, const ans_params<Scalar>& params, const Source& source,
+                                   const index_t* frozen_k_star = nullptr) {
+    ANS_CHECK(ids.B > 0 && ids.K > 0, "empty batch: B = " << ids.B << ", K = " << ids.K);
+    ANS_CHECK(e0.rows() == adj.n_nodes(),
+              "E0 has " << e0.rows() << " rows, the graph has " << adj.n_nodes() << " nodes");
+    adj_ = &adj;
+    e0_ = &e0;
+    ids_ = ids;
+    const index_t d = e0.cols(), H = prop_.n_hops(), B = ids.B, K = ids.K;
+    shape_ = batch_shape{B, K, H, d};
+    if (H > 1) prop_.forward(adj, e0, stack_);  // F0
+    const matrix<Scalar>& S = H > 1 ? stack_ : e0;
+
+    // Gather: U is B x (H*d) = rows of S; N is (B*K) x (H*d); the ego rows are rows of E0.
+    U_.resize(B, H * d);
+    P_.resize(B, H * d);
+    N_.resize(B * K, H * d);
+    U0_.resize(B, d);
+    P0_.resize(B, d);
+    N0_.resize(B * K, d);
+    const index_t nu = adj.n_users, nn = adj.n_nodes();
+    for (index_t b = 0; b < B; ++b) {
+      const index_t u = ids.users[b], p = nu + ids.pos_items[b];
+      ANS_CHECK(u >= 0 && u < nu, "batch user id " << u << " outside [0, " << nu << ")");
+      ANS_CHECK(p >= nu && p < nn, "batch item id " << ids.pos_items[b] << " outside [0, " << adj.n_items << ")");
+      U_.row(b) = S.row(u);
+      P_.row(b) = S.row(p);
+      U0_.row(b) = e0.row(u);
+      P0_.row(b) = e0.row(p);
+    }
+    for (index_t j = 0; j < B * K; ++j) {
+      const index_t c = nu + ids.cand_items[j];
+      ANS_CHECK(c >= nu && c < nn, "candidate item id " << ids.cand_items[j] << " outside [0, " << adj.n_items << ")");
+      N_.row(j) = S.row(c);
+      N0_.row(j) = e0.row(c);
+    }
+    const bool with_reg = loss_.options().reg_weight != 0.0;
+    ego_rows<Scalar> ego{};
+    if (with_reg) ego = ego_rows<Scalar>{U0_.data(), P0_.data(), N0_.data()};
+    return loss_.forward(shape_, U_.data(), P_.data(), N_.data(), params, source, frozen_k_star, ego);
+  }
+
+  /// Accumulates `∂L/∂E0` (N x d, +=) and the parameter gradients (+=). For L = 0 only the rows in
+  /// `touched_rows()` change.
+  void backward(matrix<Scalar>& grad_e0, ans_params<Scalar>& grads) {
+    ANS_CHECK(adj_ != nullptr, "ans_objective::backward called before forward");
+    const index_t d = shape_.d, H = shape_.H, B = shape_.B, K = shape_.K;
+    ANS_CHECK(grad_e0.rows() == e0_->rows() && grad_e0.cols() == d, "grad_e0 must be " << e0_->rows() << " x " << d);
+    dU_.setZero(B, H * d);
+    dP_.setZero(B, H * d);
+    dN_.setZero(B * K, H * d);
+    const bool with_reg = loss_.options().reg_weight != 0.0;
+    ego_grads<Scalar> eg{};
+    if (with_reg) {
+      dU0_.setZero(B, d);
+      dP0_.setZero(B, d);
+      dN0_.setZero(B * K, d);
+      eg = ego_grads<Scalar>{dU0_.data(), dP0_.data(), dN0_.data()};
+    }
+    loss_.backward(dU_.data(), dP_.data(), dN_.data(), grads, eg);
+
+    const index_t nu = adj_->n_users;
+    touched_.clear();
+    if (H == 1) {
+      // MF: the stack is E0, scatter straight into the gradient rows.
+      scatter(grad_e0, dU_, dP_, dN_);
+      collect_touched(nu, e0_->rows());
+    } else {
+      if (grad_stack_.rows() != e0_->rows() || grad_stack_.cols() != H * d) grad_stack_.resize(e0_->rows(), H * d);
+      grad_stack_.setZero();
+      scatter(grad_stack_, dU_, dP_, dN_);                 // step 1
+      prop_.backward(*adj_, grad_stack_, grad_e0);        // step 2
+    }
+    if (with_reg) scatter(grad_e0, dU0_, dP0_, dN0_);     // step 3
+  }
+
+  /// Sorted node ids whose E0 gradient the last backward changed (L = 0); empty for L ≥ 1 (all rows).
+  const std::vector<index_t>& touched_rows() const { return touched_; }
+  const batch_shape& shape() const { return shape_; }
+  /// The gathered batch tensors of the last forward (U: B x H*d, N: B*K x H*d).
+  const matrix<Scalar>& U() const { return U_; }
+  const matrix<Scalar>& P() const { return P_; }
+  const matrix<Scalar>& N() const { return N_; }
+
+ private:
+  // target[u_b] += gu[b], target[n_u+p_b] += gp[b], target[n_u+c_j] += gn[j]; serial, so duplicates add in a
+  // fixed order (deterministic).
+  void scatter(matrix<Scalar>& target, const matrix<Scalar>& gu, const matrix<Scalar>& gp,
+               const matrix<Scalar>& gn) const {
+    const index_t nu = adj_->n_users;
+    for (index_t b = 0; b < ids_.B; ++b) {
+      target.row(ids_.users[b]) += gu.row(b);
+      target.row(nu + ids_.pos_items[b]) += gp.row(b);
+    }
+    for (index_t j = 0; j < ids_.B * ids_.K; ++j) target.row(nu + ids_.cand_items[j]) += gn.row(j);
+  }
+
+  void collect_touched(index_t nu, index_t n) {
+    if (static_cast<index_t>(mark_.size()) != n) mark_.assign(static_cast<size_t>(n), 0);
+    auto add = [&](index_t r) {
+      if (!mark_[r]) mark_[r] = 1, touched_.push_back(r);
+    };
+    for (index_t b = 0; b < ids_.B; ++b) add(ids_.users[b]), add(nu + ids_.pos_items[b]);
+    for (index_t j = 0; j < ids_.B * ids_.K; ++j) add(nu + ids_.cand_items[j]);
+    for (auto r : touched_) mark_[r] = 0;
+    std::sort(touched_.begin(), touched_.end());
+  }
+
+  propagation::lightgcn<Scalar> prop_;
+  ans_loss<Scalar> loss_;
+  const graph::normalized_adjacency<Scalar>* adj_ = nullptr;
+  const matrix<Scalar>* e0_ = nullptr;
+  batch_ids ids_{};
+  batch_shape shape_{};
+  matrix<Scalar> stack_, grad_stack_;
+  matrix<Scalar> U_, P_, N_, U0_, P0_, N0_, dU_, dP_, dN_, dU0_, dP0_, dN0_;
+  std::vector<index_t> touched_;
+  std::vector<char> mark_;
+};
+
+}  // namespace ans::model
