@@ -20,7 +20,20 @@ if [ -x "$BIN/ans-golden" ]; then
     echo "ANS_GOLDEN_DIR not set: ans-golden smoke skipped"; ran+=(ans-golden)
   fi
 fi
-if [ -x "$BIN/ans-train" ]; then run "$BIN/ans-train" --epoch 2; fi
+if [ -x "$BIN/ans-train" ]; then
+  run "$BIN/ans-train" --epoch 2
+  for m in BPRMF DNS MixGCF; do run "$BIN/ans-train" --model_name $m --epoch 1 --quiet; done
+  run "$BIN/ans-train" --model_name ANS --encoder lightgcn --n_layers 2 --mode fixed --epoch 1 --quiet
+  if [ -n "$DATA" ] && [ -d "$DATA/grocery_and_gourmet_food" ]; then
+    run "$BIN/ans-train" --model_name BPRMF --dataset grocery_and_gourmet_food --path "$DATA" --epoch 1 \
+      --metric NDCG,HR --topk 1,2,3,5,10 --main_metric NDCG@2 --quiet
+  fi
+  # Bad flags: a one-line error and exit code 2.
+  for bad in "--lr -1" "--num_neg 0" "--metric Foo" "--bogus 1" "--dataset missing --path /nonexistent"; do
+    set +e; "$BIN/ans-train" $bad 2>/dev/null; rc=$?; set -e
+    [ "$rc" -eq 2 ] || { echo "ans-train $bad exited $rc, expected 2" >&2; exit 1; }
+  done
+fi
 
 # Every built example must have been run.
 for exe in "$BIN"/ans-*; do

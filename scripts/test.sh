@@ -6,6 +6,6 @@ scripts/deps.sh
 : "${ANS_DATA_DIR:=$PWD/../shared/data}"
 : "${ANS_GOLDEN_DIR:=$PWD/../shared/golden}"
 export ANS_DATA_DIR ANS_GOLDEN_DIR
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DANS_BUILD_TESTS=ON -DANS_BUILD_EXAMPLES=ON -DANS_BUILD_BENCHMARKS=ON
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure -j"$(nproc)"

@@ -1,0 +1,183 @@
+// Negative sampling and the whole ANS objective step on the Gowalla training graph ($ANS_DATA_DIR/gowalla;
+// a synthetic graph of similar size when the data is absent). B=2048 pairs, K=16 candidates, d=64.
+//
+//   BM_sample_batch_uniform / _popularity : sample_batch (OpenMP over rows), rejection against the train CSR.
+//   BM_dns_select/H                       : DNS argmax over the K candidates of every pair (serial), per hop.
+//   BM_objective_step/L/eigen_serial      : ans::model::ans_objective<float> forward + backward, L=0 (MF-ANS)
+//                                           and L=3 (LightGCN-ANS), faithful mode, candidates pre-sampled;
+//                                           eigen_serial=1 turns Eigen's GEMM threading off (OpenMP loops keep
+//                                           their threads).
+//
+// Counters: samples/s = training pairs (B) per second; draws/s = negative candidates (B*K) per second.
+// The time column is the time per batch. Threaded kernels are timed in real (wall) time: Google Benchmark's
+// CPU time is the main thread's only.
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "ans/ans.hpp"
+
+namespace {
+
+constexpr ans::index_t kB = 2048, kK = 16, kD = 64;
+
+const ans::data::interactions& train() {
+  static std::unique_ptr<ans::data::interactions> g;
+  if (!g) {
+    const char* dir = std::getenv("ANS_DATA_DIR");
+    std::string path = dir ? std::string(dir) + "/gowalla" : "";
+    try {
+      g = std::make_unique<ans::data::interactions>(ans::data::load_any(path).train);
+      std::cerr << "graph: Gowalla train (" << g->n_users << " users, " << g->n_items << " items, " << g->nnz()
+                << " edges)\n";
+    } catch (const std::exception& e) {
+      ans::data::synthetic_config cfg;
+      cfg.n_users = 30000;
+      cfg.n_items = 40000;
+      cfg.interactions_per_user = 27;
+      g = std::make_unique<ans::data::interactions>(ans::data::generate_synthetic(cfg).train);
+      std::cerr << "graph: synthetic (" << g->nnz() << " edges; Gowalla not found: " << e.what() << ")\n";
+    }
+  }
+  return *g;
+}
+
+ans::matrix<float> random_matrix(ans::index_t rows, ans::index_t cols, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 0.1f);
+  ans::matrix<float> m(rows, cols);
+  for (ans::index_t i = 0; i < m.size(); ++i) m.data()[i] = nd(rng);
+  return m;
+}
+
+template <class Sampler>
+void run_sample_batch(benchmark::State& st, const Sampler& sampler) {
+  const auto& g = train();
+  ans::sampling::pair_batcher batcher(g, kB, 7, /*drop_last=*/true);
+  std::vector<std::int32_t> out(kB * kK);
+  ans::index_t b = 0;
+  for (auto _ : st) {
+    ans::sampling::sample_batch(sampler, batcher.batch(b), kK, 11, out.data());
+    benchmark::DoNotOptimize(out.data());
+    if (++b == batcher.n_batches()) b = 0;
+  }
+  st.counters["samples/s"] = benchmark::Counter(double(kB), benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["draws/s"] = benchmark::Counter(double(kB * kK), benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["threads"] = ans::max_threads();
+}
+
+void BM_sample_batch_uniform(benchmark::State& st) {
+  ans::sampling::uniform_sampler s(train());
+  run_sample_batch(st, s);
+}
+
+void BM_sample_batch_popularity(benchmark::State& st) {
+  ans::sampling::popularity_sampler s(train(), 1.0);
+  run_sample_batch(st, s);
+}
+
+// A fixed set of batches (ids + pre-sampled uniform candidates), cycled through so the gathers do not
+// always touch the same rows.
+struct batch_pool {
+  static constexpr int n = 8;
+  std::vector<std::vector<std::int32_t>> users, pos, cands;
+  batch_pool() {
+    const auto& g = train();
+    ans::sampling::pair_batcher batcher(g, kB, 3, true);
+    ans::sampling::uniform_sampler sampler(g);
+    users.resize(n), pos.resize(n), cands.resize(n);
+    for (int i = 0; i < n; ++i) {
+      const auto pb = batcher.batch(i);
+      users[i].assign(pb.users, pb.users + pb.size);
+      pos[i].assign(pb.items, pb.items + pb.size);
+      cands[i].resize(kB * kK);
+      ans::sampling::sample_batch(sampler, pb, kK, 5, cands[i].data());
+    }
+  }
+  ans::model::batch_ids ids(int i) const {
+    return ans::model::batch_ids{users[i].data(), pos[i].data(), cands[i].data(), kB, kK};
+  }
+};
+
+const batch_pool& pool() {
+  static batch_pool p;
+  return p;
+}
+
+void BM_dns_select(benchmark::State& st) {
+  const auto& g = train();
+  const ans::index_t H = st.range(0);
+  const auto& p = pool();
+  const ans::matrix<float> users = random_matrix(g.n_users, H * kD, 1), items = random_matrix(g.n_items, H * kD, 2);
+  std::vector<ans::index_t> ks(kB * H);
+  int i = 0;
+  for (auto _ : st) {
+    const auto& u = p.users[i];
+    const auto& c = p.cands[i];
+    for (ans::index_t b = 0; b < kB; ++b) {
+      if (H == 1)
+        ks[b] = ans::sampling::dns_select(users.row(u[b]).data(), items, c.data() + b * kK, kK);
+      else
+        ans::sampling::dns_select_per_hop(users.row(u[b]).data(), items, c.data() + b * kK, kK, H, ks.data() + b * H);
+    }
+    benchmark::DoNotOptimize(ks.data());
+    i = (i + 1) % batch_pool::n;
+  }
+  st.counters["samples/s"] = benchmark::Counter(double(kB), benchmark::Counter::kIsIterationInvariantRate);
+  // Bytes: the K gathered candidate rows dominate (H*d floats each).
+  st.counters["GB/s"] = benchmark::Counter(double(kB) * kK * H * kD * 4 * 1e-9,
+                                           benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_objective_step(benchmark::State& st) {
+  const auto& g = train();
+  const int L = static_cast<int>(st.range(0));
+  // range(1) = 1: Eigen's own GEMM threading off (Eigen::setNbThreads(1)); the library's OpenMP loops keep
+  // OMP_NUM_THREADS. Diagnoses Eigen's parallel GEMM on the gate's weight gradients (k = B*K*H, 64x64 out).
+  const bool eigen_serial = st.range(1) != 0;
+  const int eigen_threads_before = Eigen::nbThreads();
+  if (eigen_serial) Eigen::setNbThreads(1);
+  const auto adj = ans::graph::build_normalized_adjacency<float>(g);
+  const auto& p = pool();
+  const ans::matrix<float> e0 = random_matrix(adj.n_nodes(), kD, 3);
+  ans::matrix<float> grad_e0 = ans::matrix<float>::Zero(adj.n_nodes(), kD);
+  auto prm = ans::model::ans_params<float>::init(kD, ans::mode::faithful, 3);
+  auto grads = ans::model::ans_params<float>::zeros(kD);
+  ans::model::ans_objective<float> obj(L, ans::ans_options::make(ans::mode::faithful));
+  obj.loss().set_compute_stats(false);
+  std::uint64_t step = 0;
+  int i = 0;
+  for (auto _ : st) {
+    ans::augment::counter_uniform_source src{1, step++};
+    const auto& t = obj.forward(adj, e0, p.ids(i), prm, src);
+    benchmark::DoNotOptimize(t.total);
+    // What a trainer does per step: clear the E0 gradient (all rows for L >= 1, the touched rows for MF).
+    if (L >= 1) grad_e0.setZero();
+    obj.backward(grad_e0, grads);
+    if (L == 0)
+      for (auto r : obj.touched_rows()) grad_e0.row(r).setZero();
+    benchmark::DoNotOptimize(grad_e0.data());
+    i = (i + 1) % batch_pool::n;
+  }
+  Eigen::setNbThreads(eigen_threads_before);
+  st.counters["samples/s"] = benchmark::Counter(double(kB), benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["threads"] = ans::max_threads();
+}
+
+}  // namespace
+
+BENCHMARK(BM_sample_batch_uniform)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_sample_batch_popularity)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_dns_select)->Arg(1)->Arg(4)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_objective_step)
+    ->ArgNames({"L", "eigen_serial"})
+    ->Args({0, 0})
+    ->Args({3, 0})
+    ->Args({0, 1})
+    ->Args({3, 1})
+    ->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_MAIN();

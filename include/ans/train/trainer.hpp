@@ -1,0 +1,392 @@
+/// @file trainer.hpp
+/// @brief A trainer assembled from an encoder (MF, L = 0, or LightGCN, L ≥ 1), a sampler (RNS, DNS,
+/// MixGCF, ANS), a loss (BPR or the ANS objective) and an optimiser (Adam, row-sparse lazy Adam, SGD),
+/// with evaluation, checkpoints and a deterministic mode.
+///
+/// Determinism: batches are a seeded permutation per epoch, candidates and noise come from counter-based
+/// streams keyed on (seed, epoch, batch, row), and every reduction runs in a fixed order, so the same seed
+/// and thread count give bit-identical parameters (and resuming from a checkpoint continues exactly).
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ans/data/dataset.hpp"
+#include "ans/eval/full_ranking.hpp"
+#include "ans/eval/sampled_ranking.hpp"
+#include "ans/graph/adjacency.hpp"
+#include "ans/io/json.hpp"
+#include "ans/io/npy.hpp"
+#include "ans/model/ans_model.hpp"
+#include "ans/model/bpr_model.hpp"
+#include "ans/optim/adam.hpp"
+#include "ans/optim/sgd.hpp"
+#include "ans/optim/sparse_adam.hpp"
+#include "ans/sampling/batch.hpp"
+#include "ans/sampling/uniform.hpp"
+
+namespace ans::train {
+
+/// Which negative sampler / loss the trainer runs.
+enum class sampler_kind { rns, dns, mixgcf, ans };
+/// The embedding optimiser. Gate and margin parameters always use dense Adam.
+enum class optimizer_kind { adam, lazy_adam, sgd };
+/// How evaluation scores a (user, item) pair: `ego` = <E0[u], E0[i]> (the reference's full_sort_predict),
+/// `stack` = Σ_h <S[u,h], S[i,h]> (the training score).
+enum class scoring_kind { ego, stack };
+
+/// Everything that defines a training run.
+struct trainer_config {
+  sampler_kind sampler = sampler_kind::ans;
+  int n_layers = 0;              ///< 0 = MF
+  index_t dim = 64;              ///< d
+  index_t batch_size = 2048;     ///< (user, positive) pairs per step
+  index_t num_neg = 16;          ///< K candidates per pair (RNS uses 1)
+  double lr = 1e-3;
+  double l2 = 1e-4;              ///< λ (reg_weight)
+  mode m = mode::faithful;
+  double gamma = 0.1, eps = 0.1;
+  optimizer_kind optimizer = optimizer_kind::lazy_adam;  ///< lazy Adam falls back to dense Adam for L ≥ 1
+  scoring_kind scoring = scoring_kind::ego;
+  std::uint64_t seed = 0;
+  std::vector<index_t> topk{20};
+  std::vector<eval::metric_kind> metrics{eval::metric_kind::recall, eval::metric_kind::ndcg};
+};
+
+inline const char* to_string(sampler_kind s) {
+  switch (s) {
+    case sampler_kind::rns: return "RNS";
+    case sampler_kind::dns: return "DNS";
+    case sampler_kind::mixgcf: return "MixGCF";
+    case sampler_kind::ans: return "ANS";
+  }
+  return "?";
+}
+
+/// The trainer. Holds the embedding table E0 = [users; items] (N x d), the ANS parameters, the optimiser
+/// state and the workspaces; `train_epoch` runs one pass over the shuffled training pairs.
+template <class Scalar>
+class trainer {
+ public:
+  trainer(const data::dataset& data, const trainer_config& cfg)
+      : data_(&data), cfg_(cfg),
+        adj_(graph::build_normalized_adjacency<Scalar>(data.train)),
+        batcher_(data.train, cfg.batch_size, cfg.seed),
+        sampler_(data.train),
+        ans_obj_(cfg.n_layers, make_ans_options(cfg)),
+        bpr_obj_(cfg.n_layers, make_bpr_options(cfg)) {
+    ANS_CHECK(cfg.dim > 0, "dim must be positive, got " << cfg.dim);
+    ANS_CHECK(cfg.num_neg >= 1, "num_neg (K) must be >= 1, got " << cfg.num_neg);
+    ANS_CHECK(cfg.batch_size >= 1, "batch_size must be >= 1, got " << cfg.batch_size);
+    ANS_CHECK(cfg.lr > 0 && std::isfinite(cfg.lr), "lr must be positive, got " << cfg.lr);
+    ANS_CHECK(cfg.n_layers >= 0, "n_layers must be >= 0, got " << cfg.n_layers);
+    ANS_CHECK(data.train.nnz() > 0, "the training split of '" << data.name << "' is empty");
+    // Our kernels parallelise over rows themselves; Eigen's own GEMM threads only add synchronisation on the
+    // small d x d products of the gate (measured: benchmarks/bench_sampling.cpp), so keep Eigen serial.
+    Eigen::setNbThreads(1);
+    const index_t n = adj_.n_nodes(), d = cfg.dim;
+    // Xavier-uniform per table, as RecBole's xavier_uniform_initialization (spec R.6).
+    e0_.resize(n, d);
+    auto r = sampling::stream(cfg.seed, 0x494E4954ULL /* "INIT" */);
+    auto fill = [&](index_t row0, index_t rows) {
+      const double a = std::sqrt(6.0 / double(rows + d));
+      for (index_t i = row0 * d; i < (row0 + rows) * d; ++i)
+        e0_.data()[i] = Scalar((2.0 * r.template uniform01<double>() - 1.0) * a);
+    };
+    fill(0, adj_.n_users);
+    fill(adj_.n_users, adj_.n_items);
+    grad_e0_ = matrix<Scalar>::Zero(n, d);
+    params_ = model::ans_params<Scalar>::init(d, cfg.m, cfg.seed + 1);
+    pgrads_ = model::ans_params<Scalar>::zeros(d);
+    optim::adam_options ao;
+    ao.lr = cfg.lr;
+    const bool lazy = cfg.optimizer == optimizer_kind::lazy_adam && cfg.n_layers == 0;
+    if (cfg.optimizer == optimizer_kind::sgd) {
+      optim::sgd_options so;
+      so.lr = cfg.lr;
+      sgd_ = std::make_unique<optim::sgd<Scalar>>(n * d, so, d);
+    } else if (lazy) {
+      sparse_adam_ = std::make_unique<optim::sparse_adam<Scalar>>(n, d, ao);
+    } else {
+      adam_ = std::make_unique<optim::adam<Scalar>>(n * d, ao);
+    }
+    for (auto& blk : param_blocks()) param_adam_.emplace_back(blk.size, ao);
+    K_ = cfg.sampler == sampler_kind::rns ? 1 : cfg.num_neg;
+  }
+
+  const trainer_config& config() const { return cfg_; }
+  const matrix<Scalar>& embeddings() const { return e0_; }
+  matrix<Scalar>& embeddings() { return e0_; }
+  const model::ans_params<Scalar>& ans_parameters() const { return params_; }
+  index_t batches_per_epoch() const { return batcher_.n_batches(); }
+  int epochs_done() const { return epochs_done_; }
+  /// Statistics of the last ANS step (spec §10).
+  const model::ans_stats& last_stats() const { return ans_obj_.loss().stats(); }
+  /// Mean over the last epoch's steps of the fraction of saturated margins (ANS only).
+  double epoch_saturated_margin_fraction() const { return sat_sum_ / std::max<double>(1, sat_n_); }
+
+  /// One pass over the shuffled training pairs; returns the mean loss. `on_batch(b, mean_loss, samples)` is
+  /// called after each step (progress display).
+  template <class OnBatch>
+  double train_epoch(int epoch, OnBatch&& on_batch) {
+    batcher_.start_epoch(epoch);
+    const index_t nb = batcher_.n_batches();
+    double loss_sum = 0;
+    index_t samples = 0;
+    sat_sum_ = 0;
+    sat_n_ = 0;
+    for (index_t b = 0; b < nb; ++b) {
+      const auto batch = batcher_.batch(b);
+      cands_.resize(static_cast<size_t>(batch.size * K_));
+      sampling::sample_batch(sampler_, batch, K_, cfg_.seed, cands_.data());
+      users_.resize(static_cast<size_t>(batch.size));
+      for (index_t j = 0; j < batch.size; ++j) users_[j] = static_cast<std::int32_t>(batch.users[j]);
+      items_.assign(batch.items, batch.items + batch.size);
+      const model::batch_ids ids{users_.data(), items_.data(), cands_.data(), batch.size, K_};
+      const std::uint64_t step = static_cast<std::uint64_t>(epoch) * 0x100000000ULL + static_cast<std::uint64_t>(b);
+      double loss;
+      const std::vector<index_t>* touched;
+      if (cfg_.sampler == sampler_kind::ans) {
+        const augment::counter_uniform_source src{cfg_.seed, step};
+        loss = ans_obj_.forward(adj_, e0_, ids, params_, src).total;
+        ans_obj_.backward(grad_e0_, pgrads_);
+        touched = &ans_obj_.touched_rows();
+        sat_sum_ += ans_obj_.loss().stats().frac_saturated_margin;
+        ++sat_n_;
+        auto blocks = param_blocks();
+        auto gblocks = grad_blocks();
+        for (size_t i = 0; i < blocks.size(); ++i) {
+          param_adam_[i].step(blocks[i].data, gblocks[i].data);
+          std::fill(gblocks[i].data, gblocks[i].data + gblocks[i].size, Scalar(0));
+        }
+      } else {
+        loss = bpr_obj_.forward(adj_, e0_, ids, cfg_.seed, step);
+        bpr_obj_.backward(grad_e0_);
+        touched = &bpr_obj_.touched_rows();
+      }
+      ANS_CHECK(std::isfinite(loss), "loss is not finite at epoch " << epoch << ", batch " << b
+                                                                  << " (try a smaller lr, or --mode fixed)");
+      step_embeddings(*touched);
+      loss_sum += loss;
+      samples += batch.size;
+      on_batch(b, loss_sum / double(b + 1), samples);
+    }
+    ANS_CHECK(e0_.allFinite(), "embeddings are not finite after epoch " << epoch);
+    ++epochs_done_;
+    return nb > 0 ? loss_sum / double(nb) : 0.0;
+  }
+  double train_epoch(int epoch) {
+    return train_epoch(epoch, [](index_t, double, index_t) {});
+  }
+
+  /// User and item factors for scoring (ego: E0 rows; stack: the propagated [N, H*d] rows).
+  void factors(matrix<Scalar>& users, matrix<Scalar>& items) {
+    const matrix<Scalar>* src = &e0_;
+    if (cfg_.scoring == scoring_kind::stack && cfg_.n_layers > 0) {
+      propagation::lightgcn<Scalar>(cfg_.n_layers).forward(adj_, e0_, eval_stack_);
+      src = &eval_stack_;
+    }
+    users = src->topRows(adj_.n_users);
+    items = src->bottomRows(adj_.n_items);
+  }
+
+  /// Evaluation protocol: `full` ranks every item (training items masked, and dev items when testing);
+  /// `sampled` ranks the positive against 99 negatives: the dataset's fixed ones (ReChorus) or, when it has
+  /// none, 99 drawn once per split (seeded, excluding the user's train/dev/test items).
+  enum class protocol { full, sampled };
+
+  /// Metrics on `target` ("dev" or "test") under protocol `p`.
+  std::map<std::string, double> evaluate(const std::string& target, protocol p = protocol::full) {
+    ANS_CHECK(target == "dev" || target == "test", "evaluate: target must be dev or test, got '" << target << "'");
+    matrix<Scalar> uf, itf;
+    factors(uf, itf);
+    const auto& truth = target == "dev" ? data_->dev : data_->test;
+    if (p == protocol::sampled) {
+      eval::sampled_rows& rows = target == "dev" ? dev_rows_ : test_rows_;
+      if (rows.size() == 0) {
+        const auto& cand = target == "dev" ? data_->dev_candidates : data_->test_candidates;
+        if (cand && cand->rows() > 0) {
+          rows.n_neg = cand->n_neg;
+          rows.users.assign(cand->users.begin(), cand->users.end());
+          rows.positives = cand->positives;
+          rows.negatives = cand->negatives;
+        } else {
+          for (index_t u = 0; u < truth.n_users; ++u)
+            for (auto it = truth.row_begin(u); it != truth.row_end(u); ++it) {
+              rows.users.push_back(u);
+              rows.positives.push_back(*it);
+            }
+          eval::draw_sampled_negatives(rows, {&data_->train, &data_->dev, &data_->test}, data_->train.n_items, 99,
+                                       cfg_.seed ^ (target == "dev" ? 0xDE7ULL : 0x7E57ULL));
+        }
+      }
+      eval::sampled_ranking_options so;
+      so.ks = cfg_.topk;
+      so.kinds = cfg_.metrics;
+      return eval::sampled_ranking<Scalar>(uf, itf, rows, so);
+    }
+    eval::full_ranking_options fo;
+    fo.ks = cfg_.topk;
+    fo.kinds = cfg_.metrics;
+    std::vector<const data::interactions*> masks;
+    if (target == "test" && data_->dev.nnz() > 0) masks.push_back(&data_->dev);
+    return eval::full_ranking<Scalar>(uf, itf, data_->train, truth, masks, fo);
+  }
+
+  /// Writes a checkpoint folder: every parameter and optimiser state array as .npy plus manifest.json
+  /// (written last, through a temporary file and rename, so a folder with a manifest is complete).
+  void save(const std::string& dir) const {
+    ::mkdir(dir.c_str(), 0755);
+    struct stat st;
+    ANS_CHECK(::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode), "cannot create checkpoint folder '" << dir << "'");
+    auto& self = const_cast<trainer&>(*this);
+    std::string arrays;
+    for (auto& a : self.state_arrays()) {
+      io::write_npy(dir + "/" + a.name + ".npy", {a.size}, a.data);
+      arrays += (arrays.empty() ? "" : ", ") + io::json_quote(a.name);
+    }
+    for (auto& c : self.state_counters()) {
+      io::write_npy(dir + "/" + c.name + ".npy", {static_cast<index_t>(c.size)}, c.data);
+      arrays += ", " + io::json_quote(c.name);
+    }
+    const std::string tmp = dir + "/manifest.json.tmp";
+    {
+      std::ofstream out(tmp);
+      out << "{\"format\": \"ans-checkpoint\", \"version\": 1, \"epochs_done\": " << epochs_done_
+          << ", \"sampler\": " << io::json_quote(to_string(cfg_.sampler)) << ", \"n_layers\": " << cfg_.n_layers
+          << ", \"dim\": " << cfg_.dim << ", \"n_nodes\": " << adj_.n_nodes() << ", \"seed\": " << cfg_.seed
+          << ", \"scalar\": \"" << (sizeof(Scalar) == 4 ? "float32" : "float64") << "\", \"arrays\": [" << arrays
+          << "]}\n";
+      ANS_CHECK(out.good(), "cannot write '" << tmp << "'");
+    }
+    ANS_CHECK(std::rename(tmp.c_str(), (dir + "/manifest.json").c_str()) == 0,
+              "cannot rename '" << tmp << "' to manifest.json");
+  }
+
+  /// Restores a checkpoint written by save() with the same configuration.
+  void load(const std::string& dir) {
+    const auto mf = io::read_json(dir + "/manifest.json");
+    ANS_CHECK(mf.at("n_nodes").as_int() == adj_.n_nodes() && mf.at("dim").as_int() == cfg_.dim &&
+                  mf.at("n_layers").as_int() == cfg_.n_layers,
+              dir << ": checkpoint shape (nodes, dim, layers) does not match this run");
+    for (auto& a : state_arrays()) {
+      const auto arr = io::read_npy(dir + "/" + a.name + ".npy");
+      const auto v = arr.as_double();
+      ANS_CHECK(static_cast<index_t>(v.size()) == a.size,
+                dir << "/" << a.name << ".npy has " << v.size() << " values, expected " << a.size);
+      for (index_t i = 0; i < a.size; ++i) a.data[i] = static_cast<Scalar>(v[i]);
+    }
+    for (auto& c : state_counters()) {
+      const auto v = io::read_npy(dir + "/" + c.name + ".npy").as_int();
+      ANS_CHECK(v.size() == c.size, dir << "/" << c.name << ".npy has " << v.size() << " values, expected " << c.size);
+      std::copy(v.begin(), v.end(), c.data);
+    }
+    epochs_done_ = static_cast<int>(mf.at("epochs_done").as_int());
+  }
+
+ private:
+  struct block {
+    std::string name;
+    Scalar* data;
+    index_t size;
+  };
+
+  static ans_options make_ans_options(const trainer_config& c) {
+    auto o = ans_options::make(c.m);
+    o.gamma = c.gamma;
+    o.eps = c.eps;
+    o.reg_weight = c.l2;
+    return o;
+  }
+  static model::bpr_options make_bpr_options(const trainer_config& c) {
+    model::bpr_options o;
+    o.selection = c.sampler == sampler_kind::dns      ? model::negative_selection::dns
+                  : c.sampler == sampler_kind::mixgcf ? model::negative_selection::mixgcf
+                                                      : model::negative_selection::first;
+    o.reg_weight = c.l2;
+    o.reg_require_pow = c.m == mode::fixed;
+    return o;
+  }
+
+  std::vector<block> param_blocks() {
+    return {{"W_u", params_.W_u.data(), params_.W_u.size()}, {"W_i", params_.W_i.data(), params_.W_i.size()},
+            {"b_u", params_.b_u.data(), params_.b_u.size()}, {"b_i", params_.b_i.data(), params_.b_i.size()},
+            {"w_m", params_.w_m.data(), params_.w_m.size()}, {"c_m", &params_.c_m, 1}};
+  }
+  std::vector<block> grad_blocks() {
+    return {{"W_u", pgrads_.W_u.data(), pgrads_.W_u.size()}, {"W_i", pgrads_.W_i.data(), pgrads_.W_i.size()},
+            {"b_u", pgrads_.b_u.data(), pgrads_.b_u.size()}, {"b_i", pgrads_.b_i.data(), pgrads_.b_i.size()},
+            {"w_m", pgrads_.w_m.data(), pgrads_.w_m.size()}, {"c_m", &pgrads_.c_m, 1}};
+  }
+
+  // Every array a checkpoint holds: E0, the ANS parameters, and each optimiser's state.
+  std::vector<block> state_arrays() {
+    std::vector<block> out{{"E0", e0_.data(), e0_.size()}};
+    for (auto& b : param_blocks()) out.push_back(b);
+    auto add_state = [&](const std::string& prefix, auto st) {
+      for (auto& a : st.arrays) out.push_back({prefix + a.name, a.data, static_cast<index_t>(a.size)});
+    };
+    if (adam_) add_state("opt_E0_", adam_->state());
+    if (sparse_adam_) add_state("opt_E0_", sparse_adam_->state());
+    if (sgd_) add_state("opt_E0_", sgd_->state());
+    for (size_t i = 0; i < param_adam_.size(); ++i) add_state("opt_" + param_blocks()[i].name + "_", param_adam_[i].state());
+    return out;
+  }
+
+  // The optimisers' integer state (step counts).
+  std::vector<optim::named_array<std::int64_t>> state_counters() {
+    std::vector<optim::named_array<std::int64_t>> out;
+    auto add = [&](const std::string& prefix, auto st) {
+      for (auto& c : st.counters) out.push_back({prefix + c.name, c.data, c.size});
+    };
+    if (adam_) add("opt_E0_", adam_->state());
+    if (sparse_adam_) add("opt_E0_", sparse_adam_->state());
+    if (sgd_) add("opt_E0_", sgd_->state());
+    for (size_t i = 0; i < param_adam_.size(); ++i) add("opt_" + param_blocks()[i].name + "_", param_adam_[i].state());
+    return out;
+  }
+
+  // Applies the embedding gradient and clears it (only the touched rows for lazy Adam with L = 0).
+  void step_embeddings(const std::vector<index_t>& touched) {
+    if (sparse_adam_) {
+      const index_t d = cfg_.dim, n = static_cast<index_t>(touched.size());
+      gbuf_.resize(n, d);
+      for (index_t j = 0; j < n; ++j) gbuf_.row(j) = grad_e0_.row(touched[j]);
+      sparse_adam_->step(e0_.data(), touched.data(), gbuf_.data(), n);
+      for (index_t j = 0; j < n; ++j) grad_e0_.row(touched[j]).setZero();
+      return;
+    }
+    if (adam_) adam_->step(e0_.data(), grad_e0_.data());
+    if (sgd_) sgd_->step(e0_.data(), grad_e0_.data());
+    grad_e0_.setZero();
+  }
+
+  const data::dataset* data_;
+  trainer_config cfg_;
+  graph::normalized_adjacency<Scalar> adj_;
+  sampling::pair_batcher batcher_;
+  sampling::uniform_sampler sampler_;
+  model::ans_objective<Scalar> ans_obj_;
+  model::bpr_objective<Scalar> bpr_obj_;
+  matrix<Scalar> e0_, grad_e0_, gbuf_, eval_stack_;
+  eval::sampled_rows dev_rows_, test_rows_;
+  model::ans_params<Scalar> params_, pgrads_;
+  std::unique_ptr<optim::adam<Scalar>> adam_;
+  std::unique_ptr<optim::sparse_adam<Scalar>> sparse_adam_;
+  std::unique_ptr<optim::sgd<Scalar>> sgd_;
+  std::vector<optim::adam<Scalar>> param_adam_;
+  std::vector<std::int32_t> users_, items_, cands_;
+  index_t K_ = 1;
+  int epochs_done_ = 0;
+  double sat_sum_ = 0;
+  index_t sat_n_ = 0;
+};
+
+}  // namespace ans::train
