@@ -58,7 +58,7 @@ std::vector<std::string> split_list(const std::string& v) {
 
 struct options {
   std::string model = "ANS", encoder = "", dataset, path, json, save, load, mode = "faithful", optimizer = "lazy_adam";
-  std::string main_metric, scoring;
+  std::string main_metric, scoring, log;
   int emb = 64, epochs = -1, layers = -1, workers = 0, early_stop = 10, eval_every = 1, test_all = -1;
   long batch = -1, num_neg = 16;  // batch -1: 2048 (256 on the synthetic data)
   double lr = 1e-3, l2 = 1e-4, gamma = 0.1, eps = 0.1, valid_ratio = 0.1;
@@ -74,7 +74,7 @@ const char* kUsage =
     "  [--gamma 0.1] [--eps 0.1] [--mode faithful|fixed] [--random_seed 0] [--num_workers T] [--early_stop 10]\n"
     "  [--metric NDCG,HR,Recall,Precision,MRR] [--topk 20] [--main_metric Recall@20] [--test_all 0|1]\n"
     "  [--valid_ratio 0.1] [--eval_every 1] [--optimizer lazy_adam|adam|sgd] [--scoring ego|stack]\n"
-    "  [--save DIR] [--load DIR] [--json FILE] [--quiet]\n";
+    "  [--save DIR] [--load DIR] [--json FILE] [--log FILE.jsonl] [--quiet]\n";
 
 options parse(int argc, char** argv) {
   options o;
@@ -137,6 +137,7 @@ options parse(int argc, char** argv) {
     } else if (f == "--save") { o.save = v;
     } else if (f == "--load") { o.load = v;
     } else if (f == "--json") { o.json = v;
+    } else if (f == "--log") { o.log = v;
     } else {
       bad(f, "unknown flag");
     }
@@ -274,6 +275,8 @@ int run(const options& o) {
 
   train::progress bar(o.quiet);
   train::early_stopping stopper(o.early_stop);
+  train::json_lines_log log;
+  if (!o.log.empty()) log.open(o.log);
   struct epoch_rec {
     int epoch;
     double loss, seconds, sat;
@@ -301,6 +304,10 @@ int run(const options& o) {
         if (!o.save.empty()) tr.save(o.save);
       }
     }
+    std::map<std::string, double> fields{{"loss", loss}, {"seconds", sec}};
+    for (const auto& [k, v] : r.valid) fields["valid_" + k] = v;
+    if (cfg.sampler == train::sampler_kind::ans) fields["saturated_margin_fraction"] = r.sat;
+    log.write(e + 1, fields);
     bar.end_epoch(loss, tr.batches_per_epoch() > 0 ? ds.train.nnz() : 0, extra);
     recs.push_back(r);
     if (stopper.should_stop()) {

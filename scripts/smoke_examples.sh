@@ -9,7 +9,13 @@ run() { echo "+ $*"; "$@"; ran+=("$(basename "$1")"); }
 
 run "$BIN/ans-stats"
 if [ -n "$DATA" ] && [ -d "$DATA" ]; then
-  for d in gowalla amazon_beauty ml-100k grocery_and_gourmet_food; do run "$BIN/ans-stats" "$DATA/$d"; done
+  # The counts each dataset's README gives.
+  expect() { out=$("$BIN/ans-stats" "$DATA/$1"); ran+=(ans-stats); echo "$out"
+    for kv in "${@:2}"; do grep -q "\"${kv%%=*}\": ${kv#*=}," <<<"$out" || { echo "ans-stats $1: expected $kv" >&2; exit 1; }; done; }
+  expect gowalla users=29858 items=40981 train=810128 test=217242
+  expect amazon_beauty users=7670 items=10887 train=63601 test=18696
+  expect ml-100k users=943 items=1682 train=100000
+  expect grocery_and_gourmet_food users=14681 items=8713 train=121892 dev=14681 test=14681
 else
   echo "ANS_DATA_DIR not set: ans-stats smoke on real data skipped"
 fi
