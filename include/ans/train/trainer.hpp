@@ -126,6 +126,8 @@ class trainer {
   matrix<Scalar>& embeddings() { return e0_; }
   const model::ans_params<Scalar>& ans_parameters() const { return params_; }
   index_t batches_per_epoch() const { return batcher_.n_batches(); }
+  /// Caps the batches run per epoch (0 = no cap), for timing runs; the epoch is then partial.
+  void set_max_batches(index_t n) { max_batches_ = n; }
   int epochs_done() const { return epochs_done_; }
   /// Statistics of the last ANS step (spec §10).
   const model::ans_stats& last_stats() const { return ans_obj_.loss().stats(); }
@@ -137,7 +139,7 @@ class trainer {
   template <class OnBatch>
   double train_epoch(int epoch, OnBatch&& on_batch) {
     batcher_.start_epoch(epoch);
-    const index_t nb = batcher_.n_batches();
+    const index_t nb = max_batches_ > 0 ? std::min(max_batches_, batcher_.n_batches()) : batcher_.n_batches();
     double loss_sum = 0;
     index_t samples = 0;
     sat_sum_ = 0;
@@ -384,6 +386,7 @@ class trainer {
   std::vector<optim::adam<Scalar>> param_adam_;
   std::vector<std::int32_t> users_, items_, cands_;
   index_t K_ = 1;
+  index_t max_batches_ = 0;
   int epochs_done_ = 0;
   double sat_sum_ = 0;
   index_t sat_n_ = 0;
