@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,9 @@ struct trainer_config {
   double l2 = 1e-4;              ///< λ (reg_weight)
   mode m = mode::faithful;
   double gamma = 0.1, eps = 0.1;
+  /// When set, the ANS loss uses exactly these options (every §6 flag, γ, ε and λ) instead of
+  /// `ans_options::make(m)` with gamma, eps and l2 above.
+  std::optional<ans_options> ans;
   optimizer_kind optimizer = optimizer_kind::lazy_adam;  ///< lazy Adam falls back to dense Adam for L ≥ 1
   scoring_kind scoring = scoring_kind::ego;
   std::uint64_t seed = 0;
@@ -301,6 +305,7 @@ class trainer {
   };
 
   static ans_options make_ans_options(const trainer_config& c) {
+    if (c.ans) return *c.ans;
     auto o = ans_options::make(c.m);
     o.gamma = c.gamma;
     o.eps = c.eps;
