@@ -2,7 +2,7 @@
 // format, detected) or, without --dataset, on the built-in synthetic dataset, with the flags of the ReChorus
 // command the method was evaluated with:
 //
-//   ans-train --model_name ANS --emb_size 64 --lr 1e-3 --l2 0 --dataset NAME --path DIR \
+//   ans-train --model_name ANS --emb_size 64 --lr 1e-3 --l2 0 --dataset NAME --path DIR
 //             --metric NDCG,HR --topk 1,2,3,5,10 --main_metric NDCG@2
 //
 // Bad flags or values give a one-line error naming the flag and exit code 2.

@@ -18,6 +18,14 @@
 
 namespace ans::disentangle {
 
+/// x ← σ(x) over a contiguous row of n values, vectorised (Eigen's packet exp): σ(z) = 1/(1 + e^{−z}).
+/// For z → −∞, e^{−z} = +inf gives exactly 0; agrees with math::sigmoid to a few ulp.
+template <class Scalar>
+inline void sigmoid_inplace(Scalar* x, index_t n) {
+  Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>> a(x, n);
+  a = (Scalar(1) + (-a).exp()).inverse();
+}
+
 /// The gate g = σ((W_i n + b_i) ⊙ (W_u u + b_u)) over a whole batch, with its cached activations.
 /// Workspaces are sized on the first call and reused while the shape stays the same.
 template <class Scalar>
@@ -48,7 +56,8 @@ class gate {
           const index_t r = (b * K + k) * H + h;
           const Scalar* an = a_n_.row(r).data();
           Scalar* gg = g_.row(r).data();
-          for (index_t j = 0; j < d; ++j) gg[j] = math::sigmoid(an[j] * au[j]);  // g = σ(a_n ⊙ a_u)
+          for (index_t j = 0; j < d; ++j) gg[j] = an[j] * au[j];  // g = σ(a_n ⊙ a_u)
+          sigmoid_inplace(gg, d);
         }
   }
 

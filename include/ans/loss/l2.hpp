@@ -39,22 +39,30 @@ Scalar emb_block_norm(const emb_block<Scalar>& blk) {
   return std::sqrt(ss);
 }
 
-/// R over the blocks for a batch of B pairs.
+/// R over `nb` blocks for a batch of B pairs.
 template <class Scalar>
-Scalar emb_loss_forward(const std::vector<emb_block<Scalar>>& blocks, index_t B, bool require_pow) {
+Scalar emb_loss_forward(const emb_block<Scalar>* blocks, size_t nb, index_t B, bool require_pow) {
   ANS_CHECK(B > 0, "emb_loss: B must be positive");
   Scalar total = 0;
-  for (const auto& blk : blocks) {
+  for (size_t ib = 0; ib < nb; ++ib) {
+    const auto& blk = blocks[ib];
     const Scalar nrm = emb_block_norm(blk);
     total += require_pow ? nrm * nrm / Scalar(2) : nrm;
   }
   return total / Scalar(B);
 }
 
+/// R over the blocks for a batch of B pairs.
+template <class Scalar>
+Scalar emb_loss_forward(const std::vector<emb_block<Scalar>>& blocks, index_t B, bool require_pow) {
+  return emb_loss_forward(blocks.data(), blocks.size(), B, require_pow);
+}
+
 /// Accumulates scale·∂R/∂row into each block's `grad` (sequential: duplicate ids are safe).
 template <class Scalar>
-void emb_loss_backward(const std::vector<emb_block<Scalar>>& blocks, index_t B, bool require_pow, Scalar scale) {
-  for (const auto& blk : blocks) {
+void emb_loss_backward(const emb_block<Scalar>* blocks, size_t nb, index_t B, bool require_pow, Scalar scale) {
+  for (size_t ib = 0; ib < nb; ++ib) {
+    const auto& blk = blocks[ib];
     if (!blk.grad) continue;
     Scalar c = scale / Scalar(B);  // require_pow: ∂R/∂T = T/B
     if (!require_pow) {
@@ -68,6 +76,12 @@ void emb_loss_backward(const std::vector<emb_block<Scalar>>& blocks, index_t B, 
       for (index_t j = 0; j < blk.d; ++j) gr[j] += c * r[j];
     }
   }
+}
+
+/// Vector/array overload of emb_loss_backward.
+template <class Scalar>
+void emb_loss_backward(const std::vector<emb_block<Scalar>>& blocks, index_t B, bool require_pow, Scalar scale) {
+  emb_loss_backward(blocks.data(), blocks.size(), B, require_pow, scale);
 }
 
 }  // namespace ans::loss

@@ -18,9 +18,13 @@
 /// forward and backward. Workspaces are sized on the first forward and reused while the shape is unchanged.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <vector>
+
+#include "ans/config.hpp"
 
 #include "ans/augment/margin.hpp"
 #include "ans/augment/noise.hpp"
@@ -33,6 +37,17 @@
 #include "ans/loss/l2.hpp"
 #include "ans/loss/orth.hpp"
 #include "ans/loss/sns.hpp"
+
+#ifndef ANS_SIMD
+#if ANS_HAS_OPENMP
+#define ANS_PRAGMA_(x) _Pragma(#x)
+#define ANS_SIMD ANS_PRAGMA_(omp simd)
+#define ANS_SIMD_SUM(...) ANS_PRAGMA_(omp simd reduction(+ : __VA_ARGS__))
+#else
+#define ANS_SIMD
+#define ANS_SIMD_SUM(...)
+#endif
+#endif
 
 namespace ans::model {
 
@@ -136,6 +151,11 @@ class ans_loss {
   /// Forward pass. U, P: (B*H) x d; N: (B*K*H) x d, all C order. `source` is a uniform source
   /// (ans/augment/noise.hpp). `frozen_k_star` (length B*H), when non-null, replaces the argmax (for gradient
   /// checks). `ego` supplies the regulariser rows (R = 0 when absent).
+  ///
+  /// Implementation: one fused pass over blocks of ~256 candidate rows (docs/performance.md): per block the
+  /// gate GEMMs (Eigen, serial, operands in L2), then per row the gate, L_c, D, O, margin, noise, Ñ and the
+  /// selection scores while the row is in L1. Blocks run in parallel (static schedule); every sum over rows
+  /// runs serially in row order afterwards, so the result does not depend on the thread count.
   template <class Source>
   const ans_terms<Scalar>& forward(const batch_shape& s, const Scalar* U, const Scalar* P, const Scalar* N,
                                    const ans_params<Scalar>& params, const Source& source,
@@ -147,49 +167,164 @@ class ans_loss {
                   params.W_i.cols() == s.d && params.b_u.size() == s.d && params.b_i.size() == s.d &&
                   params.w_m.size() == s.d,
               "ans_loss::forward: parameters do not have dimension d = " << s.d);
+    const index_t B = s.B, K = s.K, H = s.H, d = s.d;
+    if (frozen_k_star)
+      for (index_t i = 0; i < s.pair_rows(); ++i)
+        ANS_CHECK(frozen_k_star[i] >= 0 && frozen_k_star[i] < K, "frozen k* out of range at " << i);
     resize(s);
     U_ = U, P_ = P, N_ = N, params_ = &params, ego_ = ego;
-    const const_matrix_map<Scalar> Um(U, s.pair_rows(), s.d), Pm(P, s.pair_rows(), s.d),
-        Nm(N, s.cand_rows(), s.d);
     const ans_options& o = opts_;
-
-    gate_.forward(s, Um, Nm, params.W_u, params.b_u, params.W_i, params.b_i);  // F1–F3
-    const matrix<Scalar>& g = gate_.g();
-    terms_ = ans_terms<Scalar>{};
-    terms_.sns = sns_.forward(s, Um, Nm, g, o.sns_stable);                                        // F9
-    terms_.distance = dist_.forward(s, Pm, Nm, g, Scalar(o.distance_eps), o.distance_eps_in_norm);  // F5
-    terms_.orth = orth_.forward(s, Pm, Nm, g, o.orth_mean_over_hops, o.safe_norm, Scalar(o.safe_norm_eps));  // F6
-    stats_ = ans_stats{};
-    stats_.margin_pole_events =
-        margin_.forward(s, Pm, Nm, g, params.w_m, params.c_m, o.margin, Scalar(o.clamp_tau));  // F7
-    noise_.forward(s, Pm, Nm, g, source, o);                                                   // F8
-    const vector<Scalar>& m = margin_.m();
-
-    const index_t B = s.B, K = s.K, H = s.H, d = s.d;
+    const Scalar* wm = params.w_m.data();
+    const Scalar cm = params.c_m;
+    const margin_form mform = o.margin;
+    const Scalar tau = Scalar(o.clamp_tau), dist_eps = Scalar(o.distance_eps),
+                 safe_eps = Scalar(o.safe_norm_eps), nrm_eps = Scalar(o.normalize_eps),
+                 scale = Scalar(o.noise_scale);
+    const bool eps_in_norm = o.distance_eps_in_norm, safe = o.safe_norm, normalized = o.noise == noise_form::normalized,
+               gated = o.direction_from_gated, easy = o.augment_easy_only, sns_stable = o.sns_stable,
+               want_stats = compute_stats_;
+    const index_t bpb = block_pairs(), nblk = (B + bpb - 1) / bpb;
+    const index_t KH = K * H;
 #if ANS_HAS_OPENMP
 #pragma omp parallel for schedule(static)
 #endif
-    for (index_t b = 0; b < B; ++b)
-      for (index_t k = 0; k < K; ++k)
-        for (index_t h = 0; h < H; ++h) {
-          const index_t r = (b * K + k) * H + h;
-          const Scalar* n = N + r * d;
-          const Scalar* u = U + (b * H + h) * d;
-          Scalar* nt = nt_.row(r).data();
-          noise_.augmented_row(r, n, g.row(r).data(), m[r], nt);  // Ñ = Nh + (Ne + ξ)
-          Scalar sy = 0, no = 0;
-          for (index_t j = 0; j < d; ++j) {
-            sy += u[j] * nt[j];
-            no += u[j] * n[j];
-          }
-          syth_[r] = sy;  // <U,Ñ>
-          norm_[r] = no;  // <U,N>
-        }
-    if (frozen_k_star) {  // F10
-      for (index_t i = 0; i < s.pair_rows(); ++i) {
-        ANS_CHECK(frozen_k_star[i] >= 0 && frozen_k_star[i] < K, "frozen k* out of range at " << i);
-        k_star_[i] = frozen_k_star[i];
+    for (index_t blk = 0; blk < nblk; ++blk) {
+      const index_t b0 = blk * bpb, b1 = std::min(B, b0 + bpb);
+      const index_t pr0 = b0 * H, npr = (b1 - b0) * H, r0 = b0 * KH, nr = (b1 - b0) * KH;
+      // F1–F2: a_u = U W_uᵀ + b_u, a_n = N W_iᵀ + b_i on this block (serial Eigen GEMMs, no heap: <= 256 rows)
+      {
+        const const_matrix_map<Scalar> Ub(U + pr0 * d, npr, d), Nb(N + r0 * d, nr, d);
+        auto au = a_u_.middleRows(pr0, npr);
+        auto an = a_n_.middleRows(r0, nr);
+        au.noalias() = Ub * params.W_u.transpose();
+        au.rowwise() += params.b_u.transpose();
+        an.noalias() = Nb * params.W_i.transpose();
+        an.rowwise() += params.b_i.transpose();
       }
+      index_t poles = 0;
+      double sat = 0, xin = 0, gsum = 0;
+      for (index_t b = b0; b < b1; ++b) {
+        for (index_t k = 0; k < K; ++k)
+          for (index_t h = 0; h < H; ++h) {
+            const index_t r = (b * K + k) * H + h, ur = b * H + h;
+            const Scalar* u = U + ur * d;
+            const Scalar* p = P + ur * d;
+            const Scalar* n = N + r * d;
+            const Scalar* au = a_u_.row(ur).data();
+            const Scalar* an = a_n_.row(r).data();
+            Scalar* gg = g_.row(r).data();
+            // F3: g = σ(a_n ⊙ a_u)
+            ANS_SIMD
+            for (index_t j = 0; j < d; ++j) gg[j] = an[j] * au[j];
+            disentangle::sigmoid_inplace(gg, d);
+            // F9 (Δ), F5 (D row norm), F6 (O row norm), F7 (t): one pass, five sums
+            Scalar hard = 0, easy_s = 0, ssd = 0, sso = 0, t = 0;
+            ANS_SIMD_SUM(hard, easy_s, ssd, sso, t)
+            for (index_t j = 0; j < d; ++j) {
+              const Scalar nh = gg[j] * n[j], ph = gg[j] * p[j];
+              hard += u[j] * nh;
+              easy_s += u[j] * (n[j] - nh);
+              const Scalar y = eps_in_norm ? nh - ph : nh - ph + dist_eps;
+              ssd += y * y;
+              const Scalar w = (p[j] - ph) * (n[j] - nh);
+              sso += w * w;
+              t += wm[j] * (nh * ph);
+            }
+            delta_[r] = easy_s - hard;
+            dnorm_[r] = std::sqrt(eps_in_norm ? ssd + dist_eps * dist_eps : ssd);
+            onorm_[r] = std::sqrt(safe ? sso + safe_eps * safe_eps : sso);
+            t += cm;
+            t_[r] = t;
+            const Scalar mr = margin_value(mform, tau, t);
+            m_[r] = mr;
+            if (mform != margin_form::sigmoid_neg && t == Scalar(0)) ++poles;
+            // F8: e = δ ⊙ r̂
+            Scalar* e = e_.row(r).data();
+            source(b, k, h, e, d);
+            Scalar inv = 1;
+            if (normalized) {
+              Scalar ss = 0;
+              ANS_SIMD_SUM(ss)
+              for (index_t j = 0; j < d; ++j) ss += e[j] * e[j];
+              inv = Scalar(1) / std::max(std::sqrt(ss), nrm_eps);
+            }
+            ANS_SIMD
+            for (index_t j = 0; j < d; ++j) {
+              const Scalar dir = gated ? math::sign((p[j] - gg[j] * p[j]) - (n[j] - gg[j] * n[j]))
+                                       : math::sign(p[j] - n[j]);
+              e[j] = dir * (normalized ? e[j] * inv : e[j]);
+            }
+            // Ñ = Nh + (Ne + f⊙ξ); <U,Ñ>, <U,N>
+            Scalar* nt = nt_.row(r).data();
+            const Scalar sm = scale * mr;
+            Scalar sy = 0, no = 0;
+            ANS_SIMD_SUM(sy, no)
+            for (index_t j = 0; j < d; ++j) {
+              const Scalar nh = gg[j] * n[j];
+              const Scalar xi = sm * e[j];
+              const Scalar v = nh + ((n[j] - nh) + (easy ? (Scalar(1) - gg[j]) * xi : xi));
+              nt[j] = v;
+              sy += u[j] * v;
+              no += u[j] * n[j];
+            }
+            syth_[r] = sy;
+            norm_[r] = no;
+            if (want_stats) {
+              const double md = static_cast<double>(mr);
+              sat += (md < 1e-3 || md > 1.0 - 1e-3) ? 1.0 : 0.0;
+              double ss = 0;
+              Scalar gs = 0;
+              for (index_t j = 0; j < d; ++j) {
+                const double f = easy ? 1.0 - static_cast<double>(gg[j]) : 1.0;
+                const double v = f * static_cast<double>(e[j]);
+                ss += v * v;
+                gs += gg[j];
+              }
+              xin += static_cast<double>(scale) * md * std::sqrt(ss);
+              gsum += static_cast<double>(gs);
+            }
+          }
+        // F9 per (b,h): the L_c value, and q = e^{Δ−M}/(e^{−M} + Σ e^{Δ−M}) for the backward
+        for (index_t h = 0; h < H; ++h) {
+          Scalar mx = 0;
+          for (index_t k = 0; k < K; ++k) mx = std::max(mx, delta_[(b * K + k) * H + h]);
+          Scalar den = std::exp(-mx);
+          for (index_t k = 0; k < K; ++k) {
+            const index_t r = (b * K + k) * H + h;
+            q_[r] = std::exp(delta_[r] - mx);
+            den += q_[r];
+          }
+          for (index_t k = 0; k < K; ++k) q_[(b * K + k) * H + h] /= den;
+          Scalar v;
+          if (sns_stable) {
+            v = std::log(den) + mx;
+          } else {
+            Scalar sum = 0;
+            for (index_t k = 0; k < K; ++k) sum += std::exp(delta_[(b * K + k) * H + h]);
+            v = std::log(Scalar(1) + sum);
+          }
+          per_hop_[b * H + h] = v;
+        }
+      }
+      blk_poles_[blk] = poles;
+      blk_stats_[3 * blk] = sat, blk_stats_[3 * blk + 1] = xin, blk_stats_[3 * blk + 2] = gsum;
+    }
+    terms_ = ans_terms<Scalar>{};
+    {
+      Scalar tot = 0;
+      for (index_t i = 0; i < s.pair_rows(); ++i) tot += per_hop_[i];
+      terms_.sns = tot / Scalar(s.pair_rows());  // F9
+      Scalar td = 0, to = 0;
+      for (index_t i = 0; i < s.cand_rows(); ++i) td += dnorm_[i];
+      for (index_t i = 0; i < s.cand_rows(); ++i) to += onorm_[i];
+      terms_.distance = td / Scalar(s.cand_rows());  // F5
+      orth_coef_ = Scalar(1) / Scalar(o.orth_mean_over_hops ? s.cand_rows() : s.B * s.K);
+      terms_.orth = to * orth_coef_;  // F6
+    }
+    stats_ = ans_stats{};
+    for (index_t blk = 0; blk < nblk; ++blk) stats_.margin_pole_events += blk_poles_[blk];
+    if (frozen_k_star) {  // F10
+      for (index_t i = 0; i < s.pair_rows(); ++i) k_star_[i] = frozen_k_star[i];
     } else {
       augment::select_candidates(s, syth_.data(), norm_.data(), Scalar(o.eps), o.per_hop_selection,
                                  k_star_.data());
@@ -201,6 +336,7 @@ class ans_loss {
         const Scalar* p = P + (b * H + h) * d;
         const Scalar* nt = nt_.row(s.nrow(b, k_star_[b * H + h], h)).data();
         Scalar hp = 0, hn = 0;
+        ANS_SIMD_SUM(hp, hn)
         for (index_t j = 0; j < d; ++j) {
           hp += u[j] * p[j];
           hn += u[j] * nt[j];
@@ -212,10 +348,13 @@ class ans_loss {
       neg_[b] = ns;
     }
     terms_.bpr = loss::bpr_forward(B, pos_.data(), neg_.data(), o.bpr_stable, Scalar(o.bpr_eps));  // F13
-    if (ego.present()) terms_.reg = loss::emb_loss_forward(reg_blocks(nullptr), B, o.reg_require_pow);  // F14
+    if (ego.present()) {
+      const auto bl = reg_blocks(nullptr);
+      terms_.reg = loss::emb_loss_forward(bl.data(), bl.size(), B, o.reg_require_pow);  // F14
+    }
     terms_.total = terms_.bpr + Scalar(o.reg_weight) * terms_.reg +
                    Scalar(o.gamma) * (terms_.sns + terms_.distance + terms_.orth);  // F15
-    if (compute_stats_) compute_stats();
+    if (compute_stats_) compute_stats(nblk);
     return terms_;
   }
 
@@ -233,6 +372,12 @@ class ans_loss {
 
   /// Backward of `upstream · L`. ACCUMULATES (+=) into dU, dP ((B*H) x d), dN ((B*K*H) x d), the parameter
   /// gradients `grads` (must have dimension d) and the ego-row gradients (regulariser only).
+  ///
+  /// Implementation: a serial pass over the B*H selected rows (BPR, noise, margin; their parameter sums stay
+  /// in order), then one fused parallel pass over the row blocks of the forward: ∂g of L_c, D, O and the
+  /// selected rows, the gate's elementwise backward, and per block the GEMMs ∂N += ḡ_an W_i, ∂U += ḡ_au W_u
+  /// and the weight-gradient partial sums ḡᵀN, ḡᵀU. The partials are kept per group of blocks (a fixed
+  /// number of groups, independent of the thread count) and added in group order.
   void backward(Scalar* dU, Scalar* dP, Scalar* dN, ans_params<Scalar>& grads,
                 const ego_grads<Scalar>& eg = ego_grads<Scalar>{}, Scalar upstream = Scalar(1)) {
     const batch_shape& s = shape_;
@@ -242,43 +387,160 @@ class ans_loss {
               "ans_loss::backward: gradient struct does not have dimension d = " << s.d);
     const ans_options& o = opts_;
     const index_t B = s.B, K = s.K, H = s.H, d = s.d;
-    const const_matrix_map<Scalar> Um(U_, s.pair_rows(), d), Pm(P_, s.pair_rows(), d), Nm(N_, s.cand_rows(), d);
-    matrix_map<Scalar> dUm(dU, s.pair_rows(), d), dPm(dP, s.pair_rows(), d), dNm(dN, s.cand_rows(), d);
-    const matrix<Scalar>& g = gate_.g();
-    const vector<Scalar>& m = margin_.m();
     const Scalar* w = params_->w_m.data();
-    dg_.setZero();
+    const Scalar scale = Scalar(o.noise_scale);
+    const bool easy = o.augment_easy_only;
+    dgsel_.setZero();
 
-    // BPR (serial: cheap, and the w_m / c_m sums stay deterministic)
+    // BPR on the selected rows (serial: cheap, and the w_m / c_m sums stay deterministic)
     for (index_t b = 0; b < B; ++b) {
       const Scalar gx = loss::bpr_dx(B, pos_[b] - neg_[b], o.bpr_stable, Scalar(o.bpr_eps), upstream);  // −β_b
       for (index_t h = 0; h < H; ++h) {
         const index_t ur = b * H + h, r = s.nrow(b, k_star_[ur], h);
         const Scalar* u = U_ + ur * d;
         const Scalar* p = P_ + ur * d;
+        const Scalar* n = N_ + r * d;
         const Scalar* nt = nt_.row(r).data();
+        const Scalar* gg = g_.row(r).data();
+        const Scalar* e = e_.row(r).data();
         Scalar* du = dU + ur * d;
         Scalar* dp = dP + ur * d;
+        Scalar* dn = dN + r * d;
+        Scalar* dgg = dgsel_.row(ur).data();
+        const Scalar mr = m_[r];
+        Scalar dm = 0;
         for (index_t j = 0; j < d; ++j) {
           du[j] += gx * (p[j] - nt[j]);  // ∂U += −β(P − N*)
           dp[j] += gx * u[j];            // ∂P += −β U
-          dnt_[j] = -gx * u[j];          // ∂Ñ* = β U
+          const Scalar dnt = -gx * u[j];  // ∂Ñ* = β U
+          dn[j] += dnt;                   // ∂N += ∂Ñ
+          if (easy) {
+            dm += dnt * (Scalar(1) - gg[j]) * e[j];
+            dgg[j] -= dnt * scale * mr * e[j];  // ∂g −= ∂Ñ⊙ξ
+          } else {
+            dm += dnt * e[j];
+          }
         }
-        const Scalar dm = noise_.backward_row(r, dnt_.data(), g.row(r).data(), m[r], dN + r * d, dg_.row(r).data());
-        margin_.backward_row(r, p, N_ + r * d, g.row(r).data(), w, dm, dp, dN + r * d, dg_.row(r).data(),
-                             grads.w_m.data(), grads.c_m);
+        dm *= scale;  // ∂m = scale Σ ∂Ñ f e
+        const Scalar Gt = dm * margin_derivative(o.margin, Scalar(o.clamp_tau), t_[r]);  // G_t
+        if (Gt != Scalar(0)) {
+          for (index_t j = 0; j < d; ++j) {
+            const Scalar g2 = gg[j] * gg[j];
+            grads.w_m[j] += Gt * g2 * n[j] * p[j];                  // ∂/∂w_m += G_t v
+            dgg[j] += Scalar(2) * Gt * w[j] * gg[j] * n[j] * p[j];  // ∂/∂g += 2G_t w⊙g⊙N⊙P
+            dn[j] += Gt * w[j] * g2 * p[j];                         // ∂/∂N += G_t w⊙g²⊙P
+            dp[j] += Gt * w[j] * g2 * n[j];                         // ∂/∂P += G_t w⊙g²⊙N
+          }
+          grads.c_m += Gt;
+        }
       }
     }
+
     const Scalar gu = Scalar(o.gamma) * upstream;
-    if (gu != Scalar(0)) {
-      sns_.backward(Um, Nm, g, gu, dUm, dNm, dg_);
-      dist_.backward(Pm, Nm, g, gu, dPm, dNm, dg_);
-      orth_.backward(Pm, Nm, g, gu, dPm, dNm, dg_);
+    const Scalar c_sns = gu / Scalar(s.pair_rows()), c_dist = gu / Scalar(s.cand_rows()), c_orth = gu * orth_coef_;
+    const Scalar dist_eps = Scalar(o.distance_eps);
+    const bool eps_in_norm = o.distance_eps_in_norm;
+    const matrix<Scalar>& W_u = params_->W_u;
+    const matrix<Scalar>& W_i = params_->W_i;
+    const index_t bpb = block_pairs(), nblk = (B + bpb - 1) / bpb, ngrp = n_groups(nblk), KH = K * H;
+    ensure_scratch(bpb, KH, d, ngrp);
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (index_t grp = 0; grp < ngrp; ++grp) {
+      thread_scratch& ts = scratch_[static_cast<size_t>(thread_id())];
+      group_partial& gp = partial_[static_cast<size_t>(grp)];
+      gp.W_u.setZero(), gp.W_i.setZero(), gp.b_u.setZero(), gp.b_i.setZero();
+      const index_t blk0 = grp * nblk / ngrp, blk1 = (grp + 1) * nblk / ngrp;
+      for (index_t blk = blk0; blk < blk1; ++blk) {
+        const index_t b0 = blk * bpb, b1 = std::min(B, b0 + bpb);
+        const index_t pr0 = b0 * H, npr = (b1 - b0) * H, r0 = b0 * KH, nr = (b1 - b0) * KH;
+        auto gan = ts.gan.topRows(nr);
+        auto gau = ts.gau.topRows(npr);
+        gau.setZero();
+        for (index_t b = b0; b < b1; ++b)
+          for (index_t k = 0; k < K; ++k)
+            for (index_t h = 0; h < H; ++h) {
+              const index_t r = (b * K + k) * H + h, ur = b * H + h;
+              const Scalar* u = U_ + ur * d;
+              const Scalar* p = P_ + ur * d;
+              const Scalar* n = N_ + r * d;
+              const Scalar* gg = g_.row(r).data();
+              Scalar* du = dU + ur * d;
+              Scalar* dp = dP + ur * d;
+              Scalar* dn = dN + r * d;
+              Scalar* dg = gan.row(r - r0).data();  // ∂L/∂g of this row, then ḡ_an in place
+              if (k == k_star_[ur]) {
+                const Scalar* sel = dgsel_.row(ur).data();
+                for (index_t j = 0; j < d; ++j) dg[j] = sel[j];
+              } else {
+                for (index_t j = 0; j < d; ++j) dg[j] = Scalar(0);
+              }
+              if (gu != Scalar(0)) {
+                const Scalar a = c_sns * q_[r];  // α = c·e^Δ/(1+Σe^Δ)
+                ANS_SIMD
+                for (index_t j = 0; j < d; ++j) {
+                  const Scalar wv = a * (Scalar(1) - Scalar(2) * gg[j]);
+                  du[j] += wv * n[j];                       // ∂/∂U += α(1−2g)⊙N
+                  dn[j] += wv * u[j];                       // ∂/∂N += α(1−2g)⊙U
+                  dg[j] += Scalar(-2) * a * u[j] * n[j];  // ∂/∂g += −2α U⊙N
+                }
+                if (dnorm_[r] != Scalar(0)) {
+                  const Scalar inv = c_dist / dnorm_[r];
+                  ANS_SIMD
+                  for (index_t j = 0; j < d; ++j) {
+                    const Scalar y = eps_in_norm ? gg[j] * n[j] - gg[j] * p[j] : gg[j] * n[j] - gg[j] * p[j] + dist_eps;
+                    const Scalar yh = inv * y;    // c·ŷ
+                    dn[j] += gg[j] * yh;          // ∂/∂N += c g⊙ŷ
+                    dp[j] -= gg[j] * yh;          // ∂/∂P −= c g⊙ŷ
+                    dg[j] += (n[j] - p[j]) * yh;  // ∂/∂g += c (N−P)⊙ŷ
+                  }
+                }
+                if (onorm_[r] != Scalar(0)) {
+                  const Scalar inv = c_orth / onorm_[r];
+                  ANS_SIMD
+                  for (index_t j = 0; j < d; ++j) {
+                    const Scalar e = Scalar(1) - gg[j];
+                    const Scalar wh = inv * e * e * p[j] * n[j];  // c·ŵ
+                    dp[j] += wh * e * e * n[j];                    // ∂/∂P += c ŵ⊙(1−g)²⊙N
+                    dn[j] += wh * e * e * p[j];                    // ∂/∂N += c ŵ⊙(1−g)²⊙P
+                    dg[j] += Scalar(-2) * wh * e * p[j] * n[j];   // ∂/∂g += −2c ŵ⊙(1−g)⊙P⊙N
+                  }
+                }
+              }
+              // gate: ḡ_z = ∂g ⊙ g(1−g), ḡ_an = ḡ_z ⊙ a_u, ḡ_au += ḡ_z ⊙ a_n
+              const Scalar* au = a_u_.row(ur).data();
+              const Scalar* an = a_n_.row(r).data();
+              Scalar* gaur = gau.row(ur - pr0).data();
+              ANS_SIMD
+              for (index_t j = 0; j < d; ++j) {
+                const Scalar gz = dg[j] * gg[j] * (Scalar(1) - gg[j]);
+                dg[j] = gz * au[j];
+                gaur[j] += gz * an[j];
+              }
+            }
+        // the gate's matrix products for this block (serial Eigen, <= 256 rows: no heap)
+        const const_matrix_map<Scalar> Nb(N_ + r0 * d, nr, d), Ub(U_ + pr0 * d, npr, d);
+        matrix_map<Scalar> dNb(dN + r0 * d, nr, d), dUb(dU + pr0 * d, npr, d);
+        gp.W_i.noalias() += gan.transpose() * Nb;  // ∂L/∂W_i = Σ ḡ_an ⊗ N
+        gp.b_i.noalias() += gan.colwise().sum().transpose();
+        dNb.noalias() += gan * W_i;                 // ∂L/∂N += W_iᵀ ḡ_an
+        gp.W_u.noalias() += gau.transpose() * Ub;  // ∂L/∂W_u = Σ ḡ_au ⊗ U
+        gp.b_u.noalias() += gau.colwise().sum().transpose();
+        dUb.noalias() += gau * W_u;                 // ∂L/∂U += W_uᵀ ḡ_au
+      }
     }
-    gate_.backward(Um, Nm, params_->W_u, params_->W_i, dg_, dUm, dNm, grads.W_u, grads.b_u, grads.W_i, grads.b_i);
-    if (ego_.present() && o.reg_weight != 0)
-      loss::emb_loss_backward(reg_blocks(&eg), B, o.reg_require_pow, Scalar(o.reg_weight) * upstream);
-    (void)K;
+    for (index_t grp = 0; grp < ngrp; ++grp) {  // fixed order: the same bits for any thread count
+      const group_partial& gp = partial_[static_cast<size_t>(grp)];
+      grads.W_i += gp.W_i;
+      grads.b_i += gp.b_i;
+      grads.W_u += gp.W_u;
+      grads.b_u += gp.b_u;
+    }
+    if (ego_.present() && o.reg_weight != 0) {
+      const auto bl = reg_blocks(&eg);
+      loss::emb_loss_backward(bl.data(), bl.size(), B, o.reg_require_pow, Scalar(o.reg_weight) * upstream);
+    }
   }
 
   /// Convenience overload for matrices.
@@ -293,8 +555,8 @@ class ans_loss {
   const ans_terms<Scalar>& terms() const { return terms_; }
   const ans_stats& stats() const { return stats_; }
   const std::vector<index_t>& k_star() const { return k_star_; }  ///< [B,H]
-  const vector<Scalar>& margin() const { return margin_.m(); }     ///< [B,K,H]
-  const matrix<Scalar>& gate() const { return gate_.g(); }         ///< [B,K,H,d]
+  const vector<Scalar>& margin() const { return m_; }              ///< [B,K,H]
+  const matrix<Scalar>& gate() const { return g_; }                ///< [B,K,H,d]
   const matrix<Scalar>& augmented() const { return nt_; }          ///< Ñ [B,K,H,d]
   const vector<Scalar>& pos_scores() const { return pos_; }        ///< [B]
   const vector<Scalar>& neg_scores() const { return neg_; }        ///< [B]
@@ -303,46 +565,103 @@ class ans_loss {
   void set_compute_stats(bool on) { compute_stats_ = on; }
 
  private:
+  struct group_partial {
+    matrix<Scalar> W_u, W_i;
+    vector<Scalar> b_u, b_i;
+  };
+  struct thread_scratch {
+    matrix<Scalar> gan, gau;
+  };
+
+  // Pairs per block: ~256 candidate rows, so a block's operands stay in L2 and Eigen's GEMM packing buffers
+  // stay on the stack (no heap allocation in steady state).
+  index_t block_pairs() const { return std::max<index_t>(1, kBlockRows / (shape_.K * shape_.H)); }
+  // Groups of blocks that own one weight-gradient partial each: a fixed count (not the thread count).
+  static index_t n_groups(index_t nblk) { return std::min<index_t>(nblk, kGroups); }
+
+  void ensure_scratch(index_t bpb, index_t KH, index_t d, index_t ngrp) {
+    const size_t nt = static_cast<size_t>(std::max(1, max_threads()));
+    if (scratch_.size() < nt) scratch_.resize(nt);
+    for (auto& ts : scratch_) {
+      if (ts.gan.rows() != bpb * KH || ts.gan.cols() != d) ts.gan.resize(bpb * KH, d);
+      if (ts.gau.rows() != bpb * (KH / shape_.K) || ts.gau.cols() != d) ts.gau.resize(bpb * (KH / shape_.K), d);
+    }
+    if (partial_.size() < static_cast<size_t>(ngrp)) partial_.resize(static_cast<size_t>(ngrp));
+    for (auto& gp : partial_)
+      if (gp.W_u.rows() != d) {
+        gp.W_u.resize(d, d), gp.W_i.resize(d, d), gp.b_u.resize(d), gp.b_i.resize(d);
+      }
+  }
+
+  static Scalar margin_value(margin_form form, Scalar tau, Scalar t) {
+    switch (form) {
+      case margin_form::sigmoid_neg: return math::sigmoid(-t);
+      case margin_form::clamped: {
+        const Scalar tc = t >= Scalar(0) ? std::max(t, tau) : std::min(t, -tau);
+        return math::sigmoid(Scalar(1) / tc);
+      }
+      default:
+        if (t == Scalar(0)) return Scalar(1);  // σ(1/+0) = σ(+∞)
+        return math::sigmoid(Scalar(1) / t);
+    }
+  }
+  static Scalar margin_derivative(margin_form form, Scalar tau, Scalar t) {
+    switch (form) {
+      case margin_form::sigmoid_neg: {
+        const Scalar m = math::sigmoid(-t);
+        return -m * (Scalar(1) - m);
+      }
+      case margin_form::clamped:
+        if (std::abs(t) <= tau) return Scalar(0);
+        return math::inv_sigmoid_derivative(Scalar(1) / t);
+      default:
+        if (t == Scalar(0)) return Scalar(0);
+        return math::inv_sigmoid_derivative(Scalar(1) / t);
+    }
+  }
+
   void resize(const batch_shape& s) {
     if (s == shape_) return;
     shape_ = s;
-    nt_.resize(s.cand_rows(), s.d);
-    dg_.resize(s.cand_rows(), s.d);
-    syth_.resize(s.cand_rows());
-    norm_.resize(s.cand_rows());
-    k_star_.assign(s.pair_rows(), 0);
-    k_dns_.assign(s.pair_rows(), 0);
+    const index_t R = s.cand_rows(), PR = s.pair_rows();
+    nt_.resize(R, s.d);
+    g_.resize(R, s.d);
+    e_.resize(R, s.d);
+    a_n_.resize(R, s.d);
+    a_u_.resize(PR, s.d);
+    dgsel_.resize(PR, s.d);
+    syth_.resize(R);
+    norm_.resize(R);
+    delta_.resize(R);
+    q_.resize(R);
+    dnorm_.resize(R);
+    onorm_.resize(R);
+    t_.resize(R);
+    m_.resize(R);
+    per_hop_.resize(PR);
+    k_star_.assign(PR, 0);
+    k_dns_.assign(PR, 0);
     pos_.resize(s.B);
     neg_.resize(s.B);
-    dnt_.resize(s.d);
+    const index_t nblk = (s.B + block_pairs() - 1) / block_pairs();
+    blk_poles_.assign(static_cast<size_t>(nblk), 0);
+    blk_stats_.assign(static_cast<size_t>(3 * nblk), 0.0);
   }
 
-  std::vector<loss::emb_block<Scalar>> reg_blocks(const ego_grads<Scalar>* eg) const {
+  std::array<loss::emb_block<Scalar>, 3> reg_blocks(const ego_grads<Scalar>* eg) const {
     const batch_shape& s = shape_;
-    std::vector<loss::emb_block<Scalar>> bl(3);
+    std::array<loss::emb_block<Scalar>, 3> bl;
     bl[0] = {ego_.U0, s.d, s.B, nullptr, eg ? eg->dU0 : nullptr};
     bl[1] = {ego_.P0, s.d, s.B, nullptr, eg ? eg->dP0 : nullptr};
     bl[2] = {ego_.N0, s.d, s.B * s.K, nullptr, eg ? eg->dN0 : nullptr};
     return bl;
   }
 
-  void compute_stats() {
+  void compute_stats(index_t nblk) {
     const batch_shape& s = shape_;
-    const vector<Scalar>& m = margin_.m();
-    const matrix<Scalar>& e = noise_.direction();
-    const matrix<Scalar>& g = gate_.g();
-    double sat = 0, xin = 0;
-    for (index_t r = 0; r < s.cand_rows(); ++r) {
-      const double mr = static_cast<double>(m[r]);
-      sat += (mr < 1e-3 || mr > 1.0 - 1e-3) ? 1.0 : 0.0;
-      double ss = 0;
-      for (index_t j = 0; j < s.d; ++j) {
-        const double f = noise_.easy_only() ? 1.0 - static_cast<double>(g(r, j)) : 1.0;
-        const double v = f * static_cast<double>(e(r, j));
-        ss += v * v;
-      }
-      xin += static_cast<double>(noise_.scale()) * mr * std::sqrt(ss);
-    }
+    double sat = 0, xin = 0, gs = 0;
+    for (index_t blk = 0; blk < nblk; ++blk)
+      sat += blk_stats_[3 * blk], xin += blk_stats_[3 * blk + 1], gs += blk_stats_[3 * blk + 2];
     const double nr = static_cast<double>(s.cand_rows());
     stats_.frac_saturated_margin = sat / nr;
     stats_.mean_xi_norm = xin / nr;
@@ -350,8 +669,11 @@ class ans_loss {
     double diff = 0;
     for (index_t i = 0; i < s.pair_rows(); ++i) diff += k_dns_[i] != k_star_[i] ? 1.0 : 0.0;
     stats_.frac_kstar_differs_dns = diff / static_cast<double>(s.pair_rows());
-    stats_.mean_gate = static_cast<double>(g.sum()) / static_cast<double>(g.size());
+    stats_.mean_gate = gs / (nr * static_cast<double>(s.d));
   }
+
+  static constexpr index_t kBlockRows = 256;
+  static constexpr index_t kGroups = 16;
 
   ans_options opts_;
   batch_shape shape_{};
@@ -361,15 +683,13 @@ class ans_loss {
   ego_rows<Scalar> ego_{};
   ans_terms<Scalar> terms_{};
   ans_stats stats_{};
-  disentangle::gate<Scalar> gate_;
-  loss::sns_loss<Scalar> sns_;
-  loss::distance_loss<Scalar> dist_;
-  loss::orth_loss<Scalar> orth_;
-  augment::margin_model<Scalar> margin_;
-  augment::noise_model<Scalar> noise_;
-  matrix<Scalar> nt_, dg_;
-  vector<Scalar> syth_, norm_, pos_, neg_, dnt_;
-  std::vector<index_t> k_star_, k_dns_;
+  Scalar orth_coef_ = 0;
+  matrix<Scalar> nt_, g_, e_, a_n_, a_u_, dgsel_;
+  vector<Scalar> syth_, norm_, delta_, q_, dnorm_, onorm_, t_, m_, per_hop_, pos_, neg_;
+  std::vector<index_t> k_star_, k_dns_, blk_poles_;
+  std::vector<double> blk_stats_;
+  std::vector<thread_scratch> scratch_;
+  std::vector<group_partial> partial_;
 };
 
 }  // namespace ans::model

@@ -69,20 +69,32 @@ class ans_objective {
     P0_.resize(B, d);
     N0_.resize(B * K, d);
     const index_t nu = adj.n_users, nn = adj.n_nodes();
-    for (index_t b = 0; b < B; ++b) {
+    for (index_t b = 0; b < B; ++b) {  // validate first (serial: an exception must not leave a parallel region)
       const index_t u = ids.users[b], p = nu + ids.pos_items[b];
       ANS_CHECK(u >= 0 && u < nu, "batch user id " << u << " outside [0, " << nu << ")");
       ANS_CHECK(p >= nu && p < nn, "batch item id " << ids.pos_items[b] << " outside [0, " << adj.n_items << ")");
-      U_.row(b) = S.row(u);
-      P_.row(b) = S.row(p);
-      U0_.row(b) = e0.row(u);
-      P0_.row(b) = e0.row(p);
     }
     for (index_t j = 0; j < B * K; ++j) {
       const index_t c = nu + ids.cand_items[j];
       ANS_CHECK(c >= nu && c < nn, "candidate item id " << ids.cand_items[j] << " outside [0, " << adj.n_items << ")");
-      N_.row(j) = S.row(c);
-      N0_.row(j) = e0.row(c);
+    }
+    const index_t Hd = H * d;
+    const Scalar* Sd = S.data();
+    const Scalar* Ed = e0.data();
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (index_t j = 0; j < B * K; ++j) {  // row j = b*K + k; the pair rows ride along at k == 0
+      const index_t c = nu + ids.cand_items[j];
+      std::copy(Sd + c * Hd, Sd + (c + 1) * Hd, N_.data() + j * Hd);
+      std::copy(Ed + c * d, Ed + (c + 1) * d, N0_.data() + j * d);
+      if (j % K == 0) {
+        const index_t b = j / K, u = ids.users[b], p = nu + ids.pos_items[b];
+        std::copy(Sd + u * Hd, Sd + (u + 1) * Hd, U_.data() + b * Hd);
+        std::copy(Sd + p * Hd, Sd + (p + 1) * Hd, P_.data() + b * Hd);
+        std::copy(Ed + u * d, Ed + (u + 1) * d, U0_.data() + b * d);
+        std::copy(Ed + p * d, Ed + (p + 1) * d, P0_.data() + b * d);
+      }
     }
     const bool with_reg = loss_.options().reg_weight != 0.0;
     ego_rows<Scalar> ego{};
@@ -96,15 +108,15 @@ class ans_objective {
     ANS_CHECK(adj_ != nullptr, "ans_objective::backward called before forward");
     const index_t d = shape_.d, H = shape_.H, B = shape_.B, K = shape_.K;
     ANS_CHECK(grad_e0.rows() == e0_->rows() && grad_e0.cols() == d, "grad_e0 must be " << e0_->rows() << " x " << d);
-    dU_.setZero(B, H * d);
-    dP_.setZero(B, H * d);
-    dN_.setZero(B * K, H * d);
+    zero(dU_, B, H * d);
+    zero(dP_, B, H * d);
+    zero(dN_, B * K, H * d);
     const bool with_reg = loss_.options().reg_weight != 0.0;
     ego_grads<Scalar> eg{};
     if (with_reg) {
-      dU0_.setZero(B, d);
-      dP0_.setZero(B, d);
-      dN0_.setZero(B * K, d);
+      zero(dU0_, B, d);
+      zero(dP0_, B, d);
+      zero(dN0_, B * K, d);
       eg = ego_grads<Scalar>{dU0_.data(), dP0_.data(), dN0_.data()};
     }
     loss_.backward(dU_.data(), dP_.data(), dN_.data(), grads, eg);
@@ -117,7 +129,7 @@ class ans_objective {
       collect_touched(nu, e0_->rows());
     } else {
       if (grad_stack_.rows() != e0_->rows() || grad_stack_.cols() != H * d) grad_stack_.resize(e0_->rows(), H * d);
-      grad_stack_.setZero();
+      zero(grad_stack_, grad_stack_.rows(), grad_stack_.cols());
       scatter(grad_stack_, dU_, dP_, dN_);                 // step 1
       prop_.backward(*adj_, grad_stack_, grad_e0);        // step 2
     }
@@ -133,18 +145,57 @@ class ans_objective {
   const matrix<Scalar>& N() const { return N_; }
 
  private:
-  // target[u_b] += gu[b], target[n_u+p_b] += gp[b], target[n_u+c_j] += gn[j]; serial, so duplicates add in a
-  // fixed order (deterministic).
-  void scatter(matrix<Scalar>& target, const matrix<Scalar>& gu, const matrix<Scalar>& gp,
-               const matrix<Scalar>& gn) const {
-    const index_t nu = adj_->n_users;
-    for (index_t b = 0; b < ids_.B; ++b) {
-      target.row(ids_.users[b]) += gu.row(b);
-      target.row(nu + ids_.pos_items[b]) += gp.row(b);
-    }
-    for (index_t j = 0; j < ids_.B * ids_.K; ++j) target.row(nu + ids_.cand_items[j]) += gn.row(j);
+  // Resizes (no-op when the shape is unchanged) and zeroes in parallel.
+  static void zero(matrix<Scalar>& m, index_t rows, index_t cols) {
+    if (m.rows() != rows || m.cols() != cols) m.resize(rows, cols);
+    const index_t n = m.size();
+    Scalar* p = m.data();
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static) if (n > (1 << 15))
+#endif
+    for (index_t c = 0; c < n; c += 4096) std::fill(p + c, p + std::min(n, c + 4096), Scalar(0));
   }
 
+  // target[u_b] += gu[b], target[n_u+p_b] += gp[b], target[n_u+c_j] += gn[j]. Each thread owns the target
+  // rows with (row / 16) % threads == its id and applies their updates in the serial order (users and
+  // positives by b, then candidates by j), so duplicates add in a fixed order: bit-identical to the serial
+  // loop for every thread count.
+  void scatter(matrix<Scalar>& target, const matrix<Scalar>& gu, const matrix<Scalar>& gp,
+               const matrix<Scalar>& gn) const {
+    const index_t nu = adj_->n_users, w = target.cols(), B = ids_.B, BK = ids_.B * ids_.K;
+    Scalar* T = target.data();
+    const Scalar *GU = gu.data(), *GP = gp.data(), *GN = gn.data();
+#if ANS_HAS_OPENMP
+#pragma omp parallel if (BK * w > (1 << 14))
+#endif
+    {
+      const index_t nt = omp_threads_in_region(), me = thread_id();
+      auto mine = [&](index_t r) { return (r >> 4) % nt == me; };
+      auto add = [&](index_t r, const Scalar* g) {
+        Scalar* t = T + r * w;
+        for (index_t c = 0; c < w; ++c) t[c] += g[c];
+      };
+      for (index_t b = 0; b < B; ++b) {
+        const index_t u = ids_.users[b], p = nu + ids_.pos_items[b];
+        if (mine(u)) add(u, GU + b * w);
+        if (mine(p)) add(p, GP + b * w);
+      }
+      for (index_t j = 0; j < BK; ++j) {
+        const index_t c = nu + ids_.cand_items[j];
+        if (mine(c)) add(c, GN + j * w);
+      }
+    }
+  }
+
+  static index_t omp_threads_in_region() {
+#if ANS_HAS_OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+  }
+
+  // The sorted distinct rows of the batch: mark, then either sort the list (few rows) or scan the marks.
   void collect_touched(index_t nu, index_t n) {
     if (static_cast<index_t>(mark_.size()) != n) mark_.assign(static_cast<size_t>(n), 0);
     auto add = [&](index_t r) {
@@ -152,8 +203,14 @@ class ans_objective {
     };
     for (index_t b = 0; b < ids_.B; ++b) add(ids_.users[b]), add(nu + ids_.pos_items[b]);
     for (index_t j = 0; j < ids_.B * ids_.K; ++j) add(nu + ids_.cand_items[j]);
-    for (auto r : touched_) mark_[r] = 0;
-    std::sort(touched_.begin(), touched_.end());
+    if (static_cast<index_t>(touched_.size()) * 32 < n) {
+      for (auto r : touched_) mark_[r] = 0;
+      std::sort(touched_.begin(), touched_.end());
+    } else {
+      index_t i = 0;
+      for (index_t r = 0; r < n; ++r)
+        if (mark_[r]) touched_[i++] = r, mark_[r] = 0;
+    }
   }
 
   propagation::lightgcn<Scalar> prop_;

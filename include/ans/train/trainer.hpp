@@ -166,11 +166,16 @@ class trainer {
         touched = &ans_obj_.touched_rows();
         sat_sum_ += ans_obj_.loss().stats().frac_saturated_margin;
         ++sat_n_;
-        auto blocks = param_blocks();
-        auto gblocks = grad_blocks();
-        for (size_t i = 0; i < blocks.size(); ++i) {
-          param_adam_[i].step(blocks[i].data, gblocks[i].data);
-          std::fill(gblocks[i].data, gblocks[i].data + gblocks[i].size, Scalar(0));
+        // the six gate/margin parameter blocks (pointer arrays: no per-step heap allocation)
+        Scalar* const pb[6] = {params_.W_u.data(), params_.W_i.data(), params_.b_u.data(),
+                               params_.b_i.data(), params_.w_m.data(), &params_.c_m};
+        Scalar* const gb[6] = {pgrads_.W_u.data(), pgrads_.W_i.data(), pgrads_.b_u.data(),
+                               pgrads_.b_i.data(), pgrads_.w_m.data(), &pgrads_.c_m};
+        const index_t gs[6] = {pgrads_.W_u.size(), pgrads_.W_i.size(), pgrads_.b_u.size(),
+                               pgrads_.b_i.size(), pgrads_.w_m.size(), 1};
+        for (size_t i = 0; i < 6; ++i) {
+          param_adam_[i].step(pb[i], gb[i]);
+          std::fill(gb[i], gb[i] + gs[i], Scalar(0));
         }
       } else {
         loss = bpr_obj_.forward(adj_, e0_, ids, cfg_.seed, step);
@@ -364,10 +369,18 @@ class trainer {
   void step_embeddings(const std::vector<index_t>& touched) {
     if (sparse_adam_) {
       const index_t d = cfg_.dim, n = static_cast<index_t>(touched.size());
-      gbuf_.resize(n, d);
-      for (index_t j = 0; j < n; ++j) gbuf_.row(j) = grad_e0_.row(touched[j]);
-      sparse_adam_->step(e0_.data(), touched.data(), gbuf_.data(), n);
-      for (index_t j = 0; j < n; ++j) grad_e0_.row(touched[j]).setZero();
+      if (gbuf_.rows() < n || gbuf_.cols() != d) gbuf_.resize(std::max(n, gbuf_.rows()), d);  // grows only
+      Scalar* gb = gbuf_.data();
+      Scalar* ge = grad_e0_.data();
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static) if (n * d > (1 << 14))
+#endif
+      for (index_t j = 0; j < n; ++j) {  // gather the touched rows and clear them (rows are distinct)
+        Scalar* src = ge + touched[j] * d;
+        std::copy(src, src + d, gb + j * d);
+        std::fill(src, src + d, Scalar(0));
+      }
+      sparse_adam_->step(e0_.data(), touched.data(), gb, n);
       return;
     }
     if (adam_) adam_->step(e0_.data(), grad_e0_.data());
