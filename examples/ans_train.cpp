@@ -61,17 +61,17 @@ struct options {
   std::string main_metric, scoring, log;
   int emb = 64, max_batches = 0, epochs = -1, layers = -1, workers = 0, early_stop = 10, eval_every = 1, test_all = -1;
   long batch = -1, num_neg = 16;  // batch -1: 2048 (256 on the synthetic data)
-  double lr = 1e-3, l2 = 1e-4, gamma = 0.1, eps = 0.1, valid_ratio = 0.1, noise_scale = -1;
+  double lr = 1e-3, l2 = 1e-4, gamma = 0.1, eps = 0.1, valid_ratio = 0.1, noise_scale = -1, weight_decay = 0;
   std::string margin;
   std::uint64_t seed = 0;
   std::vector<std::string> metrics{"Recall", "NDCG"};
   std::vector<ans::index_t> topk{20};
-  bool quiet = false;
+  bool quiet = false, neg_exclude_all = false;
 };
 
 const char* kUsage =
     "usage: ans-train [--model_name BPRMF|LightGCN|DNS|MixGCF|ANS] [--encoder mf|lightgcn] [--dataset NAME --path DIR]\n"
-    "  [--emb_size 64] [--lr 1e-3] [--l2 1e-4] [--epoch N] [--batch_size 2048] [--num_neg 16] [--n_layers L]\n"
+    "  [--emb_size 64] [--lr 1e-3] [--l2 1e-4] [--weight_decay 0] [--neg_exclude train|all] [--epoch N] [--batch_size 2048] [--num_neg 16] [--n_layers L]\n"
     "  [--gamma 0.1] [--eps 0.1] [--noise_scale 0.1] [--margin inv_sigmoid|sigmoid_neg|clamped] [--mode faithful|fixed] [--random_seed 0] [--num_workers T] [--early_stop 10]\n"
     "  [--metric NDCG,HR,Recall,Precision,MRR] [--topk 20] [--main_metric Recall@20] [--test_all 0|1]\n"
     "  [--valid_ratio 0.1] [--eval_every 1] [--optimizer lazy_adam|adam|sgd] [--scoring ego|stack]\n"
@@ -120,6 +120,10 @@ options parse(int argc, char** argv) {
     } else if (f == "--n_layers") { o.layers = int(to_int(f, v)); if (o.layers < 0) bad(f, "must be >= 0");
     } else if (f == "--gamma") { o.gamma = to_double(f, v);
     } else if (f == "--eps") { o.eps = to_double(f, v);
+    } else if (f == "--neg_exclude") {
+      if (v != "train" && v != "all") bad(f, "expected train or all");
+      o.neg_exclude_all = v == "all";
+    } else if (f == "--weight_decay") { o.weight_decay = to_double(f, v); if (o.weight_decay < 0) bad(f, "must be >= 0");
     } else if (f == "--noise_scale") { o.noise_scale = to_double(f, v); if (o.noise_scale < 0) bad(f, "must be >= 0");
     } else if (f == "--margin") {
       if (v != "inv_sigmoid" && v != "sigmoid_neg" && v != "clamped") bad(f, "expected inv_sigmoid, sigmoid_neg or clamped");
@@ -242,6 +246,8 @@ int run(const options& o) {
   cfg.num_neg = o.num_neg;
   cfg.lr = o.lr;
   cfg.l2 = o.l2;
+  cfg.weight_decay = o.weight_decay;
+  cfg.negatives_exclude_eval = o.neg_exclude_all;
   cfg.m = o.mode == "fixed" ? mode::fixed : mode::faithful;
   cfg.gamma = o.gamma;
   cfg.eps = o.eps;
@@ -363,7 +369,7 @@ int run(const options& o) {
        << ", \"users\": " << ds.n_users() << ", \"items\": " << ds.n_items() << ", \"train\": " << ds.train.nnz()
        << ", \"dev\": " << ds.dev.nnz() << ", \"test\": " << ds.test.nnz() << "},\n";
     js << " \"config\": {\"model_name\": " << io::json_quote(o.model) << ", \"encoder\": " << io::json_quote(enc)
-       << ", \"n_layers\": " << cfg.n_layers << ", \"emb_size\": " << o.emb << ", \"lr\": " << o.lr << ", \"l2\": " << o.l2
+       << ", \"n_layers\": " << cfg.n_layers << ", \"emb_size\": " << o.emb << ", \"lr\": " << o.lr << ", \"l2\": " << o.l2 << ", \"weight_decay\": " << o.weight_decay << ", \"neg_exclude\": " << (o.neg_exclude_all ? "\"all\"" : "\"train\"")
        << ", \"batch_size\": " << batch << ", \"num_neg\": " << o.num_neg << ", \"gamma\": " << o.gamma
        << ", \"eps\": " << o.eps << ", \"noise_scale\": " << cfg.ans->noise_scale << ", \"mode\": " << io::json_quote(o.mode) << ", \"scoring\": " << io::json_quote(scoring)
        << ", \"optimizer\": " << io::json_quote(o.optimizer) << ", \"random_seed\": " << o.seed

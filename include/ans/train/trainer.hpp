@@ -52,6 +52,11 @@ struct trainer_config {
   index_t num_neg = 16;          ///< K candidates per pair (RNS uses 1)
   double lr = 1e-3;
   double l2 = 1e-4;              ///< λ (reg_weight)
+  double weight_decay = 0;       ///< Adam/SGD L2 on the whole embedding table (ReChorus's `--l2`), not λ
+  /// Training candidates are drawn outside the user's train items (false, the default and RecBole's rule) or
+  /// outside train ∪ dev ∪ test (true: ReChorus's `user_clicked_set`, which never samples an evaluation
+  /// positive as a negative; it leaks the evaluation items into training and raises the reported metrics).
+  bool negatives_exclude_eval = false;
   mode m = mode::faithful;
   double gamma = 0.1, eps = 0.1;
   /// When set, the ANS loss uses exactly these options (every §6 flag, γ, ε and λ) instead of
@@ -83,7 +88,8 @@ class trainer {
       : data_(&data), cfg_(cfg),
         adj_(graph::build_normalized_adjacency<Scalar>(data.train)),
         batcher_(data.train, cfg.batch_size, cfg.seed),
-        sampler_(data.train),
+        neg_exclude_(cfg.negatives_exclude_eval ? union_of(data) : data::interactions{}),
+        sampler_(cfg.negatives_exclude_eval ? neg_exclude_ : data.train),
         ans_obj_(cfg.n_layers, make_ans_options(cfg)),
         bpr_obj_(cfg.n_layers, make_bpr_options(cfg)) {
     ANS_CHECK(cfg.dim > 0, "dim must be positive, got " << cfg.dim);
@@ -115,11 +121,12 @@ class trainer {
     if (cfg.optimizer == optimizer_kind::sgd) {
       optim::sgd_options so;
       so.lr = cfg.lr;
+      so.weight_decay = cfg.weight_decay;
       sgd_ = std::make_unique<optim::sgd<Scalar>>(n * d, so, d);
     } else if (lazy) {
-      sparse_adam_ = std::make_unique<optim::sparse_adam<Scalar>>(n, d, ao);
+      sparse_adam_ = std::make_unique<optim::sparse_adam<Scalar>>(n, d, with_decay(ao));
     } else {
-      adam_ = std::make_unique<optim::adam<Scalar>>(n * d, ao);
+      adam_ = std::make_unique<optim::adam<Scalar>>(n * d, with_decay(ao));
     }
     for (auto& blk : param_blocks()) param_adam_.emplace_back(blk.size, ao);
     K_ = cfg.sampler == sampler_kind::rns ? 1 : cfg.num_neg;
@@ -309,6 +316,18 @@ class trainer {
     index_t size;
   };
 
+  static data::interactions union_of(const data::dataset& d) {
+    std::vector<std::pair<index_t, index_t>> pairs;
+    pairs.reserve(static_cast<size_t>(d.train.nnz() + d.dev.nnz() + d.test.nnz()));
+    for (const auto* m : {&d.train, &d.dev, &d.test})
+      for (index_t u = 0; u < m->n_users; ++u)
+        for (auto it = m->row_begin(u); it != m->row_end(u); ++it) pairs.emplace_back(u, *it);
+    return data::from_pairs(d.train.n_users, d.train.n_items, pairs);
+  }
+  optim::adam_options with_decay(optim::adam_options o) const {
+    o.weight_decay = cfg_.weight_decay;
+    return o;
+  }
   static ans_options make_ans_options(const trainer_config& c) {
     if (c.ans) return *c.ans;
     auto o = ans_options::make(c.m);
@@ -392,6 +411,7 @@ class trainer {
   trainer_config cfg_;
   graph::normalized_adjacency<Scalar> adj_;
   sampling::pair_batcher batcher_;
+  data::interactions neg_exclude_;  ///< train ∪ dev ∪ test when negatives_exclude_eval (ReChorus)
   sampling::uniform_sampler sampler_;
   model::ans_objective<Scalar> ans_obj_;
   model::bpr_objective<Scalar> bpr_obj_;
