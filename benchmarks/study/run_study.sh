@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Accuracy study (issue 5): ans-train vs the PyTorch reference on Beauty / Gowalla / Grocery.
+#
+# One command:   benchmarks/study/run_study.sh            (then: python3 benchmarks/study/summarize.py)
+# Every run writes OUT/<part>/<run>.json (+ .log). A run whose JSON already exists (and is not "partial")
+# is skipped, so the script resumes after an interruption and extra seeds can be added later.
+#
+# Environment (defaults = the reduced protocol used for docs/results.md):
+#   BIN           ans-train binary (default: build it into BUILD=/tmp/ans_study_build from this checkout)
+#   DATA          dataset root (/work/shared/data)
+#   OUT           results root (benchmarks/study/results)
+#   PARTS         space-separated subset of: beauty_mf long mixgcf_mf beauty_lgcn ref gowalla grocery ablation sens
+#   LONG_EPOCHS   epochs of the "long" part (100); LONG_SEEDS (SEEDS), LONG_MODELS ("ANS_faithful ANS_fixed RNS DNS")
+#   SEEDS         seeds for beauty_mf ("0 1 2"); every other part uses the first seed only
+#   EPOCHS        epochs for beauty_mf and mixgcf_mf (100)
+#   LGCN_EPOCHS   Beauty LightGCN epochs (40)
+#   REF_EPOCHS    PyTorch reference epochs (30)
+#   ABL_EPOCHS    ablation and gamma/eps sensitivity epochs (60)
+#   GOWALLA_EPOCHS Gowalla LightGCN RNS epochs (4)      GOWALLA_EVAL_EVERY (2)   GOWALLA_EXTRA (extra flags)
+#   SENS_GAMMAS / SENS_EPS  values for the sensitivity runs ("0.5" / "0.5"; the base 0.1 comes from beauty_mf)
+#   GROCERY_EPOCHS Grocery epochs (40)
+#   EVAL_EVERY    evaluation period (5)                  EARLY_STOP  patience in evaluations (10)
+#   OPTIMIZER     adam (dense, PyTorch semantics = the reference's optimiser) | lazy_adam
+#   JOBS          concurrent training processes (2); THREADS per process (1)
+#   EXTRA         extra flags appended to every ans-train command (e.g. "--max_batches 2" for a smoke test)
+#   REF_EXTRA     extra flags appended to every reference command
+#   NICE          nice level (5)
+#   LGCN_SAMPLERS  Beauty LightGCN subset ("RNS DNS MixGCF ANS_faithful ANS_fixed")
+#   GROCERY_MODELS Grocery subset ("BPRMF LightGCN ANS")
+#   SKIP_STARTED=1 skip runs that already have a log but no JSON (in progress in another invocation)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+DATA="${DATA:-/work/shared/data}"
+OUT="${OUT:-$HERE/results}"
+PARTS="${PARTS:-beauty_mf mixgcf_mf beauty_lgcn ref gowalla grocery ablation sens}"
+SEEDS="${SEEDS:-0 1 2}"
+EPOCHS="${EPOCHS:-100}"
+LGCN_EPOCHS="${LGCN_EPOCHS:-40}"
+REF_EPOCHS="${REF_EPOCHS:-30}"
+ABL_EPOCHS="${ABL_EPOCHS:-60}"
+GOWALLA_EPOCHS="${GOWALLA_EPOCHS:-4}"
+GOWALLA_EVAL_EVERY="${GOWALLA_EVAL_EVERY:-2}"
+GROCERY_EPOCHS="${GROCERY_EPOCHS:-40}"
+EVAL_EVERY="${EVAL_EVERY:-5}"
+EARLY_STOP="${EARLY_STOP:-10}"
+OPTIMIZER="${OPTIMIZER:-adam}"
+JOBS="${JOBS:-2}"
+THREADS="${THREADS:-1}"
+EXTRA="${EXTRA:-}"
+REF_EXTRA="${REF_EXTRA:-}"
+NICE="${NICE:-5}"
+PY="${PY:-/usr/bin/python3}"
+REF="$ROOT/benchmarks/reference/ans_ref.py"
+
+if [[ -z "${BIN:-}" ]]; then
+  BUILD="${BUILD:-/tmp/ans_study_build}"
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DANS_BUILD_TESTS=OFF -DANS_BUILD_BENCHMARKS=OFF >/dev/null
+  nice -n "$NICE" cmake --build "$BUILD" -j"$JOBS" --target ans-train >/dev/null
+  BIN="$BUILD/examples/ans-train"
+fi
+[[ -x "$BIN" ]] || { echo "ans-train not found at $BIN" >&2; exit 1; }
+FIRST_SEED="${SEEDS%% *}"
+
+mkdir -p "$OUT"
+JOBFILE="$(mktemp)"
+trap 'rm -f "$JOBFILE"' EXIT
+
+# full-ranking protocol shared by Beauty/Gowalla (10% of each user's train items held out, seeded)
+FULL="--metric Recall,NDCG,HR --topk 20,15 --main_metric Recall@20 --valid_ratio 0.1"
+COMMON="--emb_size 64 --lr 1e-3 --eval_every $EVAL_EVERY --early_stop $EARLY_STOP --num_workers $THREADS --quiet"
+
+# add NAME PART CMD... : queue one run (skipped when a complete JSON exists)
+add() {
+  local part="$1" name="$2"; shift 2
+  local dir="$OUT/$part" json="$OUT/$part/$name.json"
+  mkdir -p "$dir"
+  if [[ -f "$json" ]] && ! grep -q '"partial": true' "$json"; then return; fi
+  # SKIP_STARTED=1: also skip runs that have a log but no complete JSON (running in another invocation)
+  if [[ "${SKIP_STARTED:-0}" == 1 && -f "$dir/$name.log" ]]; then return; fi
+  printf '%s\n' "cd $(printf %q "$dir") && nice -n $NICE $* --json $(printf %q "$json") > $(printf %q "$dir/$name.log") 2>&1 || echo FAILED $part/$name" >> "$JOBFILE"
+}
+ours() { local part="$1" name="$2"; shift 2; add "$part" "$name" "$BIN" "$@" $EXTRA; }
+ref() { local part="$1" name="$2"; shift 2; add "$part" "$name" "$PY" "$REF" "$@" --num_workers "$THREADS" $REF_EXTRA; }
+
+BEAUTY="--dataset amazon_beauty --path $DATA --batch_size 2048 --num_neg 16 --l2 1e-4 $FULL"
+
+for part in $PARTS; do
+  case "$part" in
+    beauty_mf)
+      for s in $SEEDS; do
+        E="--epoch $EPOCHS --random_seed $s --optimizer $OPTIMIZER"
+        ours beauty_mf "RNS_s$s"         --model_name BPRMF $BEAUTY $COMMON $E
+        ours beauty_mf "DNS_s$s"         --model_name DNS --encoder mf $BEAUTY $COMMON $E
+        ours beauty_mf "ANS_faithful_s$s" --model_name ANS --encoder mf --mode faithful $BEAUTY $COMMON $E
+        ours beauty_mf "ANS_fixed_s$s"    --model_name ANS --encoder mf --mode fixed $BEAUTY $COMMON $E
+      done ;;
+    long)
+      # the Beauty MF samplers at a longer budget (ANS leaves its initial plateau late, and at a seed-dependent epoch)
+      E="--epoch ${LONG_EPOCHS:-100} --optimizer $OPTIMIZER"
+      for m in ${LONG_MODELS:-ANS_faithful ANS_fixed RNS DNS}; do
+        for s in ${LONG_SEEDS:-$SEEDS}; do
+          case "$m" in
+            ANS_faithful|ANS_fixed) ours long "${m}_s$s" --model_name ANS --encoder mf --mode "${m#ANS_}" $BEAUTY $COMMON $E --random_seed $s ;;
+            RNS) ours long "RNS_s$s" --model_name BPRMF $BEAUTY $COMMON $E --random_seed $s ;;
+            DNS) ours long "DNS_s$s" --model_name DNS --encoder mf $BEAUTY $COMMON $E --random_seed $s ;;
+          esac
+        done
+      done ;;
+    mixgcf_mf)
+      ours beauty_mf "MixGCF_s$FIRST_SEED" --model_name MixGCF --encoder mf $BEAUTY $COMMON \
+        --epoch $EPOCHS --random_seed $FIRST_SEED --optimizer $OPTIMIZER ;;
+    beauty_lgcn)
+      E="--epoch $LGCN_EPOCHS --random_seed $FIRST_SEED --optimizer adam"
+      for m in ${LGCN_SAMPLERS:-RNS DNS MixGCF ANS_faithful ANS_fixed}; do
+        case "$m" in
+          RNS) ours beauty_lgcn "RNS_s$FIRST_SEED" --model_name LightGCN --n_layers 3 $BEAUTY $COMMON $E ;;
+          DNS|MixGCF) ours beauty_lgcn "${m}_s$FIRST_SEED" --model_name $m --encoder lightgcn --n_layers 3 $BEAUTY $COMMON $E ;;
+          ANS_faithful|ANS_fixed) ours beauty_lgcn "${m}_s$FIRST_SEED" --model_name ANS --encoder lightgcn --n_layers 3 \
+                                    --mode "${m#ANS_}" $BEAUTY $COMMON $E ;;
+        esac
+      done ;;
+    ref)
+      R="--dataset amazon_beauty --path $DATA --emb_size 64 --lr 1e-3 --l2 1e-4 --num_neg 16 --batch_size 2048
+         --topk 20,15 --valid_ratio 0.1 --eval_every $EVAL_EVERY --epoch $REF_EPOCHS --random_seed $FIRST_SEED"
+      ref ref "RNS_s$FIRST_SEED"          --model_name BPRMF $R
+      ref ref "DNS_s$FIRST_SEED"          --model_name DNS --encoder mf $R
+      ref ref "ANS_faithful_s$FIRST_SEED" --model_name ANS --encoder mf $R ;;
+    gowalla)
+      ours gowalla "LightGCN_RNS_s$FIRST_SEED" --model_name LightGCN --n_layers 3 --dataset gowalla --path $DATA \
+        --batch_size 2048 --l2 1e-4 $FULL --emb_size 64 --lr 1e-3 --eval_every $GOWALLA_EVAL_EVERY --early_stop 0 \
+        --num_workers $THREADS --quiet --epoch $GOWALLA_EPOCHS --random_seed $FIRST_SEED --optimizer adam ${GOWALLA_EXTRA:-} ;;
+    grocery)
+      G="--dataset grocery_and_gourmet_food --path $DATA --metric HR,NDCG --topk 5,10,20 --main_metric NDCG@5
+         --emb_size 64 --lr 1e-3 --epoch $GROCERY_EPOCHS --eval_every 1 --early_stop 10 --num_workers $THREADS --quiet
+         --random_seed $FIRST_SEED"
+      # ReChorus settings for the baselines (batch 256, one negative, l2 1e-6); ANS as in docs/training.md (l2 0)
+      for m in ${GROCERY_MODELS:-BPRMF LightGCN ANS}; do
+        case "$m" in
+          BPRMF) ours grocery "BPRMF_s$FIRST_SEED" --model_name BPRMF --batch_size 256 --num_neg 1 --l2 1e-6 $G ;;
+          LightGCN) ours grocery "LightGCN_s$FIRST_SEED" --model_name LightGCN --n_layers 3 --batch_size 256 --num_neg 1 --l2 1e-6 $G ;;
+          ANS) ours grocery "ANS_s$FIRST_SEED" --model_name ANS --encoder mf --batch_size 256 --num_neg 16 --l2 0 $G ;;
+        esac
+      done ;;
+    ablation)
+      E="--epoch $ABL_EPOCHS --random_seed $FIRST_SEED --optimizer $OPTIMIZER --model_name ANS --encoder mf --mode faithful"
+      ours ablation "ANS_faithful_gamma0_s$FIRST_SEED"  $BEAUTY $COMMON $E --gamma 0
+      ours ablation "ANS_faithful_noise0_s$FIRST_SEED"  $BEAUTY $COMMON $E --noise_scale 0 ;;
+    sens)
+      E="--epoch $ABL_EPOCHS --random_seed $FIRST_SEED --optimizer $OPTIMIZER --model_name ANS --encoder mf --mode faithful"
+      for g in ${SENS_GAMMAS:-0.5}; do ours sens "ANS_faithful_gamma${g}_s$FIRST_SEED" $BEAUTY $COMMON $E --gamma "$g"; done
+      for e in ${SENS_EPS:-0.5}; do ours sens "ANS_faithful_eps${e}_s$FIRST_SEED" $BEAUTY $COMMON $E --eps "$e"; done ;;
+    *) echo "unknown part: $part" >&2; exit 2 ;;
+  esac
+done
+
+n=$(wc -l < "$JOBFILE")
+echo "ans-train: $BIN"
+echo "queued $n runs into $OUT (JOBS=$JOBS)"
+{ echo "# $(date -u +%FT%TZ) PARTS=\"$PARTS\" ans-train=$BIN"; cat "$JOBFILE"; } >> "$OUT/commands.txt"
+[[ "$n" -gt 0 ]] || exit 0
+# one line per run, JOBS at a time, in queue order
+tr '\n' '\0' < "$JOBFILE" | xargs -0 -P "$JOBS" -I{} bash -c '{}'
+echo "done: $(ls "$OUT"/*/*.json 2>/dev/null | wc -l) result files under $OUT"
