@@ -1,6 +1,10 @@
 // Benchmarks of the ANS loss components at B=2048, K=16, d=64, H=1 and H=4 (float).
 #include <benchmark/benchmark.h>
 
+#include <vector>
+
+#include "ans/disentangle/gemm64.hpp"
+
 #include <random>
 
 #include "ans/ans.hpp"
@@ -99,6 +103,34 @@ void BM_composite(benchmark::State& st) {
 }
 }  // namespace
 
+// The three gate GEMMs of the fused loss on the candidate rows with the d = 64 kernels (gemm64.hpp), as
+// ans_loss runs them: blocks of 256 rows in parallel; a_n = N Wᵀ + b, ∂N += ḡ W, ∂W += ḡᵀ N (per-thread partial).
+void BM_gate_gemm64(benchmark::State& st) {
+  fixture f(st.range(0));
+  const ans::index_t R = f.s.cand_rows(), d = f.s.d, blk = 256, nblk = (R + blk - 1) / blk;
+  ans::matrix<S> an(R, d), dN = f.N, gan = ans::matrix<S>::Constant(R, d, 1e-3f);
+  const ans::matrix<S> Wt = f.prm.W_i.transpose();
+  std::vector<ans::matrix<S>> part(static_cast<size_t>(ans::max_threads()), ans::matrix<S>::Zero(d, d));
+  namespace g64 = ans::disentangle::gemm64;
+  for (auto _ : st) {
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (ans::index_t b = 0; b < nblk; ++b) {
+      const ans::index_t r0 = b * blk, nr = std::min(blk, R - r0);
+      g64::rows64<false>(f.N.data() + r0 * d, d, nr, Wt.data(), d, an.data() + r0 * d, d, f.prm.b_i.data());
+      g64::rows64<true>(gan.data() + r0 * d, d, nr, f.prm.W_i.data(), d, dN.data() + r0 * d, d);
+      g64::atx64(gan.data() + r0 * d, d, f.N.data() + r0 * d, d, nr, part[ans::thread_id()].data(), d);
+    }
+    benchmark::DoNotOptimize(an.data());
+    benchmark::DoNotOptimize(dN.data());
+  }
+  const double flops = 3.0 * 2.0 * double(R) * d * d;
+  st.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["threads"] = ans::max_threads();
+}
+
+BENCHMARK(BM_gate_gemm64)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_gate_forward_backward)->Arg(1)->Arg(4)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_losses)->Arg(1)->Arg(4)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_margin_noise_select)->Arg(1)->Arg(4)->UseRealTime()->Unit(benchmark::kMillisecond);

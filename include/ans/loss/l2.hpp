@@ -31,10 +31,16 @@ struct emb_block {
 /// Frobenius norm of one block (duplicates counted per occurrence).
 template <class Scalar>
 Scalar emb_block_norm(const emb_block<Scalar>& blk) {
+  // per-row SIMD partial sums (a fixed lane order), rows added in order: deterministic, vectorised
   Scalar ss = 0;
   for (index_t i = 0; i < blk.n; ++i) {
     const Scalar* r = blk.row(i);
-    for (index_t j = 0; j < blk.d; ++j) ss += r[j] * r[j];
+    Scalar rs = 0;
+#if ANS_HAS_OPENMP
+#pragma omp simd reduction(+ : rs)
+#endif
+    for (index_t j = 0; j < blk.d; ++j) rs += r[j] * r[j];
+    ss += rs;
   }
   return std::sqrt(ss);
 }

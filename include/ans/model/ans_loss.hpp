@@ -32,6 +32,7 @@
 #include "ans/core/batch.hpp"
 #include "ans/core/mode.hpp"
 #include "ans/disentangle/gate.hpp"
+#include "ans/disentangle/gemm64.hpp"
 #include "ans/loss/bpr.hpp"
 #include "ans/loss/distance.hpp"
 #include "ans/loss/l2.hpp"
@@ -185,14 +186,25 @@ class ans_loss {
                want_stats = compute_stats_;
     const index_t bpb = block_pairs(), nblk = (B + bpb - 1) / bpb;
     const index_t KH = K * H;
+    const bool use64 = use_gemm64();
+    if (use64) {
+      wt_u_ = params.W_u.transpose();
+      wt_i_ = params.W_i.transpose();
+    }
 #if ANS_HAS_OPENMP
 #pragma omp parallel for schedule(static)
 #endif
     for (index_t blk = 0; blk < nblk; ++blk) {
       const index_t b0 = blk * bpb, b1 = std::min(B, b0 + bpb);
       const index_t pr0 = b0 * H, npr = (b1 - b0) * H, r0 = b0 * KH, nr = (b1 - b0) * KH;
-      // F1–F2: a_u = U W_uᵀ + b_u, a_n = N W_iᵀ + b_i on this block (serial Eigen GEMMs, no heap: <= 256 rows)
-      {
+      // F1–F2: a_u = U W_uᵀ + b_u, a_n = N W_iᵀ + b_i on this block (d = 64: the L1-resident kernel of
+      // gemm64.hpp with the transposed weights; otherwise serial Eigen GEMMs, no heap: <= 256 rows)
+      if (use64) {
+        disentangle::gemm64::rows64<false>(U + pr0 * d, d, npr, wt_u_.data(), d, a_u_.row(pr0).data(), d,
+                                           params.b_u.data());
+        disentangle::gemm64::rows64<false>(N + r0 * d, d, nr, wt_i_.data(), d, a_n_.row(r0).data(), d,
+                                           params.b_i.data());
+      } else {
         const const_matrix_map<Scalar> Ub(U + pr0 * d, npr, d), Nb(N + r0 * d, nr, d);
         auto au = a_u_.middleRows(pr0, npr);
         auto an = a_n_.middleRows(r0, nr);
@@ -218,17 +230,38 @@ class ans_loss {
             for (index_t j = 0; j < d; ++j) gg[j] = an[j] * au[j];
             disentangle::sigmoid_inplace(gg, d);
             // F9 (Δ), F5 (D row norm), F6 (O row norm), F7 (t): one pass, five sums
+            // (GCC 12 left the `omp simd` form of this loop scalar: explicit lanes, a fixed-length inner loop
+            // it vectorises, lanes added in a fixed order: deterministic)
             Scalar hard = 0, easy_s = 0, ssd = 0, sso = 0, t = 0;
-            ANS_SIMD_SUM(hard, easy_s, ssd, sso, t)
-            for (index_t j = 0; j < d; ++j) {
-              const Scalar nh = gg[j] * n[j], ph = gg[j] * p[j];
-              hard += u[j] * nh;
-              easy_s += u[j] * (n[j] - nh);
-              const Scalar y = eps_in_norm ? nh - ph : nh - ph + dist_eps;
-              ssd += y * y;
-              const Scalar w = (p[j] - ph) * (n[j] - nh);
-              sso += w * w;
-              t += wm[j] * (nh * ph);
+            {
+              constexpr index_t LN = 16;
+              Scalar a0[LN] = {}, a1[LN] = {}, a2[LN] = {}, a3[LN] = {}, a4[LN] = {};
+              const Scalar yoff = eps_in_norm ? Scalar(0) : dist_eps;
+              index_t j0 = 0;
+              for (; j0 + LN <= d; j0 += LN)
+                for (index_t l = 0; l < LN; ++l) {
+                  const index_t j = j0 + l;
+                  const Scalar nh = gg[j] * n[j], ph = gg[j] * p[j];
+                  a0[l] += u[j] * nh;
+                  a1[l] += u[j] * (n[j] - nh);
+                  const Scalar y = nh - ph + yoff;
+                  a2[l] += y * y;
+                  const Scalar w = (p[j] - ph) * (n[j] - nh);
+                  a3[l] += w * w;
+                  a4[l] += wm[j] * (nh * ph);
+                }
+              for (index_t l = 0; j0 + l < d; ++l) {  // tail (d not a multiple of 16)
+                const index_t j = j0 + l;
+                const Scalar nh = gg[j] * n[j], ph = gg[j] * p[j];
+                a0[l] += u[j] * nh;
+                a1[l] += u[j] * (n[j] - nh);
+                const Scalar y = nh - ph + yoff;
+                a2[l] += y * y;
+                const Scalar w = (p[j] - ph) * (n[j] - nh);
+                a3[l] += w * w;
+                a4[l] += wm[j] * (nh * ph);
+              }
+              for (index_t l = 0; l < LN; ++l) hard += a0[l], easy_s += a1[l], ssd += a2[l], sso += a3[l], t += a4[l];
             }
             delta_[r] = easy_s - hard;
             dnorm_[r] = std::sqrt(eps_in_norm ? ssd + dist_eps * dist_eps : ssd);
@@ -443,6 +476,7 @@ class ans_loss {
     const matrix<Scalar>& W_u = params_->W_u;
     const matrix<Scalar>& W_i = params_->W_i;
     const index_t bpb = block_pairs(), nblk = (B + bpb - 1) / bpb, ngrp = n_groups(nblk), KH = K * H;
+    const bool use64 = use_gemm64();
     ensure_scratch(bpb, KH, d, ngrp);
 #if ANS_HAS_OPENMP
 #pragma omp parallel for schedule(static)
@@ -519,7 +553,27 @@ class ans_loss {
                 gaur[j] += gz * an[j];
               }
             }
-        // the gate's matrix products for this block (serial Eigen, <= 256 rows: no heap)
+        // the gate's matrix products for this block (d = 64: gemm64.hpp; else serial Eigen, <= 256 rows: no heap)
+        if (use64) {
+          namespace g64 = disentangle::gemm64;
+          g64::atx64(gan.data(), d, N_ + r0 * d, d, nr, gp.W_i.data(), d);  // ∂L/∂W_i = Σ ḡ_an ⊗ N
+          g64::rows64<true>(gan.data(), d, nr, W_i.data(), d, dN + r0 * d, d);  // ∂L/∂N += W_iᵀ ḡ_an
+          g64::atx64(gau.data(), d, U_ + pr0 * d, d, npr, gp.W_u.data(), d);  // ∂L/∂W_u = Σ ḡ_au ⊗ U
+          g64::rows64<true>(gau.data(), d, npr, W_u.data(), d, dU + pr0 * d, d);  // ∂L/∂U += W_uᵀ ḡ_au
+          Scalar* bi = gp.b_i.data();
+          Scalar* bu = gp.b_u.data();
+          for (index_t r = 0; r < nr; ++r) {
+            const Scalar* gr = gan.row(r).data();
+            ANS_SIMD
+            for (index_t j = 0; j < d; ++j) bi[j] += gr[j];
+          }
+          for (index_t r = 0; r < npr; ++r) {
+            const Scalar* gr = gau.row(r).data();
+            ANS_SIMD
+            for (index_t j = 0; j < d; ++j) bu[j] += gr[j];
+          }
+          continue;
+        }
         const const_matrix_map<Scalar> Nb(N_ + r0 * d, nr, d), Ub(U_ + pr0 * d, npr, d);
         matrix_map<Scalar> dNb(dN + r0 * d, nr, d), dUb(dU + pr0 * d, npr, d);
         gp.W_i.noalias() += gan.transpose() * Nb;  // ∂L/∂W_i = Σ ḡ_an ⊗ N
@@ -572,6 +626,9 @@ class ans_loss {
   struct thread_scratch {
     matrix<Scalar> gan, gau;
   };
+
+  // The d = 64 kernels of gemm64.hpp (the default shape); other widths use Eigen.
+  bool use_gemm64() const { return shape_.d == 64 && disentangle::gemm64::available<Scalar>(); }
 
   // Pairs per block: ~256 candidate rows, so a block's operands stay in L2 and Eigen's GEMM packing buffers
   // stay on the stack (no heap allocation in steady state).
@@ -684,7 +741,7 @@ class ans_loss {
   ans_terms<Scalar> terms_{};
   ans_stats stats_{};
   Scalar orth_coef_ = 0;
-  matrix<Scalar> nt_, g_, e_, a_n_, a_u_, dgsel_;
+  matrix<Scalar> nt_, g_, e_, a_n_, a_u_, dgsel_, wt_u_, wt_i_;
   vector<Scalar> syth_, norm_, delta_, q_, dnorm_, onorm_, t_, m_, per_hop_, pos_, neg_;
   std::vector<index_t> k_star_, k_dns_, blk_poles_;
   std::vector<double> blk_stats_;

@@ -65,9 +65,13 @@ class ans_objective {
     U_.resize(B, H * d);
     P_.resize(B, H * d);
     N_.resize(B * K, H * d);
-    U0_.resize(B, d);
-    P0_.resize(B, d);
-    N0_.resize(B * K, d);
+    // MF (H = 1): the stack is E0, so the ego rows are the gathered rows themselves (no second gather)
+    const bool ego_alias = H == 1;
+    if (!ego_alias) {
+      U0_.resize(B, d);
+      P0_.resize(B, d);
+      N0_.resize(B * K, d);
+    }
     const index_t nu = adj.n_users, nn = adj.n_nodes();
     for (index_t b = 0; b < B; ++b) {  // validate first (serial: an exception must not leave a parallel region)
       const index_t u = ids.users[b], p = nu + ids.pos_items[b];
@@ -87,18 +91,22 @@ class ans_objective {
     for (index_t j = 0; j < B * K; ++j) {  // row j = b*K + k; the pair rows ride along at k == 0
       const index_t c = nu + ids.cand_items[j];
       std::copy(Sd + c * Hd, Sd + (c + 1) * Hd, N_.data() + j * Hd);
-      std::copy(Ed + c * d, Ed + (c + 1) * d, N0_.data() + j * d);
+      if (!ego_alias) std::copy(Ed + c * d, Ed + (c + 1) * d, N0_.data() + j * d);
       if (j % K == 0) {
         const index_t b = j / K, u = ids.users[b], p = nu + ids.pos_items[b];
         std::copy(Sd + u * Hd, Sd + (u + 1) * Hd, U_.data() + b * Hd);
         std::copy(Sd + p * Hd, Sd + (p + 1) * Hd, P_.data() + b * Hd);
-        std::copy(Ed + u * d, Ed + (u + 1) * d, U0_.data() + b * d);
-        std::copy(Ed + p * d, Ed + (p + 1) * d, P0_.data() + b * d);
+        if (!ego_alias) {
+          std::copy(Ed + u * d, Ed + (u + 1) * d, U0_.data() + b * d);
+          std::copy(Ed + p * d, Ed + (p + 1) * d, P0_.data() + b * d);
+        }
       }
     }
     const bool with_reg = loss_.options().reg_weight != 0.0;
     ego_rows<Scalar> ego{};
-    if (with_reg) ego = ego_rows<Scalar>{U0_.data(), P0_.data(), N0_.data()};
+    if (with_reg)
+      ego = ego_alias ? ego_rows<Scalar>{U_.data(), P_.data(), N_.data()}
+                      : ego_rows<Scalar>{U0_.data(), P0_.data(), N0_.data()};
     return loss_.forward(shape_, U_.data(), P_.data(), N_.data(), params, source, frozen_k_star, ego);
   }
 
@@ -113,7 +121,12 @@ class ans_objective {
     zero(dN_, B * K, H * d);
     const bool with_reg = loss_.options().reg_weight != 0.0;
     ego_grads<Scalar> eg{};
-    if (with_reg) {
+    // MF (H = 1): the ego rows are the gathered rows, so R's gradient goes into dU/dP/dN (added after the
+    // other terms of the row) and one scatter serves both
+    const bool ego_alias = H == 1;
+    if (with_reg && ego_alias) {
+      eg = ego_grads<Scalar>{dU_.data(), dP_.data(), dN_.data()};
+    } else if (with_reg) {
       zero(dU0_, B, d);
       zero(dP0_, B, d);
       zero(dN0_, B * K, d);
@@ -133,7 +146,7 @@ class ans_objective {
       scatter(grad_stack_, dU_, dP_, dN_);                 // step 1
       prop_.backward(*adj_, grad_stack_, grad_e0);        // step 2
     }
-    if (with_reg) scatter(grad_e0, dU0_, dP0_, dN0_);     // step 3
+    if (with_reg && !ego_alias) scatter(grad_e0, dU0_, dP0_, dN0_);  // step 3
   }
 
   /// Sorted node ids whose E0 gradient the last backward changed (L = 0); empty for L ≥ 1 (all rows).

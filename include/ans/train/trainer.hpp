@@ -404,7 +404,14 @@ class trainer {
     }
     if (adam_) adam_->step(e0_.data(), grad_e0_.data());
     if (sgd_) sgd_->step(e0_.data(), grad_e0_.data());
-    grad_e0_.setZero();
+    // clear the dense gradient in parallel (a serial N x d memset was a visible share of a dense-Adam step)
+    Scalar* ge = grad_e0_.data();
+    const index_t ne = grad_e0_.size();
+    constexpr index_t chunk = 1 << 14;
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static) if (ne > 4 * chunk)
+#endif
+    for (index_t c = 0; c < ne; c += chunk) std::fill(ge + c, ge + std::min(ne, c + chunk), Scalar(0));
   }
 
   const data::dataset* data_;
