@@ -7,7 +7,7 @@
 # Prints seconds per epoch (reference: extrapolated from a capped number of batches, marked "~"),
 # samples per second, peak RSS and the ratios.
 #
-#   BUILD_DIR=/tmp/build_p6 ANS_DATA_DIR=/work/shared/data benchmarks/compare.sh [OUT_DIR]
+#   BUILD_DIR=build ANS_DATA_DIR=../shared/data benchmarks/compare.sh [OUT_DIR]
 #   # the docs/performance.md table (pass 2, ~1 min on a quiet machine):
 #   ANS_MF_BATCHES=60 ANS_LGCN_BATCHES=10 REF_BATCHES_MF=8 REF_BATCHES_LGCN=3 benchmarks/compare.sh
 # Run it on a quiet machine: under contention both sides slow down by different factors (the reference by 8x).

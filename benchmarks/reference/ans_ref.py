@@ -2,7 +2,7 @@
 """Plain-PyTorch (CPU) reference trainer for Augmented Negative Sampling (ANS).
 
 This is the yardstick for accuracy and speed of the C++ library `ans`. It implements
-the *faithful* formulation of /work/shared/spec/ans-reference.md (section 7, R.2-R.6):
+the *faithful* formulation of ../shared/spec/ans-reference.md (section 7, R.2-R.6):
 
   * encoders: MF (n_layers 0) and LightGCN (the per-hop stack S = [E0, A E0, ..., A^L E0],
     recomputed every batch with torch.sparse.mm over A = D^-1/2 A D^-1/2, degree + 1e-7);
@@ -398,7 +398,7 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=int, default=2048, help="(user, positive) pairs per step")
     p.add_argument("--epoch", type=int, default=10)
     p.add_argument("--dataset", default="amazon_beauty")
-    p.add_argument("--path", default="/work/shared/data")
+    p.add_argument("--path", default=os.environ.get("ANS_DATA_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data")))
     p.add_argument("--topk", default="20", help="comma-separated list; the first is the selection metric")
     p.add_argument("--random_seed", type=int, default=0)
     p.add_argument("--num_workers", type=int, default=2, help="torch.set_num_threads")

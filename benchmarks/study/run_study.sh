@@ -7,7 +7,7 @@
 #
 # Environment (defaults = the reduced protocol used for docs/results.md):
 #   BIN           ans-train binary (default: build it into BUILD=/tmp/ans_study_build from this checkout)
-#   DATA          dataset root (/work/shared/data)
+#   DATA          dataset root ($ANS_DATA_DIR, else ../shared/data beside the repository)
 #   OUT           results root (benchmarks/study/results)
 #   PARTS         space-separated subset of: beauty_mf long mixgcf_mf beauty_lgcn ref gowalla grocery ablation sens
 #   LONG_EPOCHS   epochs of the "long" part (100); LONG_SEEDS (SEEDS), LONG_MODELS ("ANS_faithful ANS_fixed RNS DNS")
@@ -32,7 +32,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-DATA="${DATA:-/work/shared/data}"
+DATA="${DATA:-${ANS_DATA_DIR:-$ROOT/../shared/data}}"
 OUT="${OUT:-$HERE/results}"
 PARTS="${PARTS:-beauty_mf mixgcf_mf beauty_lgcn ref gowalla grocery ablation sens}"
 SEEDS="${SEEDS:-0 1 2}"
