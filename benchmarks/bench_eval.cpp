@@ -17,31 +17,13 @@
 #include <vector>
 
 #include "ans/ans.hpp"
+#include "bench_data.hpp"
 
 namespace {
 
 constexpr ans::index_t kD = 64;
 
-const ans::data::dataset& data() {
-  static std::unique_ptr<ans::data::dataset> ds;
-  if (!ds) {
-    const char* dir = std::getenv("ANS_DATA_DIR");
-    std::string path = dir ? std::string(dir) + "/gowalla" : "";
-    try {
-      ds = std::make_unique<ans::data::dataset>(ans::data::load_any(path));
-      std::cerr << "data: Gowalla (" << ds->train.n_users << " users, " << ds->train.n_items << " items, "
-                << ds->train.nnz() << " train / " << ds->test.nnz() << " test)\n";
-    } catch (const std::exception& e) {
-      ans::data::synthetic_config cfg;
-      cfg.n_users = 30000;
-      cfg.n_items = 40000;
-      cfg.interactions_per_user = 27;
-      ds = std::make_unique<ans::data::dataset>(ans::data::generate_synthetic(cfg));
-      std::cerr << "data: synthetic (Gowalla not found: " << e.what() << ")\n";
-    }
-  }
-  return *ds;
-}
+const ans::data::dataset& data() { return bench::gowalla_or_synthetic(); }
 
 ans::matrix<float> random_matrix(ans::index_t rows, ans::index_t cols, std::uint64_t seed) {
   std::mt19937_64 rng(seed);

@@ -8,33 +8,13 @@
 #include <iostream>
 #include <memory>
 
-#include "ans/data/detect.hpp"
-#include "ans/data/synthetic.hpp"
+#include "bench_data.hpp"
 #include "ans/graph/adjacency.hpp"
 #include "ans/propagation/lightgcn.hpp"
 
 namespace {
 
-const ans::data::interactions& graph() {
-  static std::unique_ptr<ans::data::interactions> g;
-  if (!g) {
-    const char* dir = std::getenv("ANS_DATA_DIR");
-    std::string path = dir ? std::string(dir) + "/gowalla" : "";
-    try {
-      g = std::make_unique<ans::data::interactions>(ans::data::load_any(path).train);
-      std::cerr << "graph: Gowalla train (" << g->n_users << " users, " << g->n_items << " items, " << g->nnz()
-                << " edges)\n";
-    } catch (const std::exception& e) {
-      ans::data::synthetic_config cfg;
-      cfg.n_users = 30000;
-      cfg.n_items = 40000;
-      cfg.interactions_per_user = 27;
-      g = std::make_unique<ans::data::interactions>(ans::data::generate_synthetic(cfg).train);
-      std::cerr << "graph: synthetic (" << g->nnz() << " edges; Gowalla not found: " << e.what() << ")\n";
-    }
-  }
-  return *g;
-}
+const ans::data::interactions& graph() { return bench::gowalla_or_synthetic().train; }
 
 double spmm_bytes(const ans::graph::normalized_adjacency<float>& adj, ans::index_t d) {
   // CSR (indices + values + indptr), one gathered d-row per nonzero, one written d-row per node.

@@ -20,31 +20,13 @@
 #include <vector>
 
 #include "ans/ans.hpp"
+#include "bench_data.hpp"
 
 namespace {
 
 constexpr ans::index_t kB = 2048, kK = 16, kD = 64;
 
-const ans::data::interactions& train() {
-  static std::unique_ptr<ans::data::interactions> g;
-  if (!g) {
-    const char* dir = std::getenv("ANS_DATA_DIR");
-    std::string path = dir ? std::string(dir) + "/gowalla" : "";
-    try {
-      g = std::make_unique<ans::data::interactions>(ans::data::load_any(path).train);
-      std::cerr << "graph: Gowalla train (" << g->n_users << " users, " << g->n_items << " items, " << g->nnz()
-                << " edges)\n";
-    } catch (const std::exception& e) {
-      ans::data::synthetic_config cfg;
-      cfg.n_users = 30000;
-      cfg.n_items = 40000;
-      cfg.interactions_per_user = 27;
-      g = std::make_unique<ans::data::interactions>(ans::data::generate_synthetic(cfg).train);
-      std::cerr << "graph: synthetic (" << g->nnz() << " edges; Gowalla not found: " << e.what() << ")\n";
-    }
-  }
-  return *g;
-}
+const ans::data::interactions& train() { return bench::gowalla_or_synthetic().train; }
 
 ans::matrix<float> random_matrix(ans::index_t rows, ans::index_t cols, std::uint64_t seed) {
   std::mt19937_64 rng(seed);

@@ -84,18 +84,18 @@ double scaled_error(const A* a, const std::vector<double>& b, index_t n, double 
   return worst;
 }
 
-/// Runs a kind "loss" case in precision Scalar and compares every value and gradient.
-/// `rel_tol`/`abs_tol` define the error floor (abs_tol/rel_tol); the defaults come from the manifest.
-template <class Scalar>
-golden_comparison run_loss_case(const golden_case& c, double floor = -1) {
-  const auto& mf = c.manifest;
-  batch_shape s{mf.at("B").as_int(), mf.at("K").as_int(), mf.at("H").as_int(), mf.at("d").as_int()};
-  s.check();
-  if (floor < 0) {
-    double rel = 1e-9, abs = 1e-12;
-    if (mf.contains("tolerance")) rel = mf.at("tolerance").number_or("rel", rel), abs = mf.at("tolerance").number_or("abs", abs);
-    floor = abs / rel;
-  }
+namespace detail {
+
+/// The error floor abs_tol/rel_tol from the manifest's tolerance (defaults rel 1e-9, abs 1e-12), unless given.
+inline double golden_floor(const io::json_value& mf, double floor) {
+  if (floor >= 0) return floor;
+  double rel = 1e-9, abs = 1e-12;
+  if (mf.contains("tolerance")) rel = mf.at("tolerance").number_or("rel", rel), abs = mf.at("tolerance").number_or("abs", abs);
+  return abs / rel;
+}
+
+/// Faithful options with the manifest's hyper-parameters.
+inline ans_options golden_options(const io::json_value& mf) {
   ans_options o = ans_options::make(mode::faithful);
   o.gamma = mf.number_or("gamma", o.gamma);
   o.eps = mf.number_or("eps", o.eps);
@@ -104,28 +104,93 @@ golden_comparison run_loss_case(const golden_case& c, double floor = -1) {
   o.bpr_eps = mf.number_or("bpr_eps", o.bpr_eps);
   o.distance_eps = mf.number_or("pairwise_distance_eps", o.distance_eps);
   o.normalize_eps = mf.number_or("normalize_eps", o.normalize_eps);
+  return o;
+}
 
-  auto to_s = [&](const std::string& stem, index_t expect) {
-    const auto v = c.array(stem).as_double();
-    ANS_CHECK(static_cast<index_t>(v.size()) == expect,
-              c.dir << ": " << stem << ".npy has " << v.size() << " elements, expected " << expect);
-    std::vector<Scalar> r(v.begin(), v.end());
-    return r;
-  };
-  const index_t d = s.d;
-  auto U = to_s("U", s.pair_rows() * d), P = to_s("P", s.pair_rows() * d), N = to_s("N", s.cand_rows() * d);
-  auto r = to_s("noise_uniform", s.cand_rows() * d);
+/// Array `stem` as Scalar values, checked to hold `expect` elements.
+template <class Scalar>
+std::vector<Scalar> golden_values(const golden_case& c, const std::string& stem, index_t expect) {
+  const auto v = c.array(stem).as_double();
+  ANS_CHECK(static_cast<index_t>(v.size()) == expect,
+            c.dir << ": " << stem << ".npy has " << v.size() << " elements, expected " << expect);
+  return std::vector<Scalar>(v.begin(), v.end());
+}
+
+/// The gate and margin parameters of a case.
+template <class Scalar>
+model::ans_params<Scalar> golden_params(const golden_case& c, index_t d) {
   model::ans_params<Scalar> prm = model::ans_params<Scalar>::zeros(d);
-  auto Wu = to_s("W_u", d * d), Wi = to_s("W_i", d * d), bu = to_s("b_u", d), bi = to_s("b_i", d),
-       wm = to_s("w_m", d), cm = to_s("c_m", 1);
-  std::copy(Wu.begin(), Wu.end(), prm.W_u.data());
-  std::copy(Wi.begin(), Wi.end(), prm.W_i.data());
-  std::copy(bu.begin(), bu.end(), prm.b_u.data());
-  std::copy(bi.begin(), bi.end(), prm.b_i.data());
-  std::copy(wm.begin(), wm.end(), prm.w_m.data());
-  prm.c_m = cm[0];
+  auto fill = [&](const char* stem, Scalar* out, index_t n) {
+    const auto v = golden_values<Scalar>(c, stem, n);
+    std::copy(v.begin(), v.end(), out);
+  };
+  fill("W_u", prm.W_u.data(), d * d);
+  fill("W_i", prm.W_i.data(), d * d);
+  fill("b_u", prm.b_u.data(), d);
+  fill("b_i", prm.b_i.data(), d);
+  fill("w_m", prm.w_m.data(), d);
+  fill("c_m", &prm.c_m, 1);
+  return prm;
+}
 
-  model::ans_loss<Scalar> loss(o);
+/// Adds the worst scaled error of array `stem` (skipped when the case lacks it).
+template <class A>
+void compare_array(golden_comparison& cmp, const golden_case& c, const std::string& stem, const A* a, index_t n,
+                   double floor) {
+  if (c.has(stem)) cmp.add(stem, scaled_error(a, c.array(stem).as_double(), n, floor));
+}
+
+/// Compares the loss terms present in the manifest (`reg` only for model cases) and the parameter gradients.
+template <class Scalar>
+void compare_terms_and_params(golden_comparison& cmp, const golden_case& c, const model::ans_terms<Scalar>& t,
+                              const model::ans_params<Scalar>& gr, index_t d, double floor, bool with_reg) {
+  const auto& mf = c.manifest;
+  auto value = [&](const char* key, Scalar v) {
+    if (!mf.contains(key)) return;
+    const double ref = mf.at(key).as_number();
+    cmp.add(key, std::abs(static_cast<double>(v) - ref) / std::max(std::abs(ref), floor));
+  };
+  value("bpr", t.bpr);
+  value("sns", t.sns);
+  value("distance", t.distance);
+  value("orth", t.orth);
+  if (with_reg) value("reg", t.reg);
+  value("total", t.total);
+  compare_array(cmp, c, "grad_W_u", gr.W_u.data(), d * d, floor);
+  compare_array(cmp, c, "grad_b_u", gr.b_u.data(), d, floor);
+  compare_array(cmp, c, "grad_W_i", gr.W_i.data(), d * d, floor);
+  compare_array(cmp, c, "grad_b_i", gr.b_i.data(), d, floor);
+  compare_array(cmp, c, "grad_w_m", gr.w_m.data(), d, floor);
+  compare_array(cmp, c, "grad_c_m", &gr.c_m, 1, floor);
+}
+
+/// k* of the library against k_star.npy, when the case has it.
+inline bool k_star_matches(const golden_case& c, const std::vector<index_t>& mine, index_t expect) {
+  if (!c.has("k_star")) return true;
+  const auto ks = c.array("k_star").as_int();
+  return static_cast<index_t>(ks.size()) == expect && static_cast<index_t>(mine.size()) >= expect &&
+         std::equal(ks.begin(), ks.end(), mine.begin());
+}
+
+}  // namespace detail
+
+
+/// Runs a kind "loss" case in precision Scalar and compares every value and gradient. `floor` is the error
+/// floor abs_tol/rel_tol; by default it comes from the manifest's tolerance.
+template <class Scalar>
+golden_comparison run_loss_case(const golden_case& c, double floor = -1) {
+  const auto& mf = c.manifest;
+  batch_shape s{mf.at("B").as_int(), mf.at("K").as_int(), mf.at("H").as_int(), mf.at("d").as_int()};
+  s.check();
+  floor = detail::golden_floor(mf, floor);
+  const index_t d = s.d;
+  const auto U = detail::golden_values<Scalar>(c, "U", s.pair_rows() * d);
+  const auto P = detail::golden_values<Scalar>(c, "P", s.pair_rows() * d);
+  const auto N = detail::golden_values<Scalar>(c, "N", s.cand_rows() * d);
+  const auto r = detail::golden_values<Scalar>(c, "noise_uniform", s.cand_rows() * d);
+  const auto prm = detail::golden_params<Scalar>(c, d);
+
+  model::ans_loss<Scalar> loss(detail::golden_options(mf));
   augment::array_uniform_source<Scalar> src{r.data(), s};
   const auto& t = loss.forward(s, U.data(), P.data(), N.data(), prm, src);
   std::vector<Scalar> dU(U.size(), 0), dP(P.size(), 0), dN(N.size(), 0);
@@ -133,59 +198,24 @@ golden_comparison run_loss_case(const golden_case& c, double floor = -1) {
   loss.backward(dU.data(), dP.data(), dN.data(), gr);
 
   golden_comparison cmp;
-  auto value = [&](const char* key, Scalar v) {
-    if (!mf.contains(key)) return;
-    const double ref = mf.at(key).as_number();
-    cmp.add(key, std::abs(static_cast<double>(v) - ref) / std::max(std::abs(ref), floor));
-  };
-  value("bpr", t.bpr);
-  value("sns", t.sns);
-  value("distance", t.distance);
-  value("orth", t.orth);
-  value("total", t.total);
-  auto arr = [&](const std::string& stem, const Scalar* a, index_t n) {
-    if (!c.has(stem)) return;
-    cmp.add(stem, scaled_error(a, c.array(stem).as_double(), n, floor));
-  };
-  arr("grad_U", dU.data(), static_cast<index_t>(dU.size()));
-  arr("grad_P", dP.data(), static_cast<index_t>(dP.size()));
-  arr("grad_N", dN.data(), static_cast<index_t>(dN.size()));
-  arr("grad_W_u", gr.W_u.data(), d * d);
-  arr("grad_b_u", gr.b_u.data(), d);
-  arr("grad_W_i", gr.W_i.data(), d * d);
-  arr("grad_b_i", gr.b_i.data(), d);
-  arr("grad_w_m", gr.w_m.data(), d);
-  arr("grad_c_m", &gr.c_m, 1);
-  arr("margin", loss.margin().data(), s.cand_rows());
-  arr("gate", loss.gate().data(), s.cand_rows() * d);
-  if (c.has("k_star")) {
-    const auto ks = c.array("k_star").as_int();
-    cmp.k_star_matches = static_cast<index_t>(ks.size()) == s.pair_rows() &&
-                         std::equal(ks.begin(), ks.end(), loss.k_star().begin());
-  }
+  detail::compare_terms_and_params(cmp, c, t, gr, d, floor, /*with_reg=*/false);
+  detail::compare_array(cmp, c, "grad_U", dU.data(), static_cast<index_t>(dU.size()), floor);
+  detail::compare_array(cmp, c, "grad_P", dP.data(), static_cast<index_t>(dP.size()), floor);
+  detail::compare_array(cmp, c, "grad_N", dN.data(), static_cast<index_t>(dN.size()), floor);
+  detail::compare_array(cmp, c, "margin", loss.margin().data(), s.cand_rows(), floor);
+  detail::compare_array(cmp, c, "gate", loss.gate().data(), s.cand_rows() * d, floor);
+  cmp.k_star_matches = detail::k_star_matches(c, loss.k_star(), s.pair_rows());
   return cmp;
 }
 
-/// Runs a golden case of kind "model" (graph + E0 + batch) in precision Scalar, faithful mode, and compares
-/// every value and gradient (see ans/testing/golden.hpp for the error measure).
+/// Runs a golden case of kind "model" (graph + E0 + batch) in precision Scalar, faithful mode, through the whole
+/// objective of ans/model/ans_model.hpp, and compares every value and gradient.
 template <class Scalar = double>
-golden_comparison run_model_case(const testing::golden_case& c, double floor = -1) {
+golden_comparison run_model_case(const golden_case& c, double floor = -1) {
   const auto& mf = c.manifest;
   const index_t B = mf.at("B").as_int(), K = mf.at("K").as_int(), L = mf.at("L").as_int(), d = mf.at("d").as_int();
   const index_t nu = mf.at("n_users").as_int(), ni = mf.at("n_items").as_int();
-  if (floor < 0) {
-    double rel = 1e-9, abs = 1e-12;
-    if (mf.contains("tolerance")) rel = mf.at("tolerance").number_or("rel", rel), abs = mf.at("tolerance").number_or("abs", abs);
-    floor = abs / rel;
-  }
-  ans_options o = ans_options::make(mode::faithful);
-  o.gamma = mf.number_or("gamma", o.gamma);
-  o.eps = mf.number_or("eps", o.eps);
-  o.reg_weight = mf.number_or("reg_weight", 0.0);
-  o.noise_scale = mf.number_or("noise_scale", o.noise_scale);
-  o.bpr_eps = mf.number_or("bpr_eps", o.bpr_eps);
-  o.distance_eps = mf.number_or("pairwise_distance_eps", o.distance_eps);
-  o.normalize_eps = mf.number_or("normalize_eps", o.normalize_eps);
+  floor = detail::golden_floor(mf, floor);
 
   const auto edges = c.array("edges").as_int();
   ANS_CHECK(edges.size() % 2 == 0, c.dir << ": edges.npy must be [E, 2]");
@@ -193,12 +223,6 @@ golden_comparison run_model_case(const testing::golden_case& c, double floor = -
   for (size_t e = 0; e < edges.size(); e += 2) pairs.emplace_back(edges[e], edges[e + 1]);
   const auto adj = graph::build_normalized_adjacency<Scalar>(data::from_pairs(nu, ni, pairs));
 
-  auto vec = [&](const std::string& stem, index_t expect) {
-    const auto v = c.array(stem).as_double();
-    ANS_CHECK(static_cast<index_t>(v.size()) == expect,
-              c.dir << ": " << stem << ".npy has " << v.size() << " elements, expected " << expect);
-    return std::vector<Scalar>(v.begin(), v.end());
-  };
   auto ids = [&](const std::string& stem, index_t expect) {
     const auto v = c.array(stem).as_int();
     ANS_CHECK(static_cast<index_t>(v.size()) == expect,
@@ -206,22 +230,14 @@ golden_comparison run_model_case(const testing::golden_case& c, double floor = -
     return std::vector<std::int32_t>(v.begin(), v.end());
   };
   matrix<Scalar> e0(nu + ni, d);
-  const auto e0v = vec("E0", (nu + ni) * d);
+  const auto e0v = detail::golden_values<Scalar>(c, "E0", (nu + ni) * d);
   std::copy(e0v.begin(), e0v.end(), e0.data());
   const auto users = ids("users", B), pos = ids("pos_items", B), cands = ids("cand_items", B * K);
-  model::ans_params<Scalar> prm = model::ans_params<Scalar>::zeros(d);
-  const auto Wu = vec("W_u", d * d), Wi = vec("W_i", d * d), bu = vec("b_u", d), bi = vec("b_i", d),
-             wm = vec("w_m", d), cm = vec("c_m", 1);
-  std::copy(Wu.begin(), Wu.end(), prm.W_u.data());
-  std::copy(Wi.begin(), Wi.end(), prm.W_i.data());
-  std::copy(bu.begin(), bu.end(), prm.b_u.data());
-  std::copy(bi.begin(), bi.end(), prm.b_i.data());
-  std::copy(wm.begin(), wm.end(), prm.w_m.data());
-  prm.c_m = cm[0];
+  const auto prm = detail::golden_params<Scalar>(c, d);
   const batch_shape s{B, K, L + 1, d};
-  const auto r = vec("noise_uniform", s.cand_rows() * d);
+  const auto r = detail::golden_values<Scalar>(c, "noise_uniform", s.cand_rows() * d);
 
-  model::ans_objective<Scalar> obj(static_cast<int>(L), o);
+  model::ans_objective<Scalar> obj(static_cast<int>(L), detail::golden_options(mf));
   augment::array_uniform_source<Scalar> src{r.data(), s};
   const auto& t = obj.forward(adj, e0, model::batch_ids{users.data(), pos.data(), cands.data(), B, K}, prm, src);
   matrix<Scalar> ge = matrix<Scalar>::Zero(nu + ni, d);
@@ -229,34 +245,9 @@ golden_comparison run_model_case(const testing::golden_case& c, double floor = -
   obj.backward(ge, gr);
 
   golden_comparison cmp;
-  auto value = [&](const char* key, Scalar v) {
-    if (!mf.contains(key)) return;
-    const double ref = mf.at(key).as_number();
-    cmp.add(key, std::abs(static_cast<double>(v) - ref) / std::max(std::abs(ref), floor));
-  };
-  value("bpr", t.bpr);
-  value("sns", t.sns);
-  value("distance", t.distance);
-  value("orth", t.orth);
-  value("reg", t.reg);
-  value("total", t.total);
-  auto arr = [&](const std::string& stem, const Scalar* a, index_t n) {
-    if (!c.has(stem)) return;
-    cmp.add(stem, scaled_error(a, c.array(stem).as_double(), n, floor));
-  };
-  arr("grad_E0", ge.data(), ge.size());
-  arr("grad_W_u", gr.W_u.data(), d * d);
-  arr("grad_b_u", gr.b_u.data(), d);
-  arr("grad_W_i", gr.W_i.data(), d * d);
-  arr("grad_b_i", gr.b_i.data(), d);
-  arr("grad_w_m", gr.w_m.data(), d);
-  arr("grad_c_m", &gr.c_m, 1);
-  if (c.has("k_star")) {
-    const auto ks = c.array("k_star").as_int();
-    const auto& mine = obj.loss().k_star();
-    cmp.k_star_matches = static_cast<index_t>(ks.size()) == s.pair_rows() &&
-                         std::equal(ks.begin(), ks.end(), mine.begin());
-  }
+  detail::compare_terms_and_params(cmp, c, t, gr, d, floor, /*with_reg=*/true);
+  detail::compare_array(cmp, c, "grad_E0", ge.data(), ge.size(), floor);
+  cmp.k_star_matches = detail::k_star_matches(c, obj.loss().k_star(), s.pair_rows());
   return cmp;
 }
 
