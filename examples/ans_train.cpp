@@ -72,7 +72,7 @@ struct options {
 const char* kUsage =
     "usage: ans-train [--model_name BPRMF|LightGCN|DNS|MixGCF|ANS] [--encoder mf|lightgcn] [--dataset NAME --path DIR]\n"
     "  [--emb_size 64] [--lr 1e-3] [--l2 1e-4] [--weight_decay 0] [--neg_exclude train|all] [--epoch N] [--batch_size 2048] [--num_neg 16] [--n_layers L]\n"
-    "  [--gamma 0.1] [--eps 0.1] [--noise_scale 0.1] [--margin inv_sigmoid|sigmoid_neg|clamped] [--mode faithful|fixed] [--random_seed 0] [--num_workers T] [--early_stop 10]\n"
+    "  [--gamma 0.1] [--eps 0.1] [--noise_scale 0.1] [--margin inv_sigmoid|sigmoid_neg|clamped|none] [--mode faithful|fixed] [--random_seed 0] [--num_workers T] [--early_stop 10]\n"
     "  [--metric NDCG,HR,Recall,Precision,MRR] [--topk 20] [--main_metric Recall@20] [--test_all 0|1]\n"
     "  [--valid_ratio 0.1] [--eval_every 1] [--optimizer lazy_adam|adam|sgd] [--scoring ego|stack]\n"
     "  [--save DIR] [--load DIR] [--json FILE] [--log FILE.jsonl] [--max_batches N] [--quiet]\n";
@@ -126,7 +126,8 @@ options parse(int argc, char** argv) {
     } else if (f == "--weight_decay") { o.weight_decay = to_double(f, v); if (o.weight_decay < 0) bad(f, "must be >= 0");
     } else if (f == "--noise_scale") { o.noise_scale = to_double(f, v); if (o.noise_scale < 0) bad(f, "must be >= 0");
     } else if (f == "--margin") {
-      if (v != "inv_sigmoid" && v != "sigmoid_neg" && v != "clamped") bad(f, "expected inv_sigmoid, sigmoid_neg or clamped");
+      if (v != "inv_sigmoid" && v != "sigmoid_neg" && v != "clamped" && v != "none")
+        bad(f, "expected inv_sigmoid, sigmoid_neg, clamped or none");
       o.margin = v;
     } else if (f == "--mode") {
       if (v != "faithful" && v != "fixed") bad(f, "expected faithful or fixed, got '" + v + "'");
@@ -259,7 +260,8 @@ int run(const options& o) {
     if (o.noise_scale >= 0) ao.noise_scale = o.noise_scale;  // 0: no augmentation (ablation)
     if (!o.margin.empty())
       ao.margin = o.margin == "sigmoid_neg" ? margin_form::sigmoid_neg
-                  : o.margin == "clamped"   ? margin_form::clamped : margin_form::faithful_inv_sigmoid;
+                  : o.margin == "clamped"   ? margin_form::clamped
+                  : o.margin == "none"      ? margin_form::none : margin_form::faithful_inv_sigmoid;
     cfg.ans = ao;
   }
   cfg.seed = o.seed;

@@ -30,6 +30,7 @@ if [ -x "$BIN/ans-train" ]; then
   run "$BIN/ans-train" --epoch 2
   for m in BPRMF DNS MixGCF; do run "$BIN/ans-train" --model_name $m --epoch 1 --quiet; done
   run "$BIN/ans-train" --model_name ANS --encoder lightgcn --n_layers 2 --mode fixed --epoch 1 --quiet
+  run "$BIN/ans-train" --model_name ANS --margin none --epoch 1 --quiet
   if [ -n "$DATA" ] && [ -d "$DATA/grocery_and_gourmet_food" ]; then
     run "$BIN/ans-train" --model_name BPRMF --dataset grocery_and_gourmet_food --path "$DATA" --epoch 1 \
       --metric NDCG,HR --topk 1,2,3,5,10 --main_metric NDCG@2 --quiet

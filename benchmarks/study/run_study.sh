@@ -10,11 +10,11 @@
 #   DATA          dataset root ($ANS_DATA_DIR, else ../shared/data beside the repository)
 #   OUT           results root (benchmarks/study/results)
 #   PARTS         space-separated subset of: beauty_mf long mixgcf_mf beauty_lgcn ref gowalla grocery ablation sens
-#   LONG_EPOCHS   epochs of the "long" part (100); LONG_SEEDS (SEEDS), LONG_MODELS ("ANS_faithful ANS_fixed RNS DNS")
+#   LONG_EPOCHS   epochs of the "long" part (200); LONG_SEEDS (SEEDS), LONG_MODELS ("ANS_faithful ANS_fixed RNS DNS")
 #   SEEDS         seeds for beauty_mf ("0 1 2"); every other part uses the first seed only
 #   EPOCHS        epochs for beauty_mf and mixgcf_mf (100)
 #   LGCN_EPOCHS   Beauty LightGCN epochs (40)
-#   REF_EPOCHS    PyTorch reference epochs (30)
+#   REF_EPOCHS    PyTorch reference epochs (60); REF_SEEDS (SEEDS)
 #   ABL_EPOCHS    ablation and gamma/eps sensitivity epochs (60)
 #   GOWALLA_EPOCHS Gowalla LightGCN RNS epochs (4)      GOWALLA_EVAL_EVERY (2)   GOWALLA_EXTRA (extra flags)
 #   SENS_GAMMAS / SENS_EPS  values for the sensitivity runs ("0.5" / "0.5"; the base 0.1 comes from beauty_mf)
@@ -38,7 +38,7 @@ PARTS="${PARTS:-beauty_mf mixgcf_mf beauty_lgcn ref gowalla grocery ablation sen
 SEEDS="${SEEDS:-0 1 2}"
 EPOCHS="${EPOCHS:-100}"
 LGCN_EPOCHS="${LGCN_EPOCHS:-40}"
-REF_EPOCHS="${REF_EPOCHS:-30}"
+REF_EPOCHS="${REF_EPOCHS:-60}"
 ABL_EPOCHS="${ABL_EPOCHS:-60}"
 GOWALLA_EPOCHS="${GOWALLA_EPOCHS:-4}"
 GOWALLA_EVAL_EVERY="${GOWALLA_EVAL_EVERY:-2}"
@@ -98,7 +98,7 @@ for part in $PARTS; do
       done ;;
     long)
       # the Beauty MF samplers at a longer budget (ANS leaves its initial plateau late, and at a seed-dependent epoch)
-      E="--epoch ${LONG_EPOCHS:-100} --optimizer $OPTIMIZER"
+      E="--epoch ${LONG_EPOCHS:-200} --optimizer $OPTIMIZER"
       for m in ${LONG_MODELS:-ANS_faithful ANS_fixed RNS DNS}; do
         for s in ${LONG_SEEDS:-$SEEDS}; do
           case "$m" in
@@ -122,11 +122,14 @@ for part in $PARTS; do
         esac
       done ;;
     ref)
+      # the slow ANS runs first, so that a 2-job queue keeps both slots busy
       R="--dataset amazon_beauty --path $DATA --emb_size 64 --lr 1e-3 --l2 1e-4 --num_neg 16 --batch_size 2048
-         --topk 20,15 --valid_ratio 0.1 --eval_every $EVAL_EVERY --epoch $REF_EPOCHS --random_seed $FIRST_SEED"
-      ref ref "RNS_s$FIRST_SEED"          --model_name BPRMF $R
-      ref ref "DNS_s$FIRST_SEED"          --model_name DNS --encoder mf $R
-      ref ref "ANS_faithful_s$FIRST_SEED" --model_name ANS --encoder mf $R ;;
+         --topk 20,15 --valid_ratio 0.1 --eval_every $EVAL_EVERY --epoch $REF_EPOCHS"
+      for s in ${REF_SEEDS:-$SEEDS}; do ref ref "ANS_faithful_s$s" --model_name ANS --encoder mf $R --random_seed $s; done
+      for s in ${REF_SEEDS:-$SEEDS}; do
+        ref ref "RNS_s$s" --model_name BPRMF $R --random_seed $s
+        ref ref "DNS_s$s" --model_name DNS --encoder mf $R --random_seed $s
+      done ;;
     gowalla)
       ours gowalla "LightGCN_RNS_s$FIRST_SEED" --model_name LightGCN --n_layers 3 --dataset gowalla --path $DATA \
         --batch_size 2048 --l2 1e-4 $FULL --emb_size 64 --lr 1e-3 --eval_every $GOWALLA_EVAL_EVERY --early_stop 0 \
@@ -146,7 +149,8 @@ for part in $PARTS; do
     ablation)
       E="--epoch $ABL_EPOCHS --random_seed $FIRST_SEED --optimizer $OPTIMIZER --model_name ANS --encoder mf --mode faithful"
       ours ablation "ANS_faithful_gamma0_s$FIRST_SEED"  $BEAUTY $COMMON $E --gamma 0
-      ours ablation "ANS_faithful_noise0_s$FIRST_SEED"  $BEAUTY $COMMON $E --noise_scale 0 ;;
+      ours ablation "ANS_faithful_noise0_s$FIRST_SEED"  $BEAUTY $COMMON $E --noise_scale 0
+      ours ablation "ANS_faithful_nomargin_s$FIRST_SEED" $BEAUTY $COMMON $E --margin none ;;
     sens)
       E="--epoch $ABL_EPOCHS --random_seed $FIRST_SEED --optimizer $OPTIMIZER --model_name ANS --encoder mf --mode faithful"
       for g in ${SENS_GAMMAS:-0.5}; do ours sens "ANS_faithful_gamma${g}_s$FIRST_SEED" $BEAUTY $COMMON $E --gamma "$g"; done

@@ -128,6 +128,35 @@ TEST_CASE("composite: FD gradient under fixed mode and every flag", "[components
   run(o, "stable bpr");
 }
 
+TEST_CASE("composite: margin none (ablation) is m = 1 with no margin gradient", "[components][ans_loss]") {
+  const batch_shape s{3, 3, 2, 4};
+  auto p = make_problem(s, 321, true);
+  auto o = opts(ans::mode::faithful);
+  o.margin = ans::margin_form::none;
+  auto rep = check_composite(p, o);
+  INFO(rep.summary());
+  CHECK(rep.global_rel_error < 1e-6);
+  ans::augment::array_uniform_source<double> src{p.r.data(), p.s};
+  ans::model::ans_loss<double> none(o);
+  const double ln = none.forward(p.s, p.U, p.P, p.N, p.prm, src, nullptr, ego_of(p)).total;
+  mat dU = mat::Zero(p.U.rows(), s.d), dP = mat::Zero(p.P.rows(), s.d), dN = mat::Zero(p.N.rows(), s.d);
+  params g = params::zeros(s.d);
+  mat dU0 = mat::Zero(p.U0.rows(), s.d), dP0 = mat::Zero(p.P0.rows(), s.d), dN0 = mat::Zero(p.N0.rows(), s.d);
+  none.backward(dU, dP, dN, g, {dU0.data(), dP0.data(), dN0.data()});
+  CHECK(g.w_m.isZero(0));
+  CHECK(g.c_m == 0.0);
+  // σ(1/t) with w_m = 0 and t = c_m = 1e-3 is exactly 1 in double: the faithful loss must then be the same number
+  auto q = p;
+  q.prm.w_m.setZero();
+  q.prm.c_m = 1e-3;
+  ans::model::ans_loss<double> sat(opts(ans::mode::faithful));
+  const double ls = sat.forward(q.s, q.U, q.P, q.N, q.prm, src, nullptr, ego_of(q)).total;
+  CHECK(ln == ls);
+  // and it differs from the faithful margin at the original parameters (the margin matters here)
+  ans::model::ans_loss<double> faith(opts(ans::mode::faithful));
+  CHECK(faith.forward(p.s, p.U, p.P, p.N, p.prm, src, nullptr, ego_of(p)).total != ln);
+}
+
 TEST_CASE("composite: duplicate candidates (equal rows) and frozen k*", "[components][ans_loss]") {
   auto p = make_problem({2, 3, 2, 3}, 7, true);
   p.N.row(p.s.nrow(0, 2, 0)) = p.N.row(p.s.nrow(0, 0, 0));  // same item twice in one pair

@@ -6,6 +6,7 @@
 ///                         t == 0: m = 1 (σ(+∞)) and the gradient is defined as 0 (PyTorch gives NaN); counted.
 ///   sigmoid_neg (1a):     m = σ(−t),   dm/dt = −m(1−m)
 ///   clamped (1b):         t' = sign(t)·max(|t|, τ) (sign(0) = +1), m = σ(1/t'), dm/dt = dm/dt'·[|t| > τ]
+///   none (ablation):      m = 1, dm/dt = 0 (the noise is not scaled by the pair's similarity)
 /// Backward from ∂L/∂m, G_t = ∂L/∂m · dm/dt:
 ///   ∂/∂w_m += G_t v,  ∂/∂c_m += G_t,  ∂/∂g += 2G_t w_m⊙g⊙N⊙P,  ∂/∂N += G_t w_m⊙g²⊙P,  ∂/∂P += G_t w_m⊙g²⊙N.
 #pragma once
@@ -49,7 +50,7 @@ class margin_model {
           t += c_m;
           t_[r] = t;
           m_[r] = value(t);
-          if (form != margin_form::sigmoid_neg && t == Scalar(0)) ++poles;
+          if (form != margin_form::sigmoid_neg && form != margin_form::none && t == Scalar(0)) ++poles;
         }
     poles_ = poles;
     return poles;
@@ -59,6 +60,7 @@ class margin_model {
   Scalar value(Scalar t) const {
     switch (form_) {
       case margin_form::sigmoid_neg: return math::sigmoid(-t);
+      case margin_form::none: return Scalar(1);  // ablation: m = 1
       case margin_form::clamped: {
         const Scalar tc = t >= Scalar(0) ? std::max(t, tau_) : std::min(t, -tau_);
         return math::sigmoid(Scalar(1) / tc);
@@ -76,6 +78,7 @@ class margin_model {
         const Scalar m = math::sigmoid(-t);
         return -m * (Scalar(1) - m);  // dm/dt = −m(1−m)
       }
+      case margin_form::none: return Scalar(0);  // dm/dt = 0
       case margin_form::clamped:
         if (std::abs(t) <= tau_) return Scalar(0);
         return math::inv_sigmoid_derivative(Scalar(1) / t);

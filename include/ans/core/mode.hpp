@@ -18,7 +18,9 @@ enum class mode { faithful, fixed };
 enum class margin_form {
   faithful_inv_sigmoid,  ///< m = σ(1/t); dm/dt = −x²σ(x)σ(−x), x = 1/t; at t == 0 the gradient is 0 (counted)
   sigmoid_neg,           ///< (1a) m = σ(−t); dm/dt = −m(1−m). Smooth, decreasing in the similarity
-  clamped                ///< (1b) t ← sign(t)·max(|t|, τ) (sign(0) = +1), then m = σ(1/t)
+  clamped,               ///< (1b) t ← sign(t)·max(|t|, τ) (sign(0) = +1), then m = σ(1/t)
+  none                   ///< ablation "without the margin": m = 1 (noise ξ = scale·δ⊙r̂, unconstrained by the
+                         ///< pair's similarity); dm/dt = 0, so w_m and c_m get no gradient
 };
 
 /// How the noise magnitude is drawn (spec §6 item 2).

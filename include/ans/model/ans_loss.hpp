@@ -270,7 +270,7 @@ class ans_loss {
             t_[r] = t;
             const Scalar mr = margin_value(mform, tau, t);
             m_[r] = mr;
-            if (mform != margin_form::sigmoid_neg && t == Scalar(0)) ++poles;
+            if (mform != margin_form::sigmoid_neg && mform != margin_form::none && t == Scalar(0)) ++poles;
             // F8: e = δ ⊙ r̂
             Scalar* e = e_.row(r).data();
             source(b, k, h, e, d);
@@ -653,6 +653,7 @@ class ans_loss {
   static Scalar margin_value(margin_form form, Scalar tau, Scalar t) {
     switch (form) {
       case margin_form::sigmoid_neg: return math::sigmoid(-t);
+      case margin_form::none: return Scalar(1);  // ablation: m = 1
       case margin_form::clamped: {
         const Scalar tc = t >= Scalar(0) ? std::max(t, tau) : std::min(t, -tau);
         return math::sigmoid(Scalar(1) / tc);
@@ -668,6 +669,7 @@ class ans_loss {
         const Scalar m = math::sigmoid(-t);
         return -m * (Scalar(1) - m);
       }
+      case margin_form::none: return Scalar(0);  // dm/dt = 0
       case margin_form::clamped:
         if (std::abs(t) <= tau) return Scalar(0);
         return math::inv_sigmoid_derivative(Scalar(1) / t);
