@@ -2,7 +2,8 @@
 // random factors (the cost does not depend on the values).
 //
 //   BM_full_ranking     : ans::eval::full_ranking over every test user, all items scored, train masked,
-//                         Recall/NDCG/Precision/Hit@20. One GEMM per 256-user block, blocks in parallel.
+//                         Recall/NDCG/Precision/Hit@20. One GEMM per block of `block` users (0 = the default,
+//                         sized from a per-thread memory budget), blocks in parallel.
 //   BM_sampled_ranking  : ans::eval::sampled_ranking, one row per test user (its first test item against
 //                         99 uniform negatives that exclude train and test), HR/NDCG@{5,10,20,50}.
 //
@@ -44,6 +45,7 @@ void BM_full_ranking(benchmark::State& st) {
   const auto U = random_matrix(ds.train.n_users, kD, 1), I = random_matrix(ds.train.n_items, kD, 2);
   ans::eval::full_ranking_options opt;
   opt.ks = {20};
+  if (st.range(0) > 0) opt.block_users = st.range(0);
   const double users = double(n_test_users(ds.test));
   for (auto _ : st) {
     auto m = ans::eval::full_ranking<float>(U, I, ds.train, ds.test, {}, opt);
@@ -53,6 +55,7 @@ void BM_full_ranking(benchmark::State& st) {
   st.counters["GFLOP/s"] = benchmark::Counter(2.0 * users * double(ds.train.n_items) * kD * 1e-9,
                                               benchmark::Counter::kIsIterationInvariantRate);
   st.counters["threads"] = ans::max_threads();
+  st.counters["block"] = double(ans::eval::detail::ranking_block_rows(opt, ds.train.n_items));
 }
 
 void BM_sampled_ranking(benchmark::State& st) {
@@ -77,6 +80,6 @@ void BM_sampled_ranking(benchmark::State& st) {
 
 }  // namespace
 
-BENCHMARK(BM_full_ranking)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_full_ranking)->ArgName("block")->Arg(0)->Arg(64)->Arg(128)->Arg(256)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_sampled_ranking)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();

@@ -58,6 +58,23 @@ TEST_CASE("adjacency: empty graph", "[graph]") {
   CHECK(s.rightCols(6).isZero(0));
 }
 
+TEST_CASE("adjacency: node counts only serve L = 0 and are refused by propagation", "[graph]") {
+  const auto full = ans::graph::build_normalized_adjacency<double>(small_graph());
+  const auto counts = ans::graph::node_counts_only<double>(small_graph());
+  CHECK(full.has_edges());
+  CHECK_FALSE(counts.has_edges());
+  CHECK(counts.n_nodes() == full.n_nodes());
+  CHECK(counts.nnz() == 0);
+  auto e0 = random_matrix(counts.n_nodes(), 3, 4);
+  ans::matrix<double> s, g = ans::matrix<double>::Zero(counts.n_nodes(), 3);
+  ans::propagation::lightgcn<double> mf(0), two(2);
+  mf.forward(counts, e0, s);
+  CHECK(s == e0);
+  CHECK_THROWS_WITH(two.forward(counts, e0, s), Catch::Contains("without edges"));
+  ans::matrix<double> gs = ans::matrix<double>::Zero(counts.n_nodes(), 9);
+  CHECK_THROWS_WITH(two.backward(counts, gs, g), Catch::Contains("without edges"));
+}
+
 TEST_CASE("propagation: forward is Â^l E0 and L = 0 is the identity", "[graph]") {
   auto adj = ans::graph::build_normalized_adjacency<double>(small_graph());
   const ans::index_t n = adj.n_nodes(), d = 3;

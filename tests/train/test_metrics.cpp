@@ -211,10 +211,21 @@ TEST_CASE("full ranking matches a brute-force sort on random data, any block siz
     auto v = ranking_metrics(specs, order, std::vector<std::int32_t>(test.row_begin(u), test.row_end(u)));
     for (size_t j = 0; j < v.size(); ++j) sums[j] += v[j];
   }
-  for (index_t block : {1, 4, 256}) {
+  for (index_t block : {1, 4, 256, 0}) {  // 0: sized from block_bytes
     opt.block_users = block;
     auto m = full_ranking<double>(U, I, train, test, {&dev}, opt);
     REQUIRE(m.size() == specs.size());
     for (size_t j = 0; j < specs.size(); ++j) CHECK(m.at(specs[j].name()) == Approx(sums[j] / n_eval).epsilon(1e-12));
   }
+}
+
+TEST_CASE("full ranking: the default block size follows the memory budget", "[eval]") {
+  ans::eval::full_ranking_options opt;
+  using ans::eval::detail::ranking_block_rows;
+  CHECK(ranking_block_rows<float>(opt, 40981) == 76);     // Gowalla: 12 MiB / (40981 * 4 B)
+  CHECK(ranking_block_rows<double>(opt, 40981) == 38);
+  CHECK(ranking_block_rows<float>(opt, 10) == 256);       // capped
+  CHECK(ranking_block_rows<float>(opt, 10000000) == 32);  // floor
+  opt.block_users = 5;
+  CHECK(ranking_block_rows<float>(opt, 40981) == 5);
 }

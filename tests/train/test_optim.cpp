@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -127,6 +128,49 @@ TEST_CASE("sparse adam touches only the given rows, per-row bias correction", "[
   const double m = 0.1 * 1, v = 0.001 * 1;  // row 0's gradient is (1, 1, 1)
   const double expect = before - (0.1 / (1 - b1 * b1)) * m / (std::sqrt(v) / std::sqrt(1 - b2 * b2) + 1e-8);
   CHECK(U(0, 0) == Approx(expect).epsilon(1e-14));
+}
+
+TEST_CASE("fused steps: sparse step_table and adam step_and_clear equal step + clear, bit for bit", "[train]") {
+  const index_t n = 6, d = 5;
+  matrix<float> T(n, d), G(n, d);
+  for (index_t i = 0; i < n * d; ++i) T.data()[i] = 0.05f * float(i) - 0.6f;
+  sparse_adam<float> a(n, d, {0.01, 0.9, 0.999, 1e-8, 1e-3}), b(n, d, {0.01, 0.9, 0.999, 1e-8, 1e-3});
+  matrix<float> Ta = T, Tb = T;
+  const std::vector<std::vector<index_t>> steps{{4, 1}, {0, 4, 5}, {1}, {2, 3, 4}};
+  for (size_t s = 0; s < 60; ++s) {  // enough steps for rows to reach different per-row counts
+    const auto& rows = steps[s % steps.size()];
+    for (index_t i = 0; i < n * d; ++i) G.data()[i] = std::sin(float(i + 7 * s));
+    matrix<float> Gt = G, Gr(static_cast<index_t>(rows.size()), d);
+    for (size_t i = 0; i < rows.size(); ++i) Gr.row(static_cast<index_t>(i)) = G.row(rows[i]);
+    a.step(Ta, rows, Gr);
+    b.step_table(Tb.data(), rows.data(), Gt.data(), static_cast<index_t>(rows.size()));
+    REQUIRE(std::memcmp(Ta.data(), Tb.data(), sizeof(float) * size_t(n * d)) == 0);
+    for (index_t r = 0; r < n; ++r) {
+      const bool listed = std::find(rows.begin(), rows.end(), r) != rows.end();
+      for (index_t j = 0; j < d; ++j) REQUIRE(Gt(r, j) == (listed ? 0.0f : G(r, j)));  // listed rows cleared only
+    }
+  }
+  // beyond the cached bias corrections (both round to 1.0 after ~37k steps for beta2 = 0.999) the step still
+  // equals the pow-based dense update
+  sparse_adam<double> late(1, 1, {0.1}, sparse_step_count::global);
+  adam<double> dense(1, {0.1});
+  double pl = 0.3, pd = 0.3, g = 0.25, gl = 0.25;
+  const index_t row0 = 0;
+  for (int s = 0; s < 40000; ++s) {
+    late.step_table(&pl, &row0, &gl, 1);
+    gl = 0.25;
+    dense.step(&pd, &g);
+  }
+  CHECK(std::memcmp(&pl, &pd, sizeof(double)) == 0);
+  // dense: step_and_clear == step, then zero
+  std::vector<float> p1(40000), p2, g1(40000), g2;
+  for (size_t i = 0; i < p1.size(); ++i) p1[i] = std::cos(float(i)), g1[i] = std::sin(float(3 * i));
+  p2 = p1, g2 = g1;
+  adam<float> o1(40000, {0.01}), o2(40000, {0.01});
+  o1.step(p1.data(), g1.data());
+  o2.step_and_clear(p2.data(), g2.data());
+  CHECK(std::memcmp(p1.data(), p2.data(), sizeof(float) * p1.size()) == 0);
+  CHECK(std::all_of(g2.begin(), g2.end(), [](float x) { return x == 0.0f; }));
 }
 
 TEST_CASE("sgd: plain, momentum and nesterov follow torch.optim.SGD", "[train]") {

@@ -23,10 +23,23 @@ struct full_ranking_options {
   std::vector<index_t> ks{20};
   std::vector<metric_kind> kinds{metric_kind::recall, metric_kind::ndcg, metric_kind::precision,
                                  metric_kind::hit};
-  index_t block_users = 256;  ///< users scored per GEMM (memory: block_users x n_items scalars per thread)
+  /// Users scored per GEMM (memory: block_users x n_items scalars per thread). 0 (default): sized from
+  /// `block_bytes`, clamped to [32, 256] users.
+  index_t block_users = 0;
   /// Items [0, first_item) are never ranked (e.g. 1 for RecBole's [PAD] item 0).
   index_t first_item = 0;
+  std::size_t block_bytes = std::size_t(12) << 20;  ///< per-thread score buffer budget when block_users == 0
 };
+
+namespace detail {
+/// The number of users scored per GEMM under `opt` for `n_items` items of type Scalar.
+template <class Scalar = float>
+index_t ranking_block_rows(const full_ranking_options& opt, index_t n_items) {
+  if (opt.block_users > 0) return opt.block_users;
+  const auto per_user = static_cast<std::size_t>(std::max<index_t>(n_items, 1)) * sizeof(Scalar);
+  return std::clamp<index_t>(static_cast<index_t>(opt.block_bytes / per_user), 32, 256);
+}
+}  // namespace detail
 
 /// Per-user results of full_ranking (optional output).
 struct full_ranking_details {
@@ -41,7 +54,8 @@ struct full_ranking_details {
 /// broken by the lower item id (top max(K) by one heap pass), and evaluates the top max(K) against u's test items (metrics.hpp).
 /// Returns the mean of each metric over the evaluated users, keyed "Recall@20", "NDCG@20", ...
 ///
-/// Users are processed in blocks of `block_users`, one GEMM per block (never n_users x n_items at once),
+/// Users are processed in blocks of `block_users` (by default as many as fit 12 MiB of scores per thread, 32 to
+/// 256), one GEMM per block (never n_users x n_items at once),
 /// blocks in parallel with OpenMP (static schedule; Eigen's GEMM runs single-threaded inside the region).
 /// The result does not depend on the thread count: per-user values are stored and summed in user order.
 /// NaN scores rank below every finite score. Test items that are also masked can never be hit but still
@@ -67,7 +81,7 @@ std::map<std::string, double> full_ranking(const Eigen::Ref<const matrix<Scalar>
   for (const auto* m : extra_masks)
     ANS_CHECK(m != nullptr && m->n_users == n_users && m->n_items == n_items,
               "full_ranking: an extra mask is null or not " << n_users << " x " << n_items);
-  ANS_CHECK(opt.block_users >= 1, "full_ranking: block_users must be >= 1");
+  ANS_CHECK(opt.block_users >= 0, "full_ranking: block_users must be >= 0 (0 = from block_bytes)");
   ANS_CHECK(opt.first_item >= 0 && opt.first_item <= n_items, "full_ranking: bad first_item " << opt.first_item);
 
   const auto specs = make_specs(opt.kinds, opt.ks);
@@ -80,7 +94,7 @@ std::map<std::string, double> full_ranking(const Eigen::Ref<const matrix<Scalar>
     if (test.row_size(u) > 0) users.push_back(u);
   const index_t n_eval = static_cast<index_t>(users.size());
   std::vector<double> values(static_cast<size_t>(n_eval * n_spec), 0.0);
-  const index_t B = opt.block_users;
+  const index_t B = detail::ranking_block_rows<Scalar>(opt, n_items);
   const index_t n_blocks = (n_eval + B - 1) / B;
   const index_t D = user_factors.cols();
   const Scalar neg_inf = -std::numeric_limits<Scalar>::infinity();

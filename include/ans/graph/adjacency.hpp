@@ -27,7 +27,19 @@ struct normalized_adjacency {
 
   index_t n_nodes() const { return n_users + n_items; }
   index_t nnz() const { return static_cast<index_t>(indices.size()); }
+  /// false for the node counts alone (node_counts_only): enough for L = 0, refused by propagation.
+  bool has_edges() const { return static_cast<index_t>(indptr.size()) == n_nodes() + 1; }
 };
+
+/// The node counts of `train` without the edges: all an L = 0 (MF) model needs, since no propagation runs
+/// (saves the O(nnz) CSR: 13 MB on Gowalla). Propagating over it raises ans::error.
+template <class Scalar>
+normalized_adjacency<Scalar> node_counts_only(const data::interactions& train) {
+  normalized_adjacency<Scalar> adj;
+  adj.n_users = train.n_users;
+  adj.n_items = train.n_items;
+  return adj;
+}
 
 /// The degree offset of the reference (`D = rowcount(A>0) + 1e-7`).
 inline constexpr double degree_epsilon = 1e-7;

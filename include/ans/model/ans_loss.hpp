@@ -290,30 +290,26 @@ class ans_loss {
             // Ñ = Nh + (Ne + f⊙ξ); <U,Ñ>, <U,N>
             Scalar* nt = nt_.row(r).data();
             const Scalar sm = scale * mr;
-            Scalar sy = 0, no = 0;
-            ANS_SIMD_SUM(sy, no)
+            // (the statistics' sums ride along: ‖f⊙e‖² and Σ g, in Scalar, vectorised with the rest)
+            Scalar sy = 0, no = 0, xs = 0, gs = 0;
+            ANS_SIMD_SUM(sy, no, xs, gs)
             for (index_t j = 0; j < d; ++j) {
               const Scalar nh = gg[j] * n[j];
               const Scalar xi = sm * e[j];
               const Scalar v = nh + ((n[j] - nh) + (easy ? (Scalar(1) - gg[j]) * xi : xi));
+              const Scalar fe = easy ? (Scalar(1) - gg[j]) * e[j] : e[j];
               nt[j] = v;
               sy += u[j] * v;
               no += u[j] * n[j];
+              xs += fe * fe;
+              gs += gg[j];
             }
             syth_[r] = sy;
             norm_[r] = no;
             if (want_stats) {
               const double md = static_cast<double>(mr);
               sat += (md < 1e-3 || md > 1.0 - 1e-3) ? 1.0 : 0.0;
-              double ss = 0;
-              Scalar gs = 0;
-              for (index_t j = 0; j < d; ++j) {
-                const double f = easy ? 1.0 - static_cast<double>(gg[j]) : 1.0;
-                const double v = f * static_cast<double>(e[j]);
-                ss += v * v;
-                gs += gg[j];
-              }
-              xin += static_cast<double>(scale) * md * std::sqrt(ss);
+              xin += static_cast<double>(scale) * md * std::sqrt(static_cast<double>(xs));
               gsum += static_cast<double>(gs);
             }
           }

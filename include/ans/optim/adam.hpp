@@ -35,11 +35,11 @@ inline void check_adam_options(const adam_options& o, const char* who) {
 ///   g ← g + wd·p;  m ← m + (1−β1)(g − m)  (torch's lerp);  v ← β2·v + (1−β2)·g²;
 ///   p ← p − (lr / (1−β1^t)) · m / (sqrt(v) / sqrt(1−β2^t) + eps).
 /// Bias corrections are computed in double, like PyTorch's Python floats.
-template <class Scalar>
-inline void adam_update(Scalar* p, const Scalar* grad, Scalar* m, Scalar* v, index_t n, std::int64_t t,
-                        const adam_options& o) {
-  const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(t));
-  const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(t));
+/// `bc1` = 1−β1^t and `bc2` = 1−β2^t are given (adam_update computes them); with ClearGrad the gradient
+/// entries are set to 0 after use (a fused "step, then zero_grad").
+template <bool ClearGrad = false, class Scalar, class Grad>
+inline void adam_update_corrected(Scalar* p, Grad* grad, Scalar* m, Scalar* v, index_t n, double bc1, double bc2,
+                                  const adam_options& o) {
   const auto step_size = static_cast<Scalar>(o.lr / bc1);
   const auto bc2_sqrt = static_cast<Scalar>(std::sqrt(bc2));
   const auto w1 = static_cast<Scalar>(1.0 - o.beta1);
@@ -53,7 +53,15 @@ inline void adam_update(Scalar* p, const Scalar* grad, Scalar* m, Scalar* v, ind
     m[j] += w1 * (g - m[j]);
     v[j] = b2 * v[j] + w2 * g * g;
     p[j] -= step_size * (m[j] / (std::sqrt(v[j]) / bc2_sqrt + eps));
+    if constexpr (ClearGrad) grad[j] = Scalar(0);
   }
+}
+
+template <class Scalar>
+inline void adam_update(Scalar* p, const Scalar* grad, Scalar* m, Scalar* v, index_t n, std::int64_t t,
+                        const adam_options& o) {
+  adam_update_corrected(p, grad, m, v, n, 1.0 - std::pow(o.beta1, static_cast<double>(t)),
+                        1.0 - std::pow(o.beta2, static_cast<double>(t)), o);
 }
 }  // namespace detail
 
@@ -77,8 +85,17 @@ class adam {
   }
 
   /// One step over raw arrays of size() entries.
-  void step(Scalar* param, const Scalar* grad) {
+  void step(Scalar* param, const Scalar* grad) { run(param, grad); }
+
+  /// One step, then grad = 0, in the same pass over memory (PyTorch's step() + zero_grad()).
+  void step_and_clear(Scalar* param, Scalar* grad) { run<true>(param, grad); }
+
+ private:
+  template <bool Clear = false, class Grad>
+  void run(Scalar* param, Grad* grad) {
     ++t_;
+    const double bc1 = 1.0 - std::pow(o_.beta1, static_cast<double>(t_)),
+                 bc2 = 1.0 - std::pow(o_.beta2, static_cast<double>(t_));
     const index_t n = size();
     constexpr index_t chunk = 1 << 14;
     const index_t n_chunks = (n + chunk - 1) / chunk;
@@ -87,9 +104,11 @@ class adam {
 #endif
     for (index_t c = 0; c < n_chunks; ++c) {
       const index_t b = c * chunk, e = std::min(n, b + chunk);
-      detail::adam_update(param + b, grad + b, m_.data() + b, v_.data() + b, e - b, t_, o_);
+      detail::adam_update_corrected<Clear>(param + b, grad + b, m_.data() + b, v_.data() + b, e - b, bc1, bc2, o_);
     }
   }
+
+ public:
 
   /// One step over an Eigen block (any dense, contiguous storage of size() entries).
   template <class P, class G>

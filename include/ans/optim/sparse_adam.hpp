@@ -2,6 +2,7 @@
 /// @brief Row-sparse ("lazy") Adam for embedding tables.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -46,6 +47,41 @@ class sparse_adam {
   /// Updates rows[0..n) of `table` (n_rows x dim, row-major) with gradients `grads` laid out [n, dim]
   /// (grads row i belongs to table row rows[i]).
   void step(Scalar* table, const index_t* rows, const Scalar* grads, index_t n) {
+    check_rows(rows, n);
+    ++t_;
+    corrections_up_to(t_);
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static) if (n * dim_ > (1 << 14))
+#endif
+    for (index_t i = 0; i < n; ++i) {
+      const index_t r = rows[i];
+      const std::int64_t t = counting_ == sparse_step_count::global ? t_ : ++row_steps_[r];
+      detail::adam_update_corrected(table + r * dim_, grads + i * dim_, m_.data() + r * dim_, v_.data() + r * dim_,
+                                    dim_, bc1(t), bc2(t), o_);
+    }
+  }
+
+  /// The same step with the gradients in a table of the table's shape (row rows[i] of `grad_table` belongs to
+  /// table row rows[i]): each listed gradient row is read once and then set to zero, so an accumulate /
+  /// step / accumulate loop needs neither a gather nor a separate clear. Unlisted gradient rows are untouched.
+  void step_table(Scalar* table, const index_t* rows, Scalar* grad_table, index_t n) {
+    check_rows(rows, n);
+    ++t_;
+    corrections_up_to(t_);
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static) if (n * dim_ > (1 << 14))
+#endif
+    for (index_t i = 0; i < n; ++i) {
+      const index_t r = rows[i];
+      const std::int64_t t = counting_ == sparse_step_count::global ? t_ : ++row_steps_[r];
+      detail::adam_update_corrected<true>(table + r * dim_, grad_table + r * dim_, m_.data() + r * dim_,
+                                          v_.data() + r * dim_, dim_, bc1(t), bc2(t), o_);
+    }
+  }
+
+ private:
+  // Rows in range and distinct (serial: an exception must not leave a parallel region).
+  void check_rows(const index_t* rows, index_t n) {
     for (index_t i = 0; i < n; ++i) {
       const index_t r = rows[i];
       ANS_CHECK(r >= 0 && r < n_rows_, "sparse_adam: row " << r << " outside [0, " << n_rows_ << ")");
@@ -56,17 +92,24 @@ class sparse_adam {
       seen_[r] = 1;
     }
     for (index_t i = 0; i < n; ++i) seen_[rows[i]] = 0;
-    ++t_;
-#if ANS_HAS_OPENMP
-#pragma omp parallel for schedule(static) if (n * dim_ > (1 << 14))
-#endif
-    for (index_t i = 0; i < n; ++i) {
-      const index_t r = rows[i];
-      const std::int64_t t = counting_ == sparse_step_count::global ? t_ : ++row_steps_[r];
-      detail::adam_update(table + r * dim_, grads + i * dim_, m_.data() + r * dim_, v_.data() + r * dim_, dim_, t,
-                          o_);
+  }
+  // Bias corrections 1−β^t for t = 0..t_max, cached (a row's step count never exceeds the table's). The
+  // cache stops growing once both have rounded to exactly 1.0 (β2 = 0.999: t ≈ 37k); later t read 1.0, the
+  // value std::pow would give, so the cached step is bit-identical to adam_update's.
+  void corrections_up_to(std::int64_t t_max) {
+    if (bc_beta1_ != o_.beta1 || bc_beta2_ != o_.beta2) bc1_.clear(), bc2_.clear();  // options changed
+    bc_beta1_ = o_.beta1, bc_beta2_ = o_.beta2;
+    while (static_cast<std::int64_t>(bc1_.size()) <= t_max && !(bc1_.size() > 1 && bc1_.back() == 1.0 &&
+                                                                  bc2_.back() == 1.0)) {
+      const double t = static_cast<double>(bc1_.size());
+      bc1_.push_back(1.0 - std::pow(o_.beta1, t));
+      bc2_.push_back(1.0 - std::pow(o_.beta2, t));
     }
   }
+  double bc1(std::int64_t t) const { return t < static_cast<std::int64_t>(bc1_.size()) ? bc1_[t] : 1.0; }
+  double bc2(std::int64_t t) const { return t < static_cast<std::int64_t>(bc2_.size()) ? bc2_[t] : 1.0; }
+
+ public:
 
   /// Eigen overload: `table` is the whole table, `grads` is [rows.size(), dim].
   void step(matrix<Scalar>& table, const std::vector<index_t>& rows, const matrix<Scalar>& grads) {
@@ -104,6 +147,8 @@ class sparse_adam {
   std::vector<Scalar> m_, v_;
   std::vector<std::int64_t> row_steps_;
   std::vector<std::uint8_t> seen_;
+  std::vector<double> bc1_, bc2_;
+  double bc_beta1_ = -1, bc_beta2_ = -1;
   std::int64_t t_ = 0;
 };
 

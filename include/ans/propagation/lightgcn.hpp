@@ -98,6 +98,8 @@ class lightgcn {
                matrix<Scalar>& stack) const {
     const index_t n = adj.n_nodes(), d = e0.cols(), h = n_hops();
     ANS_CHECK(e0.rows() == n, "E0 has " << e0.rows() << " rows, the graph has " << n << " nodes");
+    ANS_CHECK(h == 1 || adj.has_edges(), "propagation with L = " << (h - 1) << " over a graph without edges "
+                                                                 "(graph::node_counts_only is for L = 0)");
     if (stack.rows() != n || stack.cols() != h * d) stack.resize(n, h * d);
     stack.leftCols(d) = e0;
     for (int l = 1; l < h; ++l)
@@ -114,6 +116,8 @@ class lightgcn {
                                << " x (" << h << "*d)");
     const index_t d = grad_stack.cols() / h;
     ANS_CHECK(grad_e0.rows() == n && grad_e0.cols() == d, "grad_e0 must be " << n << " x " << d);
+    ANS_CHECK(h == 1 || adj.has_edges(), "propagation with L = " << (h - 1) << " over a graph without edges "
+                                                                 "(graph::node_counts_only is for L = 0)");
     if (h == 1) {
       grad_e0 += grad_stack;
       return;

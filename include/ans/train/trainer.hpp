@@ -86,7 +86,9 @@ class trainer {
  public:
   trainer(const data::dataset& data, const trainer_config& cfg)
       : data_(&data), cfg_(cfg),
-        adj_(graph::build_normalized_adjacency<Scalar>(data.train)),
+        // MF (L = 0) never propagates: keep the node counts, not the O(nnz) edge list
+        adj_(cfg.n_layers > 0 ? graph::build_normalized_adjacency<Scalar>(data.train)
+                              : graph::node_counts_only<Scalar>(data.train)),
         batcher_(data.train, cfg.batch_size, cfg.seed),
         neg_exclude_(cfg.negatives_exclude_eval ? union_of(data) : data::interactions{}),
         sampler_(cfg.negatives_exclude_eval ? neg_exclude_ : data.train),
@@ -206,13 +208,9 @@ class trainer {
 
   /// User and item factors for scoring (ego: E0 rows; stack: the propagated [N, H*d] rows).
   void factors(matrix<Scalar>& users, matrix<Scalar>& items) {
-    const matrix<Scalar>* src = &e0_;
-    if (cfg_.scoring == scoring_kind::stack && cfg_.n_layers > 0) {
-      propagation::lightgcn<Scalar>(cfg_.n_layers).forward(adj_, e0_, eval_stack_);
-      src = &eval_stack_;
-    }
-    users = src->topRows(adj_.n_users);
-    items = src->bottomRows(adj_.n_items);
+    const matrix<Scalar>& src = factor_table();
+    users = src.topRows(adj_.n_users);
+    items = src.bottomRows(adj_.n_items);
   }
 
   /// Evaluation protocol: `full` ranks every item (training items masked, and dev items when testing);
@@ -223,8 +221,9 @@ class trainer {
   /// Metrics on `target` ("dev" or "test") under protocol `p`.
   std::map<std::string, double> evaluate(const std::string& target, protocol p = protocol::full) {
     ANS_CHECK(target == "dev" || target == "test", "evaluate: target must be dev or test, got '" << target << "'");
-    matrix<Scalar> uf, itf;
-    factors(uf, itf);
+    // the factor rows are blocks of E0 (or of the propagated stack), passed by reference: no copy
+    const matrix<Scalar>& table = factor_table();
+    const Eigen::Ref<const matrix<Scalar>> uf = table.topRows(adj_.n_users), itf = table.bottomRows(adj_.n_items);
     const auto& truth = target == "dev" ? data_->dev : data_->test;
     if (p == protocol::sampled) {
       eval::sampled_rows& rows = target == "dev" ? dev_rows_ : test_rows_;
@@ -310,6 +309,15 @@ class trainer {
   }
 
  private:
+  // Users then items, one row per node: E0 (ego scoring) or the propagated [N, H*d] stack.
+  const matrix<Scalar>& factor_table() {
+    if (cfg_.scoring == scoring_kind::stack && cfg_.n_layers > 0) {
+      propagation::lightgcn<Scalar>(cfg_.n_layers).forward(adj_, e0_, eval_stack_);
+      return eval_stack_;
+    }
+    return e0_;
+  }
+
   struct block {
     std::string name;
     Scalar* data;
@@ -387,22 +395,14 @@ class trainer {
   // Applies the embedding gradient and clears it (only the touched rows for lazy Adam with L = 0).
   void step_embeddings(const std::vector<index_t>& touched) {
     if (sparse_adam_) {
-      const index_t d = cfg_.dim, n = static_cast<index_t>(touched.size());
-      if (gbuf_.rows() < n || gbuf_.cols() != d) gbuf_.resize(std::max(n, gbuf_.rows()), d);  // grows only
-      Scalar* gb = gbuf_.data();
-      Scalar* ge = grad_e0_.data();
-#if ANS_HAS_OPENMP
-#pragma omp parallel for schedule(static) if (n * d > (1 << 14))
-#endif
-      for (index_t j = 0; j < n; ++j) {  // gather the touched rows and clear them (rows are distinct)
-        Scalar* src = ge + touched[j] * d;
-        std::copy(src, src + d, gb + j * d);
-        std::fill(src, src + d, Scalar(0));
-      }
-      sparse_adam_->step(e0_.data(), touched.data(), gb, n);
+      // the touched gradient rows are read in place and cleared by the step (rows are distinct)
+      sparse_adam_->step_table(e0_.data(), touched.data(), grad_e0_.data(), static_cast<index_t>(touched.size()));
       return;
     }
-    if (adam_) adam_->step(e0_.data(), grad_e0_.data());
+    if (adam_) {
+      adam_->step_and_clear(e0_.data(), grad_e0_.data());  // one pass: update, then zero the gradient
+      return;
+    }
     if (sgd_) sgd_->step(e0_.data(), grad_e0_.data());
     // clear the dense gradient in parallel (a serial N x d memset was a visible share of a dense-Adam step)
     Scalar* ge = grad_e0_.data();
@@ -422,7 +422,7 @@ class trainer {
   sampling::uniform_sampler sampler_;
   model::ans_objective<Scalar> ans_obj_;
   model::bpr_objective<Scalar> bpr_obj_;
-  matrix<Scalar> e0_, grad_e0_, gbuf_, eval_stack_;
+  matrix<Scalar> e0_, grad_e0_, eval_stack_;
   eval::sampled_rows dev_rows_, test_rows_;
   model::ans_params<Scalar> params_, pgrads_;
   std::unique_ptr<optim::adam<Scalar>> adam_;
