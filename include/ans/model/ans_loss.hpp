@@ -155,7 +155,8 @@ class ans_loss {
   ///
   /// Implementation: one fused pass over blocks of ~256 candidate rows (docs/performance.md): per block the
   /// gate GEMMs (Eigen, serial, operands in L2), then per row the gate, L_c, D, O, margin, noise, Ñ and the
-  /// selection scores while the row is in L1. Blocks run in parallel (static schedule); every sum over rows
+  /// selection scores while the row is in L1; after a pair's K*H rows, its k* is chosen and only the selected
+  /// rows of Ñ and e are kept (B*H rows, not B*K*H). Blocks run in parallel (static schedule); every sum over rows
   /// runs serially in row order afterwards, so the result does not depend on the thread count.
   template <class Source>
   const ans_terms<Scalar>& forward(const batch_shape& s, const Scalar* U, const Scalar* P, const Scalar* N,
@@ -191,10 +192,14 @@ class ans_loss {
       wt_u_ = params.W_u.transpose();
       wt_i_ = params.W_i.transpose();
     }
+    ensure_forward_scratch(KH, d);
+    const Scalar sel_eps = Scalar(o.eps);
+    const bool per_hop = o.per_hop_selection;
 #if ANS_HAS_OPENMP
 #pragma omp parallel for schedule(static)
 #endif
     for (index_t blk = 0; blk < nblk; ++blk) {
+      thread_scratch& ts = scratch_[static_cast<size_t>(thread_id())];
       const index_t b0 = blk * bpb, b1 = std::min(B, b0 + bpb);
       const index_t pr0 = b0 * H, npr = (b1 - b0) * H, r0 = b0 * KH, nr = (b1 - b0) * KH;
       // F1–F2: a_u = U W_uᵀ + b_u, a_n = N W_iᵀ + b_i on this block (d = 64: the L1-resident kernel of
@@ -271,8 +276,9 @@ class ans_loss {
             const Scalar mr = margin_value(mform, tau, t);
             m_[r] = mr;
             if (mform != margin_form::sigmoid_neg && mform != margin_form::none && t == Scalar(0)) ++poles;
-            // F8: e = δ ⊙ r̂
-            Scalar* e = e_.row(r).data();
+            // F8: e = δ ⊙ r̂ (this pair's rows live in the thread's scratch until the selection below)
+            const index_t lr = k * H + h;
+            Scalar* e = ts.e_pair.row(lr).data();
             source(b, k, h, e, d);
             Scalar inv = 1;
             if (normalized) {
@@ -288,7 +294,7 @@ class ans_loss {
               e[j] = dir * (normalized ? e[j] * inv : e[j]);
             }
             // Ñ = Nh + (Ne + f⊙ξ); <U,Ñ>, <U,N>
-            Scalar* nt = nt_.row(r).data();
+            Scalar* nt = ts.nt_pair.row(lr).data();
             const Scalar sm = scale * mr;
             // (the statistics' sums ride along: ‖f⊙e‖² and Σ g, in Scalar, vectorised with the rest)
             Scalar sy = 0, no = 0, xs = 0, gs = 0;
@@ -334,6 +340,19 @@ class ans_loss {
           }
           per_hop_[b * H + h] = v;
         }
+        // F10–F11 for this pair: k* (first max), then keep only the selected rows of Ñ and e
+        index_t* ks = k_star_.data() + b * H;
+        if (frozen_k_star) {
+          for (index_t h = 0; h < H; ++h) ks[h] = frozen_k_star[b * H + h];
+        } else {
+          augment::select_candidates(batch_shape{1, K, H, d}, syth_.data() + b * KH, norm_.data() + b * KH, sel_eps,
+                                     per_hop, ks);
+        }
+        for (index_t h = 0; h < H; ++h) {
+          const index_t lr = ks[h] * H + h;
+          std::copy(ts.nt_pair.row(lr).data(), ts.nt_pair.row(lr).data() + d, nt_.row(b * H + h).data());
+          std::copy(ts.e_pair.row(lr).data(), ts.e_pair.row(lr).data() + d, e_.row(b * H + h).data());
+        }
       }
       blk_poles_[blk] = poles;
       blk_stats_[3 * blk] = sat, blk_stats_[3 * blk + 1] = xin, blk_stats_[3 * blk + 2] = gsum;
@@ -352,18 +371,12 @@ class ans_loss {
     }
     stats_ = ans_stats{};
     for (index_t blk = 0; blk < nblk; ++blk) stats_.margin_pole_events += blk_poles_[blk];
-    if (frozen_k_star) {  // F10
-      for (index_t i = 0; i < s.pair_rows(); ++i) k_star_[i] = frozen_k_star[i];
-    } else {
-      augment::select_candidates(s, syth_.data(), norm_.data(), Scalar(o.eps), o.per_hop_selection,
-                                 k_star_.data());
-    }
-    for (index_t b = 0; b < B; ++b) {  // F11–F12
+    for (index_t b = 0; b < B; ++b) {  // F12 (k* and the selected rows N* were set per pair above)
       Scalar ps = 0, ns = 0;
       for (index_t h = 0; h < H; ++h) {
         const Scalar* u = U + (b * H + h) * d;
         const Scalar* p = P + (b * H + h) * d;
-        const Scalar* nt = nt_.row(s.nrow(b, k_star_[b * H + h], h)).data();
+        const Scalar* nt = nt_.row(b * H + h).data();
         Scalar hp = 0, hn = 0;
         ANS_SIMD_SUM(hp, hn)
         for (index_t j = 0; j < d; ++j) {
@@ -429,9 +442,9 @@ class ans_loss {
         const Scalar* u = U_ + ur * d;
         const Scalar* p = P_ + ur * d;
         const Scalar* n = N_ + r * d;
-        const Scalar* nt = nt_.row(r).data();
+        const Scalar* nt = nt_.row(ur).data();  // the selected rows only
         const Scalar* gg = g_.row(r).data();
-        const Scalar* e = e_.row(r).data();
+        const Scalar* e = e_.row(ur).data();
         Scalar* du = dU + ur * d;
         Scalar* dp = dP + ur * d;
         Scalar* dn = dN + r * d;
@@ -621,6 +634,7 @@ class ans_loss {
   };
   struct thread_scratch {
     matrix<Scalar> gan, gau;
+    matrix<Scalar> nt_pair, e_pair;  ///< forward: Ñ and e of one pair's K*H rows (only the selected are kept)
   };
 
   // The d = 64 kernels of gemm64.hpp (the default shape); other widths use Eigen.
@@ -631,6 +645,15 @@ class ans_loss {
   index_t block_pairs() const { return std::max<index_t>(1, kBlockRows / (shape_.K * shape_.H)); }
   // Groups of blocks that own one weight-gradient partial each: a fixed count (not the thread count).
   static index_t n_groups(index_t nblk) { return std::min<index_t>(nblk, kGroups); }
+
+  void ensure_forward_scratch(index_t KH, index_t d) {
+    const size_t nt = static_cast<size_t>(std::max(1, max_threads()));
+    if (scratch_.size() < nt) scratch_.resize(nt);
+    for (auto& ts : scratch_) {
+      if (ts.nt_pair.rows() != KH || ts.nt_pair.cols() != d) ts.nt_pair.resize(KH, d);
+      if (ts.e_pair.rows() != KH || ts.e_pair.cols() != d) ts.e_pair.resize(KH, d);
+    }
+  }
 
   void ensure_scratch(index_t bpb, index_t KH, index_t d, index_t ngrp) {
     const size_t nt = static_cast<size_t>(std::max(1, max_threads()));
@@ -679,9 +702,9 @@ class ans_loss {
     if (s == shape_) return;
     shape_ = s;
     const index_t R = s.cand_rows(), PR = s.pair_rows();
-    nt_.resize(R, s.d);
+    nt_.resize(PR, s.d);  // Ñ and e of the selected rows only: (B*H) x d
     g_.resize(R, s.d);
-    e_.resize(R, s.d);
+    e_.resize(PR, s.d);
     a_n_.resize(R, s.d);
     a_u_.resize(PR, s.d);
     dgsel_.resize(PR, s.d);
