@@ -6,6 +6,10 @@
 //                                 s/epoch is extrapolated (time per batch x batches per epoch)
 //   BM_epoch_synthetic/L:0/nnz:N  MF-ANS on ans::data::generate_synthetic with ~N interactions (1e5..1e7);
 //                                 capped at ANS_BENCH_SYN_BATCHES (default 0 = full epoch)
+//   BM_epoch_synthetic/L:3/nnz:N  LightGCN-ANS L=3 on the same graphs, capped at ANS_BENCH_LGCN_BATCHES
+//                                 (default 8; extrapolated): every batch propagates the whole graph (spec R.3),
+//                                 so its epoch grows with nnz x batches, i.e. quadratically
+// benchmarks/scaling.sh runs the synthetic series at 1 and 2 threads and plots it (docs/img/perf_scaling.png).
 // Time unit: seconds per (possibly capped) epoch; the counter "s/batch" is the per-step time.
 // Data: $ANS_DATA_DIR/gowalla (skipped with a message when absent).
 #include <benchmark/benchmark.h>
@@ -101,7 +105,8 @@ void BM_epoch_gowalla(benchmark::State& st) {
 
 void BM_epoch_synthetic(benchmark::State& st) {
   const auto& d = synthetic(st.range(1));
-  run_epochs(st, d, static_cast<int>(st.range(0)), env_or("ANS_BENCH_SYN_BATCHES", 0));
+  const int L = static_cast<int>(st.range(0));
+  run_epochs(st, d, L, L == 0 ? env_or("ANS_BENCH_SYN_BATCHES", 0) : env_or("ANS_BENCH_LGCN_BATCHES", 8));
 }
 
 }  // namespace
@@ -109,9 +114,7 @@ void BM_epoch_synthetic(benchmark::State& st) {
 BENCHMARK(BM_epoch_gowalla)->ArgNames({"L"})->Arg(0)->Arg(3)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);
 BENCHMARK(BM_epoch_synthetic)
     ->ArgNames({"L", "nnz"})
-    ->Args({0, 100000})
-    ->Args({0, 1000000})
-    ->Args({0, 10000000})
+    ->ArgsProduct({{0, 3}, {100000, 300000, 1000000, 3000000, 10000000}})
     ->Iterations(1)
     ->UseRealTime()
     ->Unit(benchmark::kSecond);

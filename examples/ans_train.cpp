@@ -221,7 +221,8 @@ int run(const options& o) {
   std::string selection = "dev";
   if (ds.dev.nnz() == 0 && !(ds.dev_candidates && ds.dev_candidates->rows() > 0)) {
     if (o.valid_ratio > 0) {
-      auto sp = data::random_split(ds.train, data::split_ratios{1.0 - o.valid_ratio, o.valid_ratio, 0.0}, o.seed + 2020);
+      // round(ratio·n) of each user's items (at most n − 1), the reference's rule: 10% of the interactions
+      auto sp = data::holdout_split(ds.train, o.valid_ratio, o.seed + 2020);
       ds.train = std::move(sp.train);
       ds.dev = std::move(sp.dev);
       selection = "dev (" + std::to_string(int(std::lround(o.valid_ratio * 100))) + "% of train held out)";

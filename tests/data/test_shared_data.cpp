@@ -49,6 +49,10 @@ TEST_CASE("shared data: amazon_beauty (LightGCN)", "[data][shared]") {
   CHECK(d.test.nnz() == 18696);
   CHECK(d.report.users_without_test == 525);
   CHECK(d.report.unseen_item_test == 0);
+  // --valid_ratio 0.1 holds out 6338 interactions (9.97%), the count the PyTorch reference reports for its split
+  auto h = holdout_split(d.train, 0.1, 2020);
+  CHECK(h.dev.nnz() == 6338);
+  CHECK(h.train.nnz() == 63601 - 6338);
 }
 
 TEST_CASE("shared data: ml-100k (RecBole, no split)", "[data][shared]") {

@@ -73,6 +73,31 @@ TEST_CASE("split: random ratio split is deterministic, disjoint and complete", "
   CHECK(s.train.counts == dup.counts);
 }
 
+TEST_CASE("split: validation hold-out takes round(ratio n) per user, at most n - 1", "[data]") {
+  CHECK(holdout_count(1, 0.1) == 0);
+  CHECK(holdout_count(4, 0.1) == 0);   // 0.4 rounds down
+  CHECK(holdout_count(5, 0.1) == 1);   // 0.5 rounds up
+  CHECK(holdout_count(14, 0.1) == 1);
+  CHECK(holdout_count(15, 0.1) == 2);
+  CHECK(holdout_count(2, 0.9) == 1);   // capped at n - 1
+  CHECK(holdout_count(10, 0.0) == 0);
+  auto g = generate_synthetic();
+  const auto& m = g.train;
+  auto a = holdout_split(m, 0.1, 7), b = holdout_split(m, 0.1, 7), c = holdout_split(m, 0.1, 8);
+  CHECK(same(a.train, b.train));
+  CHECK(same(a.dev, b.dev));
+  CHECK_FALSE(same(a.dev, c.dev));
+  CHECK(a.test.nnz() == 0);
+  check_partition(m, a);
+  ans::index_t expect = 0;
+  for (ans::index_t u = 0; u < m.n_users; ++u) {
+    CHECK(a.dev.row_size(u) == holdout_count(m.row_size(u), 0.1));
+    expect += holdout_count(m.row_size(u), 0.1);
+  }
+  CHECK(a.dev.nnz() == expect);
+  CHECK_THROWS_WITH(holdout_split(m, 1.0, 1), Catch::Contains("holdout ratio"));
+}
+
 TEST_CASE("split: leave-one-out by time", "[data]") {
   std::vector<timed_interaction> ev = {
       {0, 0, 5}, {0, 1, 1}, {0, 2, 9}, {0, 3, 7},  // user 0: order 1,0,3,2 -> dev 3, test 2
