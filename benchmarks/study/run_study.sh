@@ -10,6 +10,8 @@
 #   DATA          dataset root ($ANS_DATA_DIR, else ../shared/data beside the repository)
 #   OUT           results root (benchmarks/study/results)
 #   PARTS         space-separated subset of: beauty_mf long mixgcf_mf beauty_lgcn ref gowalla grocery ablation sens
+#                 escape (extra seeds of ANS faithful, ours ESCAPE_SEEDS "3 4 5 6 7 8 9" and the reference's
+#                 REF_ESCAPE_SEEDS "3 4", ESCAPE_EPOCHS 60 / REF_ESCAPE_EPOCHS 40: when each leaves the initial plateau)
 #   LONG_EPOCHS   epochs of the "long" part (200); LONG_SEEDS (SEEDS), LONG_MODELS ("ANS_faithful ANS_fixed RNS DNS")
 #   SEEDS         seeds for beauty_mf ("0 1 2"); every other part uses the first seed only
 #   EPOCHS        epochs for beauty_mf and mixgcf_mf (100)
@@ -146,6 +148,14 @@ for part in $PARTS; do
           ANS) ours grocery "ANS_s$FIRST_SEED" --model_name ANS --encoder mf --batch_size 256 --num_neg 16 --l2 0 $G ;;
         esac
       done ;;
+    escape)
+      for s in ${ESCAPE_SEEDS:-3 4 5 6 7 8 9}; do
+        ours escape "ANS_faithful_s$s" --model_name ANS --encoder mf --mode faithful $BEAUTY $COMMON \
+          --epoch ${ESCAPE_EPOCHS:-60} --random_seed $s --optimizer $OPTIMIZER
+      done
+      R="--dataset amazon_beauty --path $DATA --emb_size 64 --lr 1e-3 --l2 1e-4 --num_neg 16 --batch_size 2048
+         --topk 20,15 --valid_ratio 0.1 --eval_every $EVAL_EVERY --epoch ${REF_ESCAPE_EPOCHS:-40}"
+      for s in ${REF_ESCAPE_SEEDS:-3 4}; do ref escape "ref_ANS_faithful_s$s" --model_name ANS --encoder mf $R --random_seed $s; done ;;
     ablation)
       E="--epoch $ABL_EPOCHS --random_seed $FIRST_SEED --optimizer $OPTIMIZER --model_name ANS --encoder mf --mode faithful"
       ours ablation "ANS_faithful_gamma0_s$FIRST_SEED"  $BEAUTY $COMMON $E --gamma 0

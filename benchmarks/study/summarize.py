@@ -11,6 +11,7 @@ epochs <= a cap so that runs of different lengths are compared at the same budge
 Test metrics are never used for selection; the best-on-test column is reported separately.
 """
 import argparse
+import sys
 import glob
 import json
 import math
@@ -261,7 +262,8 @@ def main():
         md.append(f"| {n.replace('_', ' ')} | " + " | ".join(cells) + " |")
 
     if any(p == "long" for p, _ in runs):
-        md.append("\n## Amazon-Beauty MF, longer budget (`long` part; seeds as listed)\n")
+        md.append("\n## Amazon-Beauty MF, longer budget (`long` part: up to 200 epochs, early stopping after 10 "
+                  "evaluations without a better validation Recall@20)\n")
         md.append(table(runs, "long", SAMPLERS, BEAUTY_COLS))
 
     # reference comparison at the reference's budget
@@ -328,6 +330,69 @@ def main():
                         extra_rows=[["published BPRMF (ReChorus)", "—", "—", "0.3549", "0.2486", "—", "—", "—", "—", "—"],
                                     ["published LightGCN (ReChorus)", "—", "—", "0.3705", "0.2564", "—", "—", "—", "—", "—"]]))
 
+    # when ANS faithful leaves its initial plateau (training loss ≈ 0.977 at start), ours vs the reference
+    def escape_epoch(run, thr=0.97):
+        for e in run["epochs"]:
+            if e["loss"] is not None and e["loss"] < thr:
+                return e["epoch"]
+        return None
+    esc = {"ours": [], "ref": []}
+    for (p, n), d in sorted(runs.items()):
+        for sd, r in sorted(d.items()):
+            if n == "ANS_faithful" and p in ("beauty_mf", "escape") and not r["partial"]:
+                esc["ours"].append((sd, escape_epoch(r), last_epoch(r)))
+            if (p, n) in (("ref", "ANS_faithful"), ("escape", "ref_ANS_faithful")) and not r["partial"]:
+                esc["ref"].append((sd, escape_epoch(r), last_epoch(r)))
+    try:  # the initial margin bias of each seed (benchmarks/study/margin_init.py)
+        sys.path.insert(0, HERE)
+        import margin_init
+        cm_of = {"ours": margin_init.ours_cm}
+        try:
+            import torch  # noqa: F401
+            cm_of["ref"] = lambda s: margin_init.ref_cm(s, 7670, 10887)
+        except ImportError:
+            pass
+    except ImportError:
+        cm_of = {}
+    if esc["ours"] or esc["ref"]:
+        md.append("\n## When ANS faithful leaves the initial plateau (Beauty MF; first epoch with training loss < 0.97)\n")
+        md.append("c_m = the margin bias at initialisation (`benchmarks/study/margin_init.py`); t ≈ c_m at the start, so "
+                  "c_m < 0 means m ≈ 0 (no augmentation noise) and c_m > 0 means m ≈ 1 (full noise).\n")
+        md.append("| program | seeds | escape epoch per seed (sign of c_m) | left by epoch 30 | left by epoch 40 | left by epoch 60 |")
+        md.append("|---|---|---|---|---|---|")
+        for who in ("ours", "ref"):
+            L = sorted(esc[who])
+            if not L:
+                continue
+            sg = (lambda s: "−" if cm_of[who](s) < 0 else "+") if who in cm_of else (lambda s: "?")
+            cells = ", ".join(f"s{sd}: {e if e is not None else f'>{last}'} ({sg(sd)})" for sd, e, last in L)
+            def frac(c):
+                known = [x for x in L if x[1] is not None or x[2] >= c]
+                return f"{sum(1 for x in known if x[1] is not None and x[1] <= c)}/{len(known)}"
+            md.append(f"| {'ans-train' if who == 'ours' else 'PyTorch reference'} | {len(L)} | {cells} | {frac(30)} | "
+                      f"{frac(40)} | {frac(60)} |")
+        # parity within a regime: test metrics at the best validation epoch <= 60, ANS faithful
+        if "ours" in cm_of:
+            groups = {}
+            for (p, n), d in runs.items():
+                for sd, r in d.items():
+                    if r["partial"] or last_epoch(r) < 60:
+                        continue
+                    who = "ours" if (p, n) in (("beauty_mf", "ANS_faithful"), ("escape", "ANS_faithful")) else \
+                          "ref" if (p, n) in (("ref", "ANS_faithful"), ("escape", "ref_ANS_faithful")) else None
+                    if who is None or who not in cm_of:
+                        continue
+                    sign = "c_m < 0" if cm_of[who](sd) < 0 else "c_m > 0"
+                    groups.setdefault((sign, who), []).append((sd, select(r, 60)[1]))
+            if groups:
+                md.append("\nSame regime, same budget (test at the best validation epoch ≤ 60; mean ± std over seeds):\n")
+                md.append("| regime | program | seeds | Recall@20 | NDCG@20 |\n|---|---|---|---|---|")
+                for key in sorted(groups):
+                    g = groups[key]
+                    md.append(f"| {key[0]} | {'ans-train' if key[1] == 'ours' else 'PyTorch reference'} | "
+                              f"{', '.join(str(s) for s, _ in g)} | {ms([t.get('Recall@20') for _, t in g])} | "
+                              f"{ms([t.get('NDCG@20') for _, t in g])} |")
+
     # saturation table
     sat_rows = []
     for n in ["ANS_faithful", "ANS_fixed"]:
@@ -367,15 +432,22 @@ def main():
         rns = agg("beauty_mf", "RNS", metric)
         if dns[0] is not None and rns[0] is not None:
             t.append(f"- DNS > RNS on {metric}: {dns[0]:.4f} vs {rns[0]:.4f} → {'met' if dns[0] > rns[0] else 'missed'}")
-    # longer budget: ANS from the `long` part against DNS from the main part (DNS peaks at epochs 45-55 there)
+    # longer budget: ANS against DNS, both from the `long` part when it has DNS (else DNS of the main part)
+    long_len = max([last_epoch(r) for (p, n), d in runs.items() if p == "long" for r in d.values()] or [0])
     for metric in ("Recall@20", "NDCG@20"):
-        dns = agg("beauty_mf", "DNS", metric)
+        dpart = "long" if ("long", "DNS") in runs else "beauty_mf"
+        dns = agg(dpart, "DNS", metric)
         for mode in ("ANS_faithful", "ANS_fixed"):
             a = agg("long", mode, metric)
             if dns[0] and a[0] is not None:
-                t.append(f"- longer budget: {mode.replace('_', ' ')} ({a[2]} seed(s), `long`) {metric}: {a[0]:.4f} ± {a[1]:.4f} "
-                         f"vs DNS (3 seeds, 60 epochs) {dns[0]:.4f} ± {dns[1]:.4f} "
+                t.append(f"- longer budget ({long_len} epochs max, early stopping): {mode.replace('_', ' ')} ({a[2]} seeds) "
+                         f"{metric}: {a[0]:.4f} ± {a[1]:.4f} vs DNS ({dns[2]} seeds, `{dpart}`) {dns[0]:.4f} ± {dns[1]:.4f} "
                          f"({100 * (a[0] / dns[0] - 1):+.1f}%; target ≥ +10%) → {'met' if a[0] >= 1.1 * dns[0] else 'missed'}")
+    fa, fx = agg("long", "ANS_faithful", "Recall@20"), agg("long", "ANS_fixed", "Recall@20")
+    if fa[0] is not None and fx[0] is not None:
+        t.append(f"- longer budget: fixed ≥ faithful with smaller spread (Recall@20): fixed {fx[0]:.4f} ± {fx[1]:.4f}, "
+                 f"faithful {fa[0]:.4f} ± {fa[1]:.4f} → level {'met' if fx[0] >= fa[0] else 'missed'}, spread "
+                 f"{'met' if fx[1] <= fa[1] else 'missed'}")
     fa, fx = agg("beauty_mf", "ANS_faithful", "Recall@20"), agg("beauty_mf", "ANS_fixed", "Recall@20")
     if fa[0] is not None and fx[0] is not None:
         t.append(f"- fixed ≥ faithful with smaller spread (Recall@20): fixed {fx[0]:.4f} ± {fx[1]:.4f}, "
@@ -401,7 +473,8 @@ def main():
                 "Beauty MF: validation Recall@20 (mean ± std over seeds; dashed = PyTorch ref.)")
     plot_curves(runs, [(s, "long", n, "-") for s, _, n, _ in series[:5]], "Recall@20",
                 os.path.join(args.img, "results_beauty_mf_long_curves.png"),
-                "Amazon-Beauty MF, longer budget (100 epochs): validation Recall@20")
+                "Amazon-Beauty MF, longer budget (up to %d epochs, early stopping): validation Recall@20"
+                % max([last_epoch(r) for (p, n), d in runs.items() if p == "long" for r in d.values()] or [0]))
     plot_curves(runs, [(s, "beauty_lgcn", n, "-") for s, _, n, _ in series[:5]], "Recall@20",
                 os.path.join(args.img, "results_beauty_lgcn_curves.png"), "Amazon-Beauty LightGCN (L=3): validation Recall@20")
     abl = [("base", "beauty_mf", "ANS_faithful", "-")] + [(n, p, n, "--") for (p, n) in sorted(runs) if p in ("ablation", "sens")]
