@@ -15,10 +15,11 @@
 #   LONG_EPOCHS   epochs of the "long" part (200); LONG_SEEDS (SEEDS), LONG_MODELS ("ANS_faithful ANS_fixed RNS DNS")
 #   SEEDS         seeds for beauty_mf ("0 1 2"); every other part uses the first seed only
 #   EPOCHS        epochs for beauty_mf and mixgcf_mf (100)
-#   LGCN_EPOCHS   Beauty LightGCN epochs (40)
+#   LGCN_EPOCHS   Beauty LightGCN epochs (40); LGCN_SEEDS (the first seed)
 #   REF_EPOCHS    PyTorch reference epochs (60); REF_SEEDS (SEEDS)
 #   ABL_EPOCHS    ablation and gamma/eps sensitivity epochs (60)
-#   GOWALLA_EPOCHS Gowalla LightGCN RNS epochs (4)      GOWALLA_EVAL_EVERY (2)   GOWALLA_EXTRA (extra flags)
+#   GOWALLA_EPOCHS Gowalla LightGCN epochs (4)      GOWALLA_EVAL_EVERY (2)   GOWALLA_EXTRA (extra flags)
+#   GOWALLA_SAMPLERS  subset of "RNS DNS ANS_faithful ANS_fixed" (RNS)
 #   SENS_GAMMAS / SENS_EPS  values for the sensitivity runs ("0.5" / "0.5"; the base 0.1 comes from beauty_mf)
 #   GROCERY_EPOCHS Grocery epochs (40)
 #   EVAL_EVERY    evaluation period (5)                  EARLY_STOP  patience in evaluations (10)
@@ -114,14 +115,16 @@ for part in $PARTS; do
       ours beauty_mf "MixGCF_s$FIRST_SEED" --model_name MixGCF --encoder mf $BEAUTY $COMMON \
         --epoch $EPOCHS --random_seed $FIRST_SEED --optimizer $OPTIMIZER ;;
     beauty_lgcn)
-      E="--epoch $LGCN_EPOCHS --random_seed $FIRST_SEED --optimizer adam"
-      for m in ${LGCN_SAMPLERS:-RNS DNS MixGCF ANS_faithful ANS_fixed}; do
-        case "$m" in
-          RNS) ours beauty_lgcn "RNS_s$FIRST_SEED" --model_name LightGCN --n_layers 3 $BEAUTY $COMMON $E ;;
-          DNS|MixGCF) ours beauty_lgcn "${m}_s$FIRST_SEED" --model_name $m --encoder lightgcn --n_layers 3 $BEAUTY $COMMON $E ;;
-          ANS_faithful|ANS_fixed) ours beauty_lgcn "${m}_s$FIRST_SEED" --model_name ANS --encoder lightgcn --n_layers 3 \
-                                    --mode "${m#ANS_}" $BEAUTY $COMMON $E ;;
-        esac
+      for s in ${LGCN_SEEDS:-$FIRST_SEED}; do
+        E="--epoch $LGCN_EPOCHS --random_seed $s --optimizer adam"
+        for m in ${LGCN_SAMPLERS:-RNS DNS MixGCF ANS_faithful ANS_fixed}; do
+          case "$m" in
+            RNS) ours beauty_lgcn "RNS_s$s" --model_name LightGCN --n_layers 3 $BEAUTY $COMMON $E ;;
+            DNS|MixGCF) ours beauty_lgcn "${m}_s$s" --model_name $m --encoder lightgcn --n_layers 3 $BEAUTY $COMMON $E ;;
+            ANS_faithful|ANS_fixed) ours beauty_lgcn "${m}_s$s" --model_name ANS --encoder lightgcn --n_layers 3 \
+                                      --mode "${m#ANS_}" $BEAUTY $COMMON $E ;;
+          esac
+        done
       done ;;
     ref)
       # the slow ANS runs first, so that a 2-job queue keeps both slots busy
@@ -133,9 +136,17 @@ for part in $PARTS; do
         ref ref "DNS_s$s" --model_name DNS --encoder mf $R --random_seed $s
       done ;;
     gowalla)
-      ours gowalla "LightGCN_RNS_s$FIRST_SEED" --model_name LightGCN --n_layers 3 --dataset gowalla --path $DATA \
-        --batch_size 2048 --l2 1e-4 $FULL --emb_size 64 --lr 1e-3 --eval_every $GOWALLA_EVAL_EVERY --early_stop 0 \
-        --num_workers $THREADS --quiet --epoch $GOWALLA_EPOCHS --random_seed $FIRST_SEED --optimizer adam ${GOWALLA_EXTRA:-} ;;
+      GW="--n_layers 3 --dataset gowalla --path $DATA --batch_size 2048 --l2 1e-4 $FULL --emb_size 64 --lr 1e-3
+          --eval_every $GOWALLA_EVAL_EVERY --early_stop 0 --num_workers $THREADS --quiet --epoch $GOWALLA_EPOCHS
+          --random_seed $FIRST_SEED --optimizer adam ${GOWALLA_EXTRA:-}"
+      for m in ${GOWALLA_SAMPLERS:-RNS}; do
+        case "$m" in
+          RNS) ours gowalla "LightGCN_RNS_s$FIRST_SEED" --model_name LightGCN $GW ;;
+          DNS) ours gowalla "LightGCN_DNS_s$FIRST_SEED" --model_name DNS --encoder lightgcn $GW ;;
+          ANS_faithful|ANS_fixed) ours gowalla "LightGCN_${m}_s$FIRST_SEED" --model_name ANS --encoder lightgcn \
+                                    --mode "${m#ANS_}" $GW ;;
+        esac
+      done ;;
     grocery)
       G="--dataset grocery_and_gourmet_food --path $DATA --metric HR,NDCG --topk 5,10,20 --main_metric NDCG@5
          --emb_size 64 --lr 1e-3 --epoch $GROCERY_EPOCHS --eval_every 1 --early_stop 10 --num_workers $THREADS --quiet

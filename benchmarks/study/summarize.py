@@ -315,14 +315,17 @@ def main():
         md.append(table(merged, "abl", names, ["Recall@20", "NDCG@20", "HR@15"], cap=cap))
 
     if any(p == "gowalla" for p, _ in runs):
-        md.append("\n## Gowalla, LightGCN (L = 3) with RNS (ans-train)\n")
-        md.append(table(runs, "gowalla", ["LightGCN_RNS"], ["Recall@20", "NDCG@20", "Recall@15", "NDCG@15"],
+        gnames = [n for n in ("LightGCN_RNS", "LightGCN_DNS", "LightGCN_ANS_faithful", "LightGCN_ANS_fixed")
+                  if ("gowalla", n) in runs]
+        md.append("\n## Gowalla, LightGCN (L = 3) (ans-train)\n")
+        md.append(table(runs, "gowalla", gnames, ["Recall@20", "NDCG@20", "Recall@15", "NDCG@15"],
                         extra_rows=[["published LightGCN (He et al. 2020)", "—", "~600–1000", "0.1830", "0.1554",
                                      "—", "—", "—", "—", "—"]]))
-        for r in runs[("gowalla", "LightGCN_RNS")].values():
-            md.append("\nCurve (epoch: valid Recall@20 / test Recall@20): " + ", ".join(
-                f"{e['epoch']}: {e['valid'].get('Recall@20', float('nan')):.4f} / {e['test'].get('Recall@20', float('nan')):.4f}"
-                for e in r["epochs"] if e["test"]))
+        for n in gnames:
+            for r in runs[("gowalla", n)].values():
+                md.append(f"\n{n.replace('_', ' ')} curve (epoch: valid Recall@20 / test Recall@20): " + ", ".join(
+                    f"{e['epoch']}: {e['valid'].get('Recall@20', float('nan')):.4f} / {e['test'].get('Recall@20', float('nan')):.4f}"
+                    for e in r["epochs"] if e["test"]))
 
     if any(p == "grocery" for p, _ in runs):
         md.append("\n## Grocery_and_Gourmet_Food (ReChorus protocol: 99 sampled negatives, selection on dev NDCG@5)\n")
@@ -480,7 +483,8 @@ def main():
     abl = [("base", "beauty_mf", "ANS_faithful", "-")] + [(n, p, n, "--") for (p, n) in sorted(runs) if p in ("ablation", "sens")]
     plot_curves(runs, abl, "Recall@20", os.path.join(args.img, "results_ablation_curves.png"),
                 "Beauty MF, ANS faithful: ablations, γ/ε (valid Recall@20; base = all seeds)")
-    plot_curves(runs, [("LightGCN RNS", "gowalla", "LightGCN_RNS", "-")], "Recall@20",
+    plot_curves(runs, [("LightGCN RNS", "gowalla", "LightGCN_RNS", "-"), ("LightGCN DNS", "gowalla", "LightGCN_DNS", "-"),
+                       ("LightGCN ANS faithful", "gowalla", "LightGCN_ANS_faithful", "-")], "Recall@20",
                 os.path.join(args.img, "results_gowalla_curve.png"), "Gowalla LightGCN RNS: validation Recall@20")
     plot_curves(runs, [("BPRMF", "grocery", "BPRMF", "-"), ("LightGCN", "grocery", "LightGCN", "-"), ("ANS", "grocery", "ANS", "-")],
                 "NDCG@5", os.path.join(args.img, "results_grocery_curves.png"), "Grocery: dev NDCG@5 (99 sampled negatives)")
