@@ -47,6 +47,15 @@ struct csr_builder {
   }
 };
 
+/// Row u of `m` as (item, count) pairs in `items`, shuffled by `rng` (the first step of every random split).
+inline void shuffled_row(const interactions& m, index_t u, rng_t& rng,
+                         std::vector<std::pair<std::int32_t, std::uint32_t>>& items) {
+  items.clear();
+  for (index_t j = m.indptr[u]; j < m.indptr[u + 1]; ++j)
+    items.emplace_back(m.indices[j], m.counts.empty() ? 1u : m.counts[j]);
+  shuffle(items.begin(), items.end(), rng);
+}
+
 /// How many of `n` interactions go to train, dev and test (RecBole's split_by_ratio rule: dev/test get
 /// floor(ratio * n), train the rest; a split whose share is in (0, 1) still gets one while train keeps > 1).
 inline void ratio_counts(index_t n, const split_ratios& r, index_t cnt[3]) {
@@ -79,10 +88,7 @@ inline dataset random_split(const interactions& m, const split_ratios& ratios = 
   detail::csr_builder b[3] = {{m.n_users, m.n_items}, {m.n_users, m.n_items}, {m.n_users, m.n_items}};
   std::vector<std::pair<std::int32_t, std::uint32_t>> items, part;
   for (index_t u = 0; u < m.n_users; ++u) {
-    items.clear();
-    for (index_t j = m.indptr[u]; j < m.indptr[u + 1]; ++j)
-      items.emplace_back(m.indices[j], m.counts.empty() ? 1u : m.counts[j]);
-    shuffle(items.begin(), items.end(), rng);
+    detail::shuffled_row(m, u, rng, items);
     index_t cnt[3];
     detail::ratio_counts(static_cast<index_t>(items.size()), ratios, cnt);
     index_t at = 0;
@@ -126,10 +132,7 @@ inline dataset holdout_split(const interactions& m, double ratio, std::uint64_t 
   detail::csr_builder tr{m.n_users, m.n_items}, dv{m.n_users, m.n_items};
   std::vector<std::pair<std::int32_t, std::uint32_t>> items, part;
   for (index_t u = 0; u < m.n_users; ++u) {
-    items.clear();
-    for (index_t j = m.indptr[u]; j < m.indptr[u + 1]; ++j)
-      items.emplace_back(m.indices[j], m.counts.empty() ? 1u : m.counts[j]);
-    shuffle(items.begin(), items.end(), rng);
+    detail::shuffled_row(m, u, rng, items);
     const index_t nv = holdout_count(static_cast<index_t>(items.size()), ratio);
     part.assign(items.begin(), items.begin() + nv);
     dv.set_row(u, part);

@@ -47,24 +47,21 @@ class sparse_adam {
   /// Updates rows[0..n) of `table` (n_rows x dim, row-major) with gradients `grads` laid out [n, dim]
   /// (grads row i belongs to table row rows[i]).
   void step(Scalar* table, const index_t* rows, const Scalar* grads, index_t n) {
-    check_rows(rows, n);
-    ++t_;
-    corrections_up_to(t_);
-#if ANS_HAS_OPENMP
-#pragma omp parallel for schedule(static) if (n * dim_ > (1 << 14))
-#endif
-    for (index_t i = 0; i < n; ++i) {
-      const index_t r = rows[i];
-      const std::int64_t t = counting_ == sparse_step_count::global ? t_ : ++row_steps_[r];
-      detail::adam_update_corrected(table + r * dim_, grads + i * dim_, m_.data() + r * dim_, v_.data() + r * dim_,
-                                    dim_, bc1(t), bc2(t), o_);
-    }
+    run<false>(table, rows, n, [&](index_t i, index_t) { return grads + i * dim_; });
   }
 
   /// The same step with the gradients in a table of the table's shape (row rows[i] of `grad_table` belongs to
   /// table row rows[i]): each listed gradient row is read once and then set to zero, so an accumulate /
   /// step / accumulate loop needs neither a gather nor a separate clear. Unlisted gradient rows are untouched.
   void step_table(Scalar* table, const index_t* rows, Scalar* grad_table, index_t n) {
+    run<true>(table, rows, n, [&](index_t, index_t r) { return grad_table + r * dim_; });
+  }
+
+ private:
+  // One step over the listed rows; `grad_of(i, r)` points at the gradient of table row r = rows[i]. Clear:
+  // the gradient entries are zeroed after use.
+  template <bool Clear, class GradOf>
+  void run(Scalar* table, const index_t* rows, index_t n, GradOf grad_of) {
     check_rows(rows, n);
     ++t_;
     corrections_up_to(t_);
@@ -74,12 +71,11 @@ class sparse_adam {
     for (index_t i = 0; i < n; ++i) {
       const index_t r = rows[i];
       const std::int64_t t = counting_ == sparse_step_count::global ? t_ : ++row_steps_[r];
-      detail::adam_update_corrected<true>(table + r * dim_, grad_table + r * dim_, m_.data() + r * dim_,
-                                          v_.data() + r * dim_, dim_, bc1(t), bc2(t), o_);
+      detail::adam_update_corrected<Clear>(table + r * dim_, grad_of(i, r), m_.data() + r * dim_,
+                                           v_.data() + r * dim_, dim_, bc1(t), bc2(t), o_);
     }
   }
 
- private:
   // Rows in range and distinct (serial: an exception must not leave a parallel region).
   void check_rows(const index_t* rows, index_t n) {
     for (index_t i = 0; i < n; ++i) {
