@@ -327,6 +327,32 @@ TEST_CASE("l2 regulariser: rows by id with duplicates, both forms", "[components
   }
 }
 
+TEST_CASE("l2 regulariser: strided rows (hop 0 of wider rows), many chunks, cached norms", "[components][loss]") {
+  std::mt19937_64 rng(9);
+  const index_t n = 5000, d = 3, ld = 7, B = 40;  // 5 chunks of 1024 rows: the parallel path
+  mat wide = randn(n, ld, rng);
+  mat narrow = wide.leftCols(d);  // the same rows, dense
+  for (bool pw : {false, true}) {
+    mat g_wide = mat::Zero(n, ld), g_narrow = mat::Zero(n, d);
+    const ans::loss::emb_block<double> bw{wide.data(), d, n, nullptr, g_wide.data(), ld};
+    const ans::loss::emb_block<double> bn{narrow.data(), d, n, nullptr, g_narrow.data()};
+    double norms[1] = {0};
+    const double fw = ans::loss::emb_loss_forward<double>(&bw, 1, B, pw, norms);
+    const double fn = ans::loss::emb_loss_forward<double>(&bn, 1, B, pw);
+    double ss = 0;
+    for (index_t i = 0; i < n; ++i) ss += narrow.row(i).squaredNorm();
+    CHECK(fw == fn);
+    CHECK(norms[0] == Approx(std::sqrt(ss)).epsilon(1e-13));
+    CHECK(fw == Approx((pw ? ss / 2 : std::sqrt(ss)) / B).epsilon(1e-13));
+    ans::loss::emb_loss_backward<double>(&bw, 1, B, pw, 2.0, norms);  // cached norm
+    ans::loss::emb_loss_backward<double>(&bn, 1, B, pw, 2.0);         // recomputed
+    CHECK((g_wide.leftCols(d) - g_narrow).cwiseAbs().maxCoeff() == 0.0);
+    CHECK(g_wide.rightCols(ld - d).isZero(0));  // columns past d untouched
+    const double c = pw ? 2.0 / B : 2.0 / (B * std::sqrt(ss));
+    CHECK((g_narrow - c * narrow).cwiseAbs().maxCoeff() < 1e-15);
+  }
+}
+
 TEST_CASE("check_gradient catches wrong gradients", "[components][testing]") {
   vec x(3);
   x << 0.3, -1.2, 2.0;

@@ -155,3 +155,35 @@ TEST_CASE("propagation: layer combinations and their backward", "[graph]") {
                     Catch::Contains("lightgcn.hpp:") && Catch::Contains("needs 3 weights"));
   CHECK(ans::propagation::layer_weights<double>(layer_combination::stack, 3).empty());
 }
+
+TEST_CASE("propagation: backward_sparse (per-hop callback, external workspace) equals the dense backward", "[graph]") {
+  auto adj = ans::graph::build_normalized_adjacency<double>(small_graph());
+  const ans::index_t n = adj.n_nodes(), d = 3;
+  for (int layers : {0, 1, 3}) {
+    ans::propagation::lightgcn<double> prop(layers);
+    const ans::index_t h = layers + 1;
+    auto gs = random_matrix(n, h * d, 5 + layers);
+    gs.row(6).setZero();  // the isolated node: no hop may give it gradient
+    ans::matrix<double> dense = random_matrix(n, d, 9), sparse = dense, with_ws = dense;
+    const ans::matrix<double> before = dense;
+    prop.backward(adj, gs, dense);
+    std::vector<int> calls;
+    auto add_hop = [&](ans::index_t l, double* Y, ans::index_t ldy) {
+      calls.push_back(static_cast<int>(l));
+      for (ans::index_t r = 0; r < n; ++r)
+        for (ans::index_t c = 0; c < d; ++c) Y[r * ldy + c] += gs(r, l * d + c);
+    };
+    prop.backward_sparse(adj, d, add_hop, sparse);
+    std::vector<double> ws(static_cast<size_t>(2 * n * d), 123.0);  // garbage in: the call must not read it
+    prop.backward_sparse(adj, d, add_hop, with_ws, ws.data());
+    INFO("layers = " << layers);
+    CHECK((sparse - dense).cwiseAbs().maxCoeff() < 1e-14);
+    CHECK((with_ws - dense).cwiseAbs().maxCoeff() < 1e-14);
+    CHECK((sparse - before).row(6).isZero(0));
+    // every hop enters exactly once, deepest first
+    std::vector<int> expect;
+    for (int l = layers; l >= 0; --l) expect.push_back(l);
+    expect.insert(expect.end(), expect.begin(), expect.end());
+    CHECK(calls == expect);
+  }
+}

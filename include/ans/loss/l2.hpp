@@ -7,6 +7,7 @@
 ///   require_pow = true  (fixed):    R = Σ_T ‖T‖²_F / (2B),   ∂R/∂T_row = T_row/B
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -16,6 +17,8 @@ namespace ans::loss {
 
 /// One tensor of the regulariser: rows `ids[i]` of `table` (n rows), or rows 0..n−1 when `ids` is null.
 /// `grad` (same layout as table, may be null) receives the gradient, row by row, accumulated (+=).
+/// `ld` is the distance between rows of `table` and `grad` in elements (0: `d`, dense rows); a larger `ld`
+/// reads the first d columns of wider rows (the hop-0 columns of a gathered [rows, H*d] batch tensor).
 template <class Scalar>
 struct emb_block {
   const Scalar* table = nullptr;
@@ -23,36 +26,61 @@ struct emb_block {
   index_t n = 0;
   const index_t* ids = nullptr;
   Scalar* grad = nullptr;
+  index_t ld = 0;
 
-  const Scalar* row(index_t i) const { return table + (ids ? ids[i] : i) * d; }
-  Scalar* grad_row(index_t i) const { return grad + (ids ? ids[i] : i) * d; }
+  index_t stride() const { return ld > 0 ? ld : d; }
+  const Scalar* row(index_t i) const { return table + (ids ? ids[i] : i) * stride(); }
+  Scalar* grad_row(index_t i) const { return grad + (ids ? ids[i] : i) * stride(); }
 };
 
-/// Frobenius norm of one block (duplicates counted per occurrence).
+namespace detail {
+// Rows per partial sum of emb_block_norm: a fixed partition (not the thread count), partials added in order.
+constexpr index_t kNormChunk = 1024;
+}  // namespace detail
+
+/// Frobenius norm of one block (duplicates counted per occurrence). Parallel over fixed chunks of rows whose
+/// partial sums are added in chunk order, so the result does not depend on the thread count.
 template <class Scalar>
 Scalar emb_block_norm(const emb_block<Scalar>& blk) {
-  // per-row SIMD partial sums (a fixed lane order), rows added in order: deterministic, vectorised
-  Scalar ss = 0;
-  for (index_t i = 0; i < blk.n; ++i) {
-    const Scalar* r = blk.row(i);
-    Scalar rs = 0;
+  const index_t nch = (blk.n + detail::kNormChunk - 1) / detail::kNormChunk;
+  Scalar part_small[64];
+  std::vector<Scalar> part_big;
+  Scalar* part = part_small;
+  if (nch > 64) part_big.resize(static_cast<size_t>(nch)), part = part_big.data();
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static) if (nch > 4)
+#endif
+  for (index_t c = 0; c < nch; ++c) {
+    // per-row SIMD partial sums (a fixed lane order), rows added in order: deterministic, vectorised
+    Scalar ss = 0;
+    const index_t i1 = std::min(blk.n, (c + 1) * detail::kNormChunk);
+    for (index_t i = c * detail::kNormChunk; i < i1; ++i) {
+      const Scalar* r = blk.row(i);
+      Scalar rs = 0;
 #if ANS_HAS_OPENMP
 #pragma omp simd reduction(+ : rs)
 #endif
-    for (index_t j = 0; j < blk.d; ++j) rs += r[j] * r[j];
-    ss += rs;
+      for (index_t j = 0; j < blk.d; ++j) rs += r[j] * r[j];
+      ss += rs;
+    }
+    part[c] = ss;
   }
+  Scalar ss = 0;
+  for (index_t c = 0; c < nch; ++c) ss += part[c];
   return std::sqrt(ss);
 }
 
-/// R over `nb` blocks for a batch of B pairs.
+/// R over the blocks for a batch of B pairs. `norms`, when non-null (length nb), receives ‖T‖_F of each
+/// block, so the backward of the same rows need not recompute them.
 template <class Scalar>
-Scalar emb_loss_forward(const emb_block<Scalar>* blocks, size_t nb, index_t B, bool require_pow) {
+Scalar emb_loss_forward(const emb_block<Scalar>* blocks, size_t nb, index_t B, bool require_pow,
+                        Scalar* norms = nullptr) {
   ANS_CHECK(B > 0, "emb_loss: B must be positive");
   Scalar total = 0;
   for (size_t ib = 0; ib < nb; ++ib) {
     const auto& blk = blocks[ib];
     const Scalar nrm = emb_block_norm(blk);
+    if (norms) norms[ib] = nrm;
     total += require_pow ? nrm * nrm / Scalar(2) : nrm;
   }
   return total / Scalar(B);
@@ -64,23 +92,38 @@ Scalar emb_loss_forward(const std::vector<emb_block<Scalar>>& blocks, index_t B,
   return emb_loss_forward(blocks.data(), blocks.size(), B, require_pow);
 }
 
-/// Accumulates scale·∂R/∂row into each block's `grad` (sequential: duplicate ids are safe).
+/// Accumulates scale·∂R/∂row into each block's `grad`. `norms`: the block norms of the forward on the same
+/// rows (null: recomputed). Blocks with `ids` run sequentially (duplicate ids are safe); blocks of distinct
+/// rows (no `ids`) run in parallel.
 template <class Scalar>
-void emb_loss_backward(const emb_block<Scalar>* blocks, size_t nb, index_t B, bool require_pow, Scalar scale) {
+void emb_loss_backward(const emb_block<Scalar>* blocks, size_t nb, index_t B, bool require_pow, Scalar scale,
+                       const Scalar* norms = nullptr) {
   for (size_t ib = 0; ib < nb; ++ib) {
     const auto& blk = blocks[ib];
     if (!blk.grad) continue;
     Scalar c = scale / Scalar(B);  // require_pow: ∂R/∂T = T/B
     if (!require_pow) {
-      const Scalar nrm = emb_block_norm(blk);
+      const Scalar nrm = norms ? norms[ib] : emb_block_norm(blk);
       if (nrm == Scalar(0)) continue;
       c /= nrm;  // ∂R/∂T = T/(B‖T‖_F)
     }
-    for (index_t i = 0; i < blk.n; ++i) {
-      const Scalar* r = blk.row(i);
-      Scalar* gr = blk.grad_row(i);
-      for (index_t j = 0; j < blk.d; ++j) gr[j] += c * r[j];
+    auto rows = [&](index_t i0, index_t i1) {
+      for (index_t i = i0; i < i1; ++i) {
+        const Scalar* r = blk.row(i);
+        Scalar* gr = blk.grad_row(i);
+        for (index_t j = 0; j < blk.d; ++j) gr[j] += c * r[j];
+      }
+    };
+    if (blk.ids) {
+      rows(0, blk.n);
+      continue;
     }
+    const index_t nch = (blk.n + detail::kNormChunk - 1) / detail::kNormChunk;
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static) if (nch > 4)
+#endif
+    for (index_t ch = 0; ch < nch; ++ch)
+      rows(ch * detail::kNormChunk, std::min(blk.n, (ch + 1) * detail::kNormChunk));
   }
 }
 

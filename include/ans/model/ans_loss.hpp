@@ -124,20 +124,24 @@ struct ans_stats {
 };
 
 /// The hop-0 ego rows the regulariser acts on: U⁰ [B,d], P⁰ [B,d], N⁰ [B,K,d] (C order). All null: no R.
+/// `ld`: elements between consecutive rows (0: d). With ld = H·d the rows are the first d columns of the
+/// gathered [B, H·d] / [B·K, H·d] tensors (hop 0 of the stack is E0), so no separate ego gather is needed.
 template <class Scalar>
 struct ego_rows {
   const Scalar* U0 = nullptr;
   const Scalar* P0 = nullptr;
   const Scalar* N0 = nullptr;
+  index_t ld = 0;
   bool present() const { return U0 && P0 && N0; }
 };
 
-/// Gradient buffers for the ego rows (same layouts as ego_rows); null entries are skipped.
+/// Gradient buffers for the ego rows (same layouts and `ld` as ego_rows); null entries are skipped.
 template <class Scalar>
 struct ego_grads {
   Scalar* dU0 = nullptr;
   Scalar* dP0 = nullptr;
   Scalar* dN0 = nullptr;
+  index_t ld = 0;
 };
 
 /// The composite loss with its workspaces. Not thread-safe: one instance per training thread.
@@ -174,6 +178,7 @@ class ans_loss {
       for (index_t i = 0; i < s.pair_rows(); ++i)
         ANS_CHECK(frozen_k_star[i] >= 0 && frozen_k_star[i] < K, "frozen k* out of range at " << i);
     resize(s);
+    ANS_CHECK(ego.ld == 0 || ego.ld >= d, "ans_loss::forward: ego row stride " << ego.ld << " < d = " << d);
     U_ = U, P_ = P, N_ = N, params_ = &params, ego_ = ego;
     const ans_options& o = opts_;
     const Scalar* wm = params.w_m.data();
@@ -392,7 +397,7 @@ class ans_loss {
     terms_.bpr = loss::bpr_forward(B, pos_.data(), neg_.data(), o.bpr_stable, Scalar(o.bpr_eps));  // F13
     if (ego.present()) {
       const auto bl = reg_blocks(nullptr);
-      terms_.reg = loss::emb_loss_forward(bl.data(), bl.size(), B, o.reg_require_pow);  // F14
+      terms_.reg = loss::emb_loss_forward(bl.data(), bl.size(), B, o.reg_require_pow, reg_norms_.data());  // F14
     }
     terms_.total = terms_.bpr + Scalar(o.reg_weight) * terms_.reg +
                    Scalar(o.gamma) * (terms_.sns + terms_.distance + terms_.orth);  // F15
@@ -602,7 +607,8 @@ class ans_loss {
     }
     if (ego_.present() && o.reg_weight != 0) {
       const auto bl = reg_blocks(&eg);
-      loss::emb_loss_backward(bl.data(), bl.size(), B, o.reg_require_pow, Scalar(o.reg_weight) * upstream);
+      loss::emb_loss_backward(bl.data(), bl.size(), B, o.reg_require_pow, Scalar(o.reg_weight) * upstream,
+                              reg_norms_.data());  // the forward's block norms: the rows did not change
     }
   }
 
@@ -729,9 +735,11 @@ class ans_loss {
   std::array<loss::emb_block<Scalar>, 3> reg_blocks(const ego_grads<Scalar>* eg) const {
     const batch_shape& s = shape_;
     std::array<loss::emb_block<Scalar>, 3> bl;
-    bl[0] = {ego_.U0, s.d, s.B, nullptr, eg ? eg->dU0 : nullptr};
-    bl[1] = {ego_.P0, s.d, s.B, nullptr, eg ? eg->dP0 : nullptr};
-    bl[2] = {ego_.N0, s.d, s.B * s.K, nullptr, eg ? eg->dN0 : nullptr};
+    ANS_CHECK(!eg || eg->ld == ego_.ld, "ans_loss: ego gradient row stride " << eg->ld << " differs from the rows' "
+                                                                          << ego_.ld);
+    bl[0] = {ego_.U0, s.d, s.B, nullptr, eg ? eg->dU0 : nullptr, ego_.ld};
+    bl[1] = {ego_.P0, s.d, s.B, nullptr, eg ? eg->dP0 : nullptr, ego_.ld};
+    bl[2] = {ego_.N0, s.d, s.B * s.K, nullptr, eg ? eg->dN0 : nullptr, ego_.ld};
     return bl;
   }
 
@@ -762,6 +770,7 @@ class ans_loss {
   ans_terms<Scalar> terms_{};
   ans_stats stats_{};
   Scalar orth_coef_ = 0;
+  std::array<Scalar, 3> reg_norms_{};  ///< ‖U⁰‖_F, ‖P⁰‖_F, ‖N⁰‖_F of the last forward (reused by backward)
   matrix<Scalar> nt_, g_, e_, a_n_, a_u_, dgsel_, wt_u_, wt_i_;
   vector<Scalar> syth_, norm_, delta_, q_, dnorm_, onorm_, t_, m_, per_hop_, pos_, neg_;
   std::vector<index_t> k_star_, k_dns_, blk_poles_;

@@ -6,7 +6,9 @@
 ///   1. `G_S[u_b, h] += ∂L/∂U[b,h]`, `G_S[n_u+p_b, h] += ∂L/∂P[b,h]`, `G_S[n_u+c_bk, h] += ∂L/∂N[b,k,h]`
 ///      (repeated ids accumulate once per occurrence);
 ///   2. `∂L/∂E0 = Σ_h Â^h G_S[:, h]` (ans::propagation::lightgcn::backward, reverse Horner);
-///   3. the regulariser's rows are added to `∂L/∂E0` directly (they act on the ego rows `S[:, 0] = E0`).
+///   3. the regulariser acts on the ego rows `S[:, 0] = E0`: its gradient enters `G_S[:, 0]`, which reaches
+///      `∂L/∂E0` unpropagated. The gradient stack is never held as an N x (H*d) matrix: step 2 scatters each
+///      hop's batch rows into N x d Horner buffers (the stack's memory, dead after the gather).
 ///
 /// With L = 0 (MF) no propagation runs: the stack is E0 itself and the gradient is scattered straight into
 /// the touched rows of `∂L/∂E0`; `touched_rows()` lists them so a row-sparse optimiser updates only those.
@@ -65,13 +67,7 @@ class ans_objective {
     U_.resize(B, H * d);
     P_.resize(B, H * d);
     N_.resize(B * K, H * d);
-    // MF (H = 1): the stack is E0, so the ego rows are the gathered rows themselves (no second gather)
-    const bool ego_alias = H == 1;
-    if (!ego_alias) {
-      U0_.resize(B, d);
-      P0_.resize(B, d);
-      N0_.resize(B * K, d);
-    }
+    // The ego rows are hop 0 of the gathered rows (S[:, 0] = E0): read with row stride H*d, no second gather
     const index_t nu = adj.n_users, nn = adj.n_nodes();
     for (index_t b = 0; b < B; ++b) {  // validate first (serial: an exception must not leave a parallel region)
       const index_t u = ids.users[b], p = nu + ids.pos_items[b];
@@ -84,29 +80,21 @@ class ans_objective {
     }
     const index_t Hd = H * d;
     const Scalar* Sd = S.data();
-    const Scalar* Ed = e0.data();
 #if ANS_HAS_OPENMP
 #pragma omp parallel for schedule(static)
 #endif
     for (index_t j = 0; j < B * K; ++j) {  // row j = b*K + k; the pair rows ride along at k == 0
       const index_t c = nu + ids.cand_items[j];
       std::copy(Sd + c * Hd, Sd + (c + 1) * Hd, N_.data() + j * Hd);
-      if (!ego_alias) std::copy(Ed + c * d, Ed + (c + 1) * d, N0_.data() + j * d);
       if (j % K == 0) {
         const index_t b = j / K, u = ids.users[b], p = nu + ids.pos_items[b];
         std::copy(Sd + u * Hd, Sd + (u + 1) * Hd, U_.data() + b * Hd);
         std::copy(Sd + p * Hd, Sd + (p + 1) * Hd, P_.data() + b * Hd);
-        if (!ego_alias) {
-          std::copy(Ed + u * d, Ed + (u + 1) * d, U0_.data() + b * d);
-          std::copy(Ed + p * d, Ed + (p + 1) * d, P0_.data() + b * d);
-        }
       }
     }
     const bool with_reg = loss_.options().reg_weight != 0.0;
     ego_rows<Scalar> ego{};
-    if (with_reg)
-      ego = ego_alias ? ego_rows<Scalar>{U_.data(), P_.data(), N_.data()}
-                      : ego_rows<Scalar>{U0_.data(), P0_.data(), N0_.data()};
+    if (with_reg) ego = ego_rows<Scalar>{U_.data(), P_.data(), N_.data(), Hd};
     return loss_.forward(shape_, U_.data(), P_.data(), N_.data(), params, source, frozen_k_star, ego);
   }
 
@@ -121,32 +109,23 @@ class ans_objective {
     zero(dN_, B * K, H * d);
     const bool with_reg = loss_.options().reg_weight != 0.0;
     ego_grads<Scalar> eg{};
-    // MF (H = 1): the ego rows are the gathered rows, so R's gradient goes into dU/dP/dN (added after the
-    // other terms of the row) and one scatter serves both
-    const bool ego_alias = H == 1;
-    if (with_reg && ego_alias) {
-      eg = ego_grads<Scalar>{dU_.data(), dP_.data(), dN_.data()};
-    } else if (with_reg) {
-      zero(dU0_, B, d);
-      zero(dP0_, B, d);
-      zero(dN0_, B * K, d);
-      eg = ego_grads<Scalar>{dU0_.data(), dP0_.data(), dN0_.data()};
-    }
+    // R acts on hop 0 (S[:, 0] = E0): its gradient goes into the hop-0 columns of dU/dP/dN, which reach ∂L/∂E0
+    // unpropagated (the G_0 term of step 2), so one scatter serves every term
+    if (with_reg) eg = ego_grads<Scalar>{dU_.data(), dP_.data(), dN_.data(), H * d};
     loss_.backward(dU_.data(), dP_.data(), dN_.data(), grads, eg);
 
     const index_t nu = adj_->n_users;
     touched_.clear();
     if (H == 1) {
       // MF: the stack is E0, scatter straight into the gradient rows.
-      scatter(grad_e0, dU_, dP_, dN_);
+      scatter(grad_e0.data(), d, 0, d);
       collect_touched(nu, e0_->rows());
     } else {
-      if (grad_stack_.rows() != e0_->rows() || grad_stack_.cols() != H * d) grad_stack_.resize(e0_->rows(), H * d);
-      zero(grad_stack_, grad_stack_.rows(), grad_stack_.cols());
-      scatter(grad_stack_, dU_, dP_, dN_);                 // step 1
-      prop_.backward(*adj_, grad_stack_, grad_e0);        // step 2
+      // steps 1–2 without an N x (H*d) gradient stack: reverse Horner over N x d buffers, each hop's batch rows
+      // scattered in when that hop's term enters; the stack (dead after the gather) is the workspace
+      prop_.backward_sparse(
+          *adj_, d, [&](index_t h, Scalar* Y, index_t ldy) { scatter(Y, ldy, h * d, d); }, grad_e0, stack_.data());
     }
-    if (with_reg && !ego_alias) scatter(grad_e0, dU0_, dP0_, dN0_);  // step 3
   }
 
   /// Sorted node ids whose E0 gradient the last backward changed (L = 0); empty for L ≥ 1 (all rows).
@@ -169,15 +148,13 @@ class ans_objective {
     for (index_t c = 0; c < n; c += 4096) std::fill(p + c, p + std::min(n, c + 4096), Scalar(0));
   }
 
-  // target[u_b] += gu[b], target[n_u+p_b] += gp[b], target[n_u+c_j] += gn[j]. Each thread owns the target
-  // rows with (row / 16) % threads == its id and applies their updates in the serial order (users and
-  // positives by b, then candidates by j), so duplicates add in a fixed order: bit-identical to the serial
-  // loop for every thread count.
-  void scatter(matrix<Scalar>& target, const matrix<Scalar>& gu, const matrix<Scalar>& gp,
-               const matrix<Scalar>& gn) const {
-    const index_t nu = adj_->n_users, w = target.cols(), B = ids_.B, BK = ids_.B * ids_.K;
-    Scalar* T = target.data();
-    const Scalar *GU = gu.data(), *GP = gp.data(), *GN = gn.data();
+  // T[u_b] += dU[b], T[n_u+p_b] += dP[b], T[n_u+c_j] += dN[j], columns c0..c0+w of the gradient rows into
+  // the w-wide rows of T (row stride ldt). Each thread owns the target rows with (row / 16) % threads == its
+  // id and applies their updates in the serial order (users and positives by b, then candidates by j), so
+  // duplicates add in a fixed order: bit-identical to the serial loop for every thread count.
+  void scatter(Scalar* T, index_t ldt, index_t c0, index_t w) const {
+    const index_t nu = adj_->n_users, B = ids_.B, BK = ids_.B * ids_.K, lds = dU_.cols();
+    const Scalar *GU = dU_.data() + c0, *GP = dP_.data() + c0, *GN = dN_.data() + c0;
 #if ANS_HAS_OPENMP
 #pragma omp parallel if (BK * w > (1 << 14))
 #endif
@@ -185,17 +162,17 @@ class ans_objective {
       const index_t nt = omp_threads_in_region(), me = thread_id();
       auto mine = [&](index_t r) { return (r >> 4) % nt == me; };
       auto add = [&](index_t r, const Scalar* g) {
-        Scalar* t = T + r * w;
+        Scalar* t = T + r * ldt;
         for (index_t c = 0; c < w; ++c) t[c] += g[c];
       };
       for (index_t b = 0; b < B; ++b) {
         const index_t u = ids_.users[b], p = nu + ids_.pos_items[b];
-        if (mine(u)) add(u, GU + b * w);
-        if (mine(p)) add(p, GP + b * w);
+        if (mine(u)) add(u, GU + b * lds);
+        if (mine(p)) add(p, GP + b * lds);
       }
       for (index_t j = 0; j < BK; ++j) {
         const index_t c = nu + ids_.cand_items[j];
-        if (mine(c)) add(c, GN + j * w);
+        if (mine(c)) add(c, GN + j * lds);
       }
     }
   }
@@ -232,8 +209,8 @@ class ans_objective {
   const matrix<Scalar>* e0_ = nullptr;
   batch_ids ids_{};
   batch_shape shape_{};
-  matrix<Scalar> stack_, grad_stack_;
-  matrix<Scalar> U_, P_, N_, U0_, P0_, N0_, dU_, dP_, dN_, dU0_, dP0_, dN0_;
+  matrix<Scalar> stack_;  ///< the propagated stack (L >= 1); after the gather, the backward's workspace
+  matrix<Scalar> U_, P_, N_, dU_, dP_, dN_;
   std::vector<index_t> touched_;
   std::vector<char> mark_;
 };

@@ -138,6 +138,44 @@ class lightgcn {
     spmm(adj, src, ld, grad_e0.data(), d, d, /*accumulate=*/true, G, h * d);
   }
 
+  /// The same `grad_e0 += Σ_l Â^l G_l` when the per-hop gradients are sparse (a batch's rows) and never held
+  /// as an N x (H*d) matrix: `add_hop(l, Y, ldy)` must add G_l into the N x d rows at Y (row stride ldy).
+  /// Reverse Horner: `acc = G_L; acc = Â acc + G_l (l = L-1..1); grad_e0 += Â acc + G_0`.
+  /// `workspace`, when non-null, is 2·N·d scalars the call may overwrite (e.g. a stack that is no longer
+  /// needed); otherwise two N x d buffers held by this object are used.
+  template <class AddHop>
+  void backward_sparse(const graph::normalized_adjacency<Scalar>& adj, index_t d, AddHop&& add_hop,
+                       matrix<Scalar>& grad_e0, Scalar* workspace = nullptr) {
+    const index_t n = adj.n_nodes(), h = n_hops();
+    ANS_CHECK(grad_e0.rows() == n && grad_e0.cols() == d, "grad_e0 must be " << n << " x " << d);
+    ANS_CHECK(h == 1 || adj.has_edges(), "propagation with L = " << (h - 1) << " over a graph without edges "
+                                                                 "(graph::node_counts_only is for L = 0)");
+    if (h == 1) {
+      add_hop(index_t(0), grad_e0.data(), d);
+      return;
+    }
+    Scalar *acc = workspace, *tmp = workspace ? workspace + n * d : nullptr;
+    if (!workspace) {
+      if (acc_.rows() != n || acc_.cols() != d) acc_.resize(n, d);
+      if (tmp_.rows() != n || tmp_.cols() != d) tmp_.resize(n, d);
+      acc = acc_.data(), tmp = tmp_.data();
+    }
+    const index_t nd = n * d;
+    constexpr index_t chunk = 1 << 14;
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (index_t c = 0; c < nd; c += chunk) std::fill(acc + c, acc + std::min(nd, c + chunk), Scalar(0));
+    add_hop(h - 1, acc, d);  // acc = G_L
+    for (index_t l = h - 2; l >= 1; --l) {
+      spmm(adj, acc, d, tmp, d, d);  // tmp = Â acc
+      add_hop(l, tmp, d);            //     + G_l
+      std::swap(acc, tmp);
+    }
+    spmm(adj, acc, d, grad_e0.data(), d, d, /*accumulate=*/true);  // grad_e0 += Â acc
+    add_hop(index_t(0), grad_e0.data(), d);                       //          + G_0
+  }
+
  private:
   int n_layers_;
   matrix<Scalar> acc_, tmp_;
