@@ -281,6 +281,65 @@ TEST_CASE("composite: float agrees with double", "[components][ans_loss]") {
   CHECK((gf.w_m.cast<double>() - gd.w_m).norm() / gd.w_m.norm() < 1e-4);
 }
 
+namespace {
+// forward() + backward() into zeroed buffers vs forward_backward() into garbage-filled ones: same bits.
+template <class S>
+void check_fused_equals_separate(const problem& p, const ans::ans_options& o) {
+  using M = ans::matrix<S>;
+  const M U = p.U.cast<S>(), P = p.P.cast<S>(), N = p.N.cast<S>(), U0 = p.U0.cast<S>(), P0 = p.P0.cast<S>(),
+          N0 = p.N0.cast<S>();
+  auto prm = ans::model::ans_params<S>::zeros(p.s.d);
+  prm.W_u = p.prm.W_u.cast<S>(), prm.W_i = p.prm.W_i.cast<S>(), prm.b_u = p.prm.b_u.cast<S>();
+  prm.b_i = p.prm.b_i.cast<S>(), prm.w_m = p.prm.w_m.cast<S>(), prm.c_m = S(p.prm.c_m);
+  const ans::model::ego_rows<S> ego{U0.data(), P0.data(), N0.data()};
+  const ans::augment::counter_uniform_source src{5, 3};
+  ans::model::ans_loss<S> a(o), b(o);
+  const auto ta = a.forward(p.s, U, P, N, prm, src, nullptr, ego);
+  M dU = M::Zero(U.rows(), p.s.d), dP = dU, dN = M::Zero(N.rows(), p.s.d);
+  M dU0 = M::Zero(U0.rows(), p.s.d), dP0 = M::Zero(P0.rows(), p.s.d), dN0 = M::Zero(N0.rows(), p.s.d);
+  auto ga = ans::model::ans_params<S>::zeros(p.s.d);
+  a.backward(dU, dP, dN, ga, {dU0.data(), dP0.data(), dN0.data()});
+
+  M fU = M::Constant(U.rows(), p.s.d, S(7)), fP = fU, fN = M::Constant(N.rows(), p.s.d, S(-3));  // overwritten
+  M fU0 = M::Zero(U0.rows(), p.s.d), fP0 = M::Zero(P0.rows(), p.s.d), fN0 = M::Zero(N0.rows(), p.s.d);
+  auto gb = ans::model::ans_params<S>::zeros(p.s.d);
+  const auto tb = b.forward_backward(p.s, U.data(), P.data(), N.data(), prm, src, fU.data(), fP.data(), fN.data(), gb,
+                                     ego, {fU0.data(), fP0.data(), fN0.data()});
+  CHECK(tb.total == ta.total);
+  CHECK(tb.bpr == ta.bpr);
+  CHECK(tb.sns == ta.sns);
+  CHECK(tb.distance == ta.distance);
+  CHECK(tb.orth == ta.orth);
+  CHECK(tb.reg == ta.reg);
+  CHECK(b.k_star() == a.k_star());
+  CHECK(fU == dU);
+  CHECK(fP == dP);
+  CHECK(fN == dN);
+  CHECK(fU0 == dU0);
+  CHECK(fP0 == dP0);
+  CHECK(fN0 == dN0);
+  CHECK(gb.W_u == ga.W_u);
+  CHECK(gb.W_i == ga.W_i);
+  CHECK(gb.b_u == ga.b_u);
+  CHECK(gb.b_i == ga.b_i);
+  CHECK(gb.w_m == ga.w_m);
+  CHECK(gb.c_m == ga.c_m);
+  CHECK(b.stats().mean_gate == a.stats().mean_gate);
+  CHECK(b.gate().size() == 0);  // the fused pass keeps no (B*K*H) x d gate array
+  CHECK_THROWS_WITH(b.backward(fU, fP, fN, gb), Catch::Contains("forward_backward"));
+}
+}  // namespace
+
+TEST_CASE("composite: forward_backward is bit-identical to forward + backward", "[components][ans_loss]") {
+  for (auto m : {ans::mode::faithful, ans::mode::fixed}) {
+    INFO("mode " << (m == ans::mode::fixed ? "fixed" : "faithful"));
+    check_fused_equals_separate<double>(make_problem({8, 4, 3, 16}, 61, true), opts(m));  // Eigen path, 1 block
+    check_fused_equals_separate<float>(make_problem({40, 16, 1, 64}, 62, true), opts(m));  // d = 64 kernels, 3 blocks
+    check_fused_equals_separate<float>(make_problem({21, 16, 4, 64}, 63, true), opts(m));  // H = 4, 6 blocks, ragged
+    check_fused_equals_separate<double>(make_problem({70, 5, 2, 12}, 64, true), opts(m));  // 3 blocks, d = 12
+  }
+}
+
 TEST_CASE("options: presets", "[components][mode]") {
   const auto f = ans::ans_options::make(ans::mode::faithful);
   const auto x = ans::ans_options::make(ans::mode::fixed);

@@ -127,3 +127,29 @@ TEST_CASE("ans objective: bad batch ids are reported", "[model]") {
   CHECK_THROWS_WITH(obj.forward(f.adj, f.e0, ids, f.prm, src),
                     Catch::Contains("ans_model.hpp:") && Catch::Contains("item id 99"));
 }
+
+TEST_CASE("ans objective: forward_backward equals forward + backward bit for bit", "[model]") {
+  for (int layers : {0, 2}) {
+    for (auto m : {ans::mode::faithful, ans::mode::fixed}) {
+      auto f = make(3, 21 + layers);
+      auto o = ans::ans_options::make(m);
+      o.reg_weight = 0.05;
+      ans::model::ans_objective<double> a(layers, o), b(layers, o);
+      ans::model::batch_ids ids{f.users.data(), f.pos.data(), f.cands.data(), f.B, 3};
+      ans::augment::counter_uniform_source src{4, 1};
+      ans::matrix<double> ga = ans::matrix<double>::Constant(f.e0.rows(), f.e0.cols(), 0.25), gb = ga;  // += into both
+      auto pa = ans::model::ans_params<double>::zeros(3), pb = pa;
+      const double ta = a.forward(f.adj, f.e0, ids, f.prm, src).total;
+      a.backward(ga, pa);
+      const double tb = b.forward_backward(f.adj, f.e0, ids, f.prm, src, gb, pb).total;
+      INFO("L = " << layers);
+      CHECK(ta == tb);
+      CHECK(ga == gb);
+      CHECK(pa.W_i == pb.W_i);
+      CHECK(pa.w_m == pb.w_m);
+      CHECK(pa.c_m == pb.c_m);
+      CHECK(a.touched_rows() == b.touched_rows());
+      CHECK(ga.row(12).isConstant(0.25));  // the isolated item: untouched by either
+    }
+  }
+}

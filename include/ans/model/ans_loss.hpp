@@ -13,6 +13,8 @@
 ///   ans::model::ans_loss<float> loss(ans::ans_options::make(ans::mode::faithful));
 ///   const auto& terms = loss.forward(shape, U, P, N, params, source, nullptr, ego);   // U,P,N C-order
 ///   loss.backward(dU, dP, dN, grads, ego_grads);   // ACCUMULATES (+=); zero the buffers yourself
+///   // or both at once (what a trainer wants: less memory, fewer passes; WRITES dU, dP, dN):
+///   loss.forward_backward(shape, U, P, N, params, source, dU, dP, dN, grads, ego, ego_grads);
 /// @endcode
 /// The input buffers (U, P, N, the ego rows and the parameters) must stay alive and unchanged between
 /// forward and backward. Workspaces are sized on the first forward and reused while the shape is unchanged.
@@ -157,110 +159,257 @@ class ans_loss {
   /// (ans/augment/noise.hpp). `frozen_k_star` (length B*H), when non-null, replaces the argmax (for gradient
   /// checks). `ego` supplies the regulariser rows (R = 0 when absent).
   ///
-  /// Implementation: one fused pass over blocks of ~256 candidate rows (docs/performance.md): per block the
-  /// gate GEMMs (Eigen, serial, operands in L2), then per row the gate, L_c, D, O, margin, noise, Ñ and the
-  /// selection scores while the row is in L1; after a pair's K*H rows, its k* is chosen and only the selected
-  /// rows of Ñ and e are kept (B*H rows, not B*K*H). Blocks run in parallel (static schedule); every sum over rows
-  /// runs serially in row order afterwards, so the result does not depend on the thread count.
+  /// Implementation: one pass over blocks of ~256 candidate rows (docs/performance.md): per block the gate
+  /// GEMMs (operands in L2), then per row the gate, L_c, D, O, margin, noise, Ñ and the selection scores while
+  /// the row is in L1; after a pair's K*H rows, its k* is chosen, only the selected rows of Ñ and e are kept
+  /// (B*H rows, not B*K*H) and the pair's BPR scores are formed. Blocks run in parallel (static schedule); every
+  /// sum over rows runs serially in row order afterwards, so the result does not depend on the thread count.
+  /// The gate g and its item activations are kept for backward() and gate() ((B*K*H) x d each);
+  /// forward_backward() does without them.
   template <class Source>
   const ans_terms<Scalar>& forward(const batch_shape& s, const Scalar* U, const Scalar* P, const Scalar* N,
                                    const ans_params<Scalar>& params, const Source& source,
                                    const index_t* frozen_k_star = nullptr,
                                    const ego_rows<Scalar>& ego = ego_rows<Scalar>{}) {
+    begin_forward(s, U, P, N, params, frozen_k_star, ego);
+    if (g_.rows() != s.cand_rows() || g_.cols() != s.d) g_.resize(s.cand_rows(), s.d);
+    if (a_n_.rows() != s.cand_rows() || a_n_.cols() != s.d) a_n_.resize(s.cand_rows(), s.d);
+    const index_t nblk = n_blocks();
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (index_t blk = 0; blk < nblk; ++blk) {
+      const index_t r0 = blk * block_pairs() * s.K * s.H;
+      forward_block(blk, scratch_[static_cast<size_t>(thread_id())], g_.row(r0).data(), a_n_.row(r0).data(),
+                    source, frozen_k_star);
+    }
+    finish_forward();
+    full_rows_ = true;
+    return terms_;
+  }
+
+  /// Convenience overload for matrices (U, P: (B*H) x d, N: (B*K*H) x d).
+  template <class Source>
+  const ans_terms<Scalar>& forward(const batch_shape& s, const matrix<Scalar>& U, const matrix<Scalar>& P,
+                                   const matrix<Scalar>& N, const ans_params<Scalar>& params,
+                                   const Source& source, const index_t* frozen_k_star = nullptr,
+                                   const ego_rows<Scalar>& ego = ego_rows<Scalar>{}) {
+    detail::check_shape<Scalar>(U, s.pair_rows(), s.d, "ans_loss: U");
+    detail::check_shape<Scalar>(P, s.pair_rows(), s.d, "ans_loss: P");
+    detail::check_shape<Scalar>(N, s.cand_rows(), s.d, "ans_loss: N");
+    return forward(s, U.data(), P.data(), N.data(), params, source, frozen_k_star, ego);
+  }
+
+  /// Backward of `upstream · L` after forward(). ACCUMULATES (+=) into dU, dP ((B*H) x d), dN ((B*K*H) x d),
+  /// the parameter gradients `grads` (must have dimension d) and the ego-row gradients (regulariser only).
+  ///
+  /// Implementation: one parallel pass over the row blocks of the forward: per block the BPR and margin terms of
+  /// its selected rows, then ∂g of L_c, D, O, the gate's elementwise backward, and the GEMMs
+  /// ∂N += ḡ_an W_i, ∂U += ḡ_au W_u and the weight-gradient partial sums ḡᵀN, ḡᵀU. The parameter partials are
+  /// kept per group of blocks (a fixed number of groups, independent of the thread count) and added in group
+  /// order.
+  void backward(Scalar* dU, Scalar* dP, Scalar* dN, ans_params<Scalar>& grads,
+                const ego_grads<Scalar>& eg = ego_grads<Scalar>{}, Scalar upstream = Scalar(1)) {
+    const batch_shape& s = shape_;
+    ANS_CHECK(s.B > 0 && params_, "ans_loss::backward called before forward");
+    ANS_CHECK(full_rows_, "ans_loss::backward needs forward(): forward_backward() has applied its backward already");
+    check_grads(grads);
+    const index_t nblk = n_blocks(), ngrp = n_groups(nblk), KH = s.K * s.H;
+    ensure_scratch(block_pairs(), KH, s.d, ngrp);
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (index_t grp = 0; grp < ngrp; ++grp) {
+      thread_scratch& ts = scratch_[static_cast<size_t>(thread_id())];
+      group_partial& gp = partial_[static_cast<size_t>(grp)];
+      gp.set_zero();
+      for (index_t blk = grp * nblk / ngrp; blk < (grp + 1) * nblk / ngrp; ++blk) {
+        const index_t r0 = blk * block_pairs() * KH;
+        backward_block(blk, ts, gp, g_.row(r0).data(), a_n_.row(r0).data(), dU, dP, dN, upstream, false);
+      }
+    }
+    finish_backward(grads, eg, upstream, ngrp);
+  }
+
+  /// Convenience overload for matrices.
+  void backward(matrix<Scalar>& dU, matrix<Scalar>& dP, matrix<Scalar>& dN, ans_params<Scalar>& grads,
+                const ego_grads<Scalar>& eg = ego_grads<Scalar>{}, Scalar upstream = Scalar(1)) {
+    detail::check_shape<Scalar>(dU, shape_.pair_rows(), shape_.d, "ans_loss: dU");
+    detail::check_shape<Scalar>(dP, shape_.pair_rows(), shape_.d, "ans_loss: dP");
+    detail::check_shape<Scalar>(dN, shape_.cand_rows(), shape_.d, "ans_loss: dN");
+    backward(dU.data(), dP.data(), dN.data(), grads, eg, upstream);
+  }
+
+  /// forward() and backward() (upstream 1) in one pass over the blocks: each block's gate and gate activations
+  /// live in the thread's L2-sized scratch and are consumed by the block's backward right away, instead of two
+  /// (B*K*H) x d arrays written in the forward and read back in the backward (2 × 8 MB per MF batch at B = 2048,
+  /// K = 16; 2 × 34 MB at H = 4). WRITES (=) dU, dP, dN (no zeroing needed), ACCUMULATES (+=) into `grads` and the
+  /// ego-row gradients. Terms and gradients are bit-identical to forward() followed by backward() into zeroed
+  /// buffers. gate() is not filled; backward() must not follow.
+  template <class Source>
+  const ans_terms<Scalar>& forward_backward(const batch_shape& s, const Scalar* U, const Scalar* P, const Scalar* N,
+                                            const ans_params<Scalar>& params, const Source& source, Scalar* dU,
+                                            Scalar* dP, Scalar* dN, ans_params<Scalar>& grads,
+                                            const ego_rows<Scalar>& ego = ego_rows<Scalar>{},
+                                            const ego_grads<Scalar>& eg = ego_grads<Scalar>{},
+                                            const index_t* frozen_k_star = nullptr) {
+    ANS_CHECK(dU && dP && dN, "ans_loss::forward_backward: null gradient buffer");
+    begin_forward(s, U, P, N, params, frozen_k_star, ego);
+    check_grads(grads);
+    full_rows_ = false;
+    g_.resize(0, s.d), a_n_.resize(0, s.d);  // not used here: release them if a forward() had sized them
+    const index_t nblk = n_blocks(), ngrp = n_groups(nblk), KH = s.K * s.H, bpb = block_pairs();
+    ensure_scratch(bpb, KH, s.d, ngrp);
+    for (auto& ts : scratch_) {
+      if (ts.g.rows() != bpb * KH || ts.g.cols() != s.d) ts.g.resize(bpb * KH, s.d);
+      if (ts.an.rows() != bpb * KH || ts.an.cols() != s.d) ts.an.resize(bpb * KH, s.d);
+    }
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (index_t grp = 0; grp < ngrp; ++grp) {
+      thread_scratch& ts = scratch_[static_cast<size_t>(thread_id())];
+      group_partial& gp = partial_[static_cast<size_t>(grp)];
+      gp.set_zero();
+      for (index_t blk = grp * nblk / ngrp; blk < (grp + 1) * nblk / ngrp; ++blk) {
+        forward_block(blk, ts, ts.g.data(), ts.an.data(), source, frozen_k_star);
+        backward_block(blk, ts, gp, ts.g.data(), ts.an.data(), dU, dP, dN, Scalar(1), true);
+      }
+    }
+    finish_forward();
+    finish_backward(grads, eg, Scalar(1), ngrp);
+    return terms_;
+  }
+
+  const ans_terms<Scalar>& terms() const { return terms_; }
+  const ans_stats& stats() const { return stats_; }
+  const std::vector<index_t>& k_star() const { return k_star_; }  ///< [B,H]
+  const vector<Scalar>& margin() const { return m_; }              ///< [B,K,H]
+  const matrix<Scalar>& gate() const { return g_; }                ///< [B,K,H,d] after forward(); empty after forward_backward()
+  const matrix<Scalar>& augmented() const { return nt_; }          ///< Ñ [B,K,H,d]
+  const vector<Scalar>& pos_scores() const { return pos_; }        ///< [B]
+  const vector<Scalar>& neg_scores() const { return neg_; }        ///< [B]
+  const batch_shape& shape() const { return shape_; }
+  /// Turn the §10 statistics off (they cost one extra pass over the candidates).
+  void set_compute_stats(bool on) { compute_stats_ = on; }
+
+ private:
+  struct group_partial {
+    matrix<Scalar> W_u, W_i;
+    vector<Scalar> b_u, b_i, w_m;
+    Scalar c_m = 0;
+    void set_zero() { W_u.setZero(), W_i.setZero(), b_u.setZero(), b_i.setZero(), w_m.setZero(), c_m = 0; }
+  };
+  struct thread_scratch {
+    matrix<Scalar> gan, gau;
+    matrix<Scalar> nt_pair, e_pair;  ///< forward: Ñ and e of one pair's K*H rows (only the selected are kept)
+    matrix<Scalar> g, an;            ///< forward_backward: one block's gate and item activations
+  };
+
+  // The d = 64 kernels of gemm64.hpp (the default shape); other widths use Eigen.
+  bool use_gemm64() const { return shape_.d == 64 && disentangle::gemm64::available<Scalar>(); }
+
+  // Pairs per block: ~256 candidate rows, so a block's operands stay in L2 and Eigen's GEMM packing buffers
+  // stay on the stack (no heap allocation in steady state).
+  index_t block_pairs() const { return std::max<index_t>(1, kBlockRows / (shape_.K * shape_.H)); }
+  // Groups of blocks that own one weight-gradient partial each: a fixed count (not the thread count).
+  static index_t n_groups(index_t nblk) { return std::min<index_t>(nblk, kGroups); }
+
+  index_t n_blocks() const { return (shape_.B + block_pairs() - 1) / block_pairs(); }
+
+  void check_grads(const ans_params<Scalar>& grads) const {
+    const index_t d = shape_.d;
+    ANS_CHECK(grads.W_u.rows() == d && grads.W_u.cols() == d && grads.W_i.rows() == d && grads.W_i.cols() == d &&
+                  grads.w_m.size() == d && grads.b_u.size() == d && grads.b_i.size() == d,
+              "ans_loss::backward: gradient struct does not have dimension d = " << d);
+  }
+
+  // Checks the inputs, sizes the workspaces and sets the per-batch constants (before the parallel blocks).
+  void begin_forward(const batch_shape& s, const Scalar* U, const Scalar* P, const Scalar* N,
+                     const ans_params<Scalar>& params, const index_t* frozen_k_star, const ego_rows<Scalar>& ego) {
     s.check();
     ANS_CHECK(U && P && N, "ans_loss::forward: null input");
     ANS_CHECK(params.W_u.rows() == s.d && params.W_u.cols() == s.d && params.W_i.rows() == s.d &&
                   params.W_i.cols() == s.d && params.b_u.size() == s.d && params.b_i.size() == s.d &&
                   params.w_m.size() == s.d,
               "ans_loss::forward: parameters do not have dimension d = " << s.d);
-    const index_t B = s.B, K = s.K, H = s.H, d = s.d;
     if (frozen_k_star)
       for (index_t i = 0; i < s.pair_rows(); ++i)
-        ANS_CHECK(frozen_k_star[i] >= 0 && frozen_k_star[i] < K, "frozen k* out of range at " << i);
+        ANS_CHECK(frozen_k_star[i] >= 0 && frozen_k_star[i] < s.K, "frozen k* out of range at " << i);
+    ANS_CHECK(ego.ld == 0 || ego.ld >= s.d, "ans_loss::forward: ego row stride " << ego.ld << " < d = " << s.d);
     resize(s);
-    ANS_CHECK(ego.ld == 0 || ego.ld >= d, "ans_loss::forward: ego row stride " << ego.ld << " < d = " << d);
     U_ = U, P_ = P, N_ = N, params_ = &params, ego_ = ego;
+    if (use_gemm64()) {
+      wt_u_ = params.W_u.transpose();
+      wt_i_ = params.W_i.transpose();
+    }
+    orth_coef_ = Scalar(1) / Scalar(opts_.orth_mean_over_hops ? s.cand_rows() : s.B * s.K);
+    ensure_forward_scratch(s.K * s.H, s.d);
+  }
+
+  // The forward of the pairs of block `blk`: gate activations into `anb` and the gate into `gb` (the block's
+  // rows, row stride d), the per-row scalars, k*, the selected rows of Ñ and e, and the pair scores pos/neg.
+  template <class Source>
+  void forward_block(index_t blk, thread_scratch& ts, Scalar* gb, Scalar* anb, const Source& source,
+                     const index_t* frozen_k_star) {
+    const batch_shape& s = shape_;
     const ans_options& o = opts_;
+    const index_t B = s.B, K = s.K, H = s.H, d = s.d, KH = K * H, bpb = block_pairs();
+    const Scalar *U = U_, *P = P_, *N = N_;
+    const ans_params<Scalar>& params = *params_;
     const Scalar* wm = params.w_m.data();
     const Scalar cm = params.c_m;
     const margin_form mform = o.margin;
     const Scalar tau = Scalar(o.clamp_tau), dist_eps = Scalar(o.distance_eps),
                  safe_eps = Scalar(o.safe_norm_eps), nrm_eps = Scalar(o.normalize_eps),
-                 scale = Scalar(o.noise_scale);
+                 scale = Scalar(o.noise_scale), sel_eps = Scalar(o.eps);
     const bool eps_in_norm = o.distance_eps_in_norm, safe = o.safe_norm, normalized = o.noise == noise_form::normalized,
                gated = o.direction_from_gated, easy = o.augment_easy_only, sns_stable = o.sns_stable,
-               want_stats = compute_stats_;
-    const index_t bpb = block_pairs(), nblk = (B + bpb - 1) / bpb;
-    const index_t KH = K * H;
-    const bool use64 = use_gemm64();
-    if (use64) {
-      wt_u_ = params.W_u.transpose();
-      wt_i_ = params.W_i.transpose();
+               want_stats = compute_stats_, per_hop = o.per_hop_selection;
+    const index_t b0 = blk * bpb, b1 = std::min(B, b0 + bpb);
+    const index_t pr0 = b0 * H, npr = (b1 - b0) * H, r0 = b0 * KH, nr = (b1 - b0) * KH;
+    // F1–F2: a_u = U W_uᵀ + b_u, a_n = N W_iᵀ + b_i on this block (d = 64: the L1-resident kernel of
+    // gemm64.hpp with the transposed weights; otherwise serial Eigen GEMMs, no heap: <= 256 rows)
+    if (use_gemm64()) {
+      disentangle::gemm64::rows64<false>(U + pr0 * d, d, npr, wt_u_.data(), d, a_u_.row(pr0).data(), d,
+                                         params.b_u.data());
+      disentangle::gemm64::rows64<false>(N + r0 * d, d, nr, wt_i_.data(), d, anb, d, params.b_i.data());
+    } else {
+      const const_matrix_map<Scalar> Ub(U + pr0 * d, npr, d), Nb(N + r0 * d, nr, d);
+      auto au = a_u_.middleRows(pr0, npr);
+      matrix_map<Scalar> an(anb, nr, d);
+      au.noalias() = Ub * params.W_u.transpose();
+      au.rowwise() += params.b_u.transpose();
+      an.noalias() = Nb * params.W_i.transpose();
+      an.rowwise() += params.b_i.transpose();
     }
-    ensure_forward_scratch(KH, d);
-    const Scalar sel_eps = Scalar(o.eps);
-    const bool per_hop = o.per_hop_selection;
-#if ANS_HAS_OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (index_t blk = 0; blk < nblk; ++blk) {
-      thread_scratch& ts = scratch_[static_cast<size_t>(thread_id())];
-      const index_t b0 = blk * bpb, b1 = std::min(B, b0 + bpb);
-      const index_t pr0 = b0 * H, npr = (b1 - b0) * H, r0 = b0 * KH, nr = (b1 - b0) * KH;
-      // F1–F2: a_u = U W_uᵀ + b_u, a_n = N W_iᵀ + b_i on this block (d = 64: the L1-resident kernel of
-      // gemm64.hpp with the transposed weights; otherwise serial Eigen GEMMs, no heap: <= 256 rows)
-      if (use64) {
-        disentangle::gemm64::rows64<false>(U + pr0 * d, d, npr, wt_u_.data(), d, a_u_.row(pr0).data(), d,
-                                           params.b_u.data());
-        disentangle::gemm64::rows64<false>(N + r0 * d, d, nr, wt_i_.data(), d, a_n_.row(r0).data(), d,
-                                           params.b_i.data());
-      } else {
-        const const_matrix_map<Scalar> Ub(U + pr0 * d, npr, d), Nb(N + r0 * d, nr, d);
-        auto au = a_u_.middleRows(pr0, npr);
-        auto an = a_n_.middleRows(r0, nr);
-        au.noalias() = Ub * params.W_u.transpose();
-        au.rowwise() += params.b_u.transpose();
-        an.noalias() = Nb * params.W_i.transpose();
-        an.rowwise() += params.b_i.transpose();
-      }
-      index_t poles = 0;
-      double sat = 0, xin = 0, gsum = 0;
-      for (index_t b = b0; b < b1; ++b) {
-        for (index_t k = 0; k < K; ++k)
-          for (index_t h = 0; h < H; ++h) {
-            const index_t r = (b * K + k) * H + h, ur = b * H + h;
-            const Scalar* u = U + ur * d;
-            const Scalar* p = P + ur * d;
-            const Scalar* n = N + r * d;
-            const Scalar* au = a_u_.row(ur).data();
-            const Scalar* an = a_n_.row(r).data();
-            Scalar* gg = g_.row(r).data();
-            // F3: g = σ(a_n ⊙ a_u)
-            ANS_SIMD
-            for (index_t j = 0; j < d; ++j) gg[j] = an[j] * au[j];
-            disentangle::sigmoid_inplace(gg, d);
-            // F9 (Δ), F5 (D row norm), F6 (O row norm), F7 (t): one pass, five sums
-            // (GCC 12 left the `omp simd` form of this loop scalar: explicit lanes, a fixed-length inner loop
-            // it vectorises, lanes added in a fixed order: deterministic)
-            Scalar hard = 0, easy_s = 0, ssd = 0, sso = 0, t = 0;
-            {
-              constexpr index_t LN = 16;
-              Scalar a0[LN] = {}, a1[LN] = {}, a2[LN] = {}, a3[LN] = {}, a4[LN] = {};
-              const Scalar yoff = eps_in_norm ? Scalar(0) : dist_eps;
-              index_t j0 = 0;
-              for (; j0 + LN <= d; j0 += LN)
-                for (index_t l = 0; l < LN; ++l) {
-                  const index_t j = j0 + l;
-                  const Scalar nh = gg[j] * n[j], ph = gg[j] * p[j];
-                  a0[l] += u[j] * nh;
-                  a1[l] += u[j] * (n[j] - nh);
-                  const Scalar y = nh - ph + yoff;
-                  a2[l] += y * y;
-                  const Scalar w = (p[j] - ph) * (n[j] - nh);
-                  a3[l] += w * w;
-                  a4[l] += wm[j] * (nh * ph);
-                }
-              for (index_t l = 0; j0 + l < d; ++l) {  // tail (d not a multiple of 16)
+    index_t poles = 0;
+    double sat = 0, xin = 0, gsum = 0;
+    for (index_t b = b0; b < b1; ++b) {
+      for (index_t k = 0; k < K; ++k)
+        for (index_t h = 0; h < H; ++h) {
+          const index_t r = (b * K + k) * H + h, ur = b * H + h;
+          const Scalar* u = U + ur * d;
+          const Scalar* p = P + ur * d;
+          const Scalar* n = N + r * d;
+          const Scalar* au = a_u_.row(ur).data();
+          const Scalar* an = anb + (r - r0) * d;
+          Scalar* gg = gb + (r - r0) * d;
+          // F3: g = σ(a_n ⊙ a_u)
+          ANS_SIMD
+          for (index_t j = 0; j < d; ++j) gg[j] = an[j] * au[j];
+          disentangle::sigmoid_inplace(gg, d);
+          // F9 (Δ), F5 (D row norm), F6 (O row norm), F7 (t): one pass, five sums
+          // (GCC 12 left the `omp simd` form of this loop scalar: explicit lanes, a fixed-length inner loop
+          // it vectorises, lanes added in a fixed order: deterministic)
+          Scalar hard = 0, easy_s = 0, ssd = 0, sso = 0, t = 0;
+          {
+            constexpr index_t LN = 16;
+            Scalar a0[LN] = {}, a1[LN] = {}, a2[LN] = {}, a3[LN] = {}, a4[LN] = {};
+            const Scalar yoff = eps_in_norm ? Scalar(0) : dist_eps;
+            index_t j0 = 0;
+            for (; j0 + LN <= d; j0 += LN)
+              for (index_t l = 0; l < LN; ++l) {
                 const index_t j = j0 + l;
                 const Scalar nh = gg[j] * n[j], ph = gg[j] * p[j];
                 a0[l] += u[j] * nh;
@@ -271,112 +420,105 @@ class ans_loss {
                 a3[l] += w * w;
                 a4[l] += wm[j] * (nh * ph);
               }
-              for (index_t l = 0; l < LN; ++l) hard += a0[l], easy_s += a1[l], ssd += a2[l], sso += a3[l], t += a4[l];
+            for (index_t l = 0; j0 + l < d; ++l) {  // tail (d not a multiple of 16)
+              const index_t j = j0 + l;
+              const Scalar nh = gg[j] * n[j], ph = gg[j] * p[j];
+              a0[l] += u[j] * nh;
+              a1[l] += u[j] * (n[j] - nh);
+              const Scalar y = nh - ph + yoff;
+              a2[l] += y * y;
+              const Scalar w = (p[j] - ph) * (n[j] - nh);
+              a3[l] += w * w;
+              a4[l] += wm[j] * (nh * ph);
             }
-            delta_[r] = easy_s - hard;
-            dnorm_[r] = std::sqrt(eps_in_norm ? ssd + dist_eps * dist_eps : ssd);
-            onorm_[r] = std::sqrt(safe ? sso + safe_eps * safe_eps : sso);
-            t += cm;
-            t_[r] = t;
-            const Scalar mr = margin_value(mform, tau, t);
-            m_[r] = mr;
-            if (mform != margin_form::sigmoid_neg && mform != margin_form::none && t == Scalar(0)) ++poles;
-            // F8: e = δ ⊙ r̂ (this pair's rows live in the thread's scratch until the selection below)
-            const index_t lr = k * H + h;
-            Scalar* e = ts.e_pair.row(lr).data();
-            source(b, k, h, e, d);
-            Scalar inv = 1;
-            if (normalized) {
-              Scalar ss = 0;
-              ANS_SIMD_SUM(ss)
-              for (index_t j = 0; j < d; ++j) ss += e[j] * e[j];
-              inv = Scalar(1) / std::max(std::sqrt(ss), nrm_eps);
-            }
-            ANS_SIMD
-            for (index_t j = 0; j < d; ++j) {
-              const Scalar dir = gated ? math::sign((p[j] - gg[j] * p[j]) - (n[j] - gg[j] * n[j]))
-                                       : math::sign(p[j] - n[j]);
-              e[j] = dir * (normalized ? e[j] * inv : e[j]);
-            }
-            // Ñ = Nh + (Ne + f⊙ξ); <U,Ñ>, <U,N>
-            Scalar* nt = ts.nt_pair.row(lr).data();
-            const Scalar sm = scale * mr;
-            // (the statistics' sums ride along: ‖f⊙e‖² and Σ g, in Scalar, vectorised with the rest)
-            Scalar sy = 0, no = 0, xs = 0, gs = 0;
-            ANS_SIMD_SUM(sy, no, xs, gs)
-            for (index_t j = 0; j < d; ++j) {
-              const Scalar nh = gg[j] * n[j];
-              const Scalar xi = sm * e[j];
-              const Scalar v = nh + ((n[j] - nh) + (easy ? (Scalar(1) - gg[j]) * xi : xi));
-              const Scalar fe = easy ? (Scalar(1) - gg[j]) * e[j] : e[j];
-              nt[j] = v;
-              sy += u[j] * v;
-              no += u[j] * n[j];
-              xs += fe * fe;
-              gs += gg[j];
-            }
-            syth_[r] = sy;
-            norm_[r] = no;
-            if (want_stats) {
-              const double md = static_cast<double>(mr);
-              sat += (md < 1e-3 || md > 1.0 - 1e-3) ? 1.0 : 0.0;
-              xin += static_cast<double>(scale) * md * std::sqrt(static_cast<double>(xs));
-              gsum += static_cast<double>(gs);
-            }
+            for (index_t l = 0; l < LN; ++l) hard += a0[l], easy_s += a1[l], ssd += a2[l], sso += a3[l], t += a4[l];
           }
-        // F9 per (b,h): the L_c value, and q = e^{Δ−M}/(e^{−M} + Σ e^{Δ−M}) for the backward
-        for (index_t h = 0; h < H; ++h) {
-          Scalar mx = 0;
-          for (index_t k = 0; k < K; ++k) mx = std::max(mx, delta_[(b * K + k) * H + h]);
-          Scalar den = std::exp(-mx);
-          for (index_t k = 0; k < K; ++k) {
-            const index_t r = (b * K + k) * H + h;
-            q_[r] = std::exp(delta_[r] - mx);
-            den += q_[r];
+          delta_[r] = easy_s - hard;
+          dnorm_[r] = std::sqrt(eps_in_norm ? ssd + dist_eps * dist_eps : ssd);
+          onorm_[r] = std::sqrt(safe ? sso + safe_eps * safe_eps : sso);
+          t += cm;
+          t_[r] = t;
+          const Scalar mr = margin_value(mform, tau, t);
+          m_[r] = mr;
+          if (mform != margin_form::sigmoid_neg && mform != margin_form::none && t == Scalar(0)) ++poles;
+          // F8: e = δ ⊙ r̂ (this pair's rows live in the thread's scratch until the selection below)
+          const index_t lr = k * H + h;
+          Scalar* e = ts.e_pair.row(lr).data();
+          source(b, k, h, e, d);
+          Scalar inv = 1;
+          if (normalized) {
+            Scalar ss = 0;
+            ANS_SIMD_SUM(ss)
+            for (index_t j = 0; j < d; ++j) ss += e[j] * e[j];
+            inv = Scalar(1) / std::max(std::sqrt(ss), nrm_eps);
           }
-          for (index_t k = 0; k < K; ++k) q_[(b * K + k) * H + h] /= den;
-          Scalar v;
-          if (sns_stable) {
-            v = std::log(den) + mx;
-          } else {
-            Scalar sum = 0;
-            for (index_t k = 0; k < K; ++k) sum += std::exp(delta_[(b * K + k) * H + h]);
-            v = std::log(Scalar(1) + sum);
+          ANS_SIMD
+          for (index_t j = 0; j < d; ++j) {
+            const Scalar dir = gated ? math::sign((p[j] - gg[j] * p[j]) - (n[j] - gg[j] * n[j]))
+                                     : math::sign(p[j] - n[j]);
+            e[j] = dir * (normalized ? e[j] * inv : e[j]);
           }
-          per_hop_[b * H + h] = v;
+          // Ñ = Nh + (Ne + f⊙ξ); <U,Ñ>, <U,N>
+          Scalar* nt = ts.nt_pair.row(lr).data();
+          const Scalar sm = scale * mr;
+          // (the statistics' sums ride along: ‖f⊙e‖² and Σ g, in Scalar, vectorised with the rest)
+          Scalar sy = 0, no = 0, xs = 0, gs = 0;
+          ANS_SIMD_SUM(sy, no, xs, gs)
+          for (index_t j = 0; j < d; ++j) {
+            const Scalar nh = gg[j] * n[j];
+            const Scalar xi = sm * e[j];
+            const Scalar v = nh + ((n[j] - nh) + (easy ? (Scalar(1) - gg[j]) * xi : xi));
+            const Scalar fe = easy ? (Scalar(1) - gg[j]) * e[j] : e[j];
+            nt[j] = v;
+            sy += u[j] * v;
+            no += u[j] * n[j];
+            xs += fe * fe;
+            gs += gg[j];
+          }
+          syth_[r] = sy;
+          norm_[r] = no;
+          if (want_stats) {
+            const double md = static_cast<double>(mr);
+            sat += (md < 1e-3 || md > 1.0 - 1e-3) ? 1.0 : 0.0;
+            xin += static_cast<double>(scale) * md * std::sqrt(static_cast<double>(xs));
+            gsum += static_cast<double>(gs);
+          }
         }
-        // F10–F11 for this pair: k* (first max), then keep only the selected rows of Ñ and e
-        index_t* ks = k_star_.data() + b * H;
-        if (frozen_k_star) {
-          for (index_t h = 0; h < H; ++h) ks[h] = frozen_k_star[b * H + h];
+      // F9 per (b,h): the L_c value, and q = e^{Δ−M}/(e^{−M} + Σ e^{Δ−M}) for the backward
+      for (index_t h = 0; h < H; ++h) {
+        Scalar mx = 0;
+        for (index_t k = 0; k < K; ++k) mx = std::max(mx, delta_[(b * K + k) * H + h]);
+        Scalar den = std::exp(-mx);
+        for (index_t k = 0; k < K; ++k) {
+          const index_t r = (b * K + k) * H + h;
+          q_[r] = std::exp(delta_[r] - mx);
+          den += q_[r];
+        }
+        for (index_t k = 0; k < K; ++k) q_[(b * K + k) * H + h] /= den;
+        Scalar v;
+        if (sns_stable) {
+          v = std::log(den) + mx;
         } else {
-          augment::select_candidates(batch_shape{1, K, H, d}, syth_.data() + b * KH, norm_.data() + b * KH, sel_eps,
-                                     per_hop, ks);
+          Scalar sum = 0;
+          for (index_t k = 0; k < K; ++k) sum += std::exp(delta_[(b * K + k) * H + h]);
+          v = std::log(Scalar(1) + sum);
         }
-        for (index_t h = 0; h < H; ++h) {
-          const index_t lr = ks[h] * H + h;
-          std::copy(ts.nt_pair.row(lr).data(), ts.nt_pair.row(lr).data() + d, nt_.row(b * H + h).data());
-          std::copy(ts.e_pair.row(lr).data(), ts.e_pair.row(lr).data() + d, e_.row(b * H + h).data());
-        }
+        per_hop_[b * H + h] = v;
       }
-      blk_poles_[blk] = poles;
-      blk_stats_[3 * blk] = sat, blk_stats_[3 * blk + 1] = xin, blk_stats_[3 * blk + 2] = gsum;
-    }
-    terms_ = ans_terms<Scalar>{};
-    {
-      Scalar tot = 0;
-      for (index_t i = 0; i < s.pair_rows(); ++i) tot += per_hop_[i];
-      terms_.sns = tot / Scalar(s.pair_rows());  // F9
-      Scalar td = 0, to = 0;
-      for (index_t i = 0; i < s.cand_rows(); ++i) td += dnorm_[i];
-      for (index_t i = 0; i < s.cand_rows(); ++i) to += onorm_[i];
-      terms_.distance = td / Scalar(s.cand_rows());  // F5
-      orth_coef_ = Scalar(1) / Scalar(o.orth_mean_over_hops ? s.cand_rows() : s.B * s.K);
-      terms_.orth = to * orth_coef_;  // F6
-    }
-    stats_ = ans_stats{};
-    for (index_t blk = 0; blk < nblk; ++blk) stats_.margin_pole_events += blk_poles_[blk];
-    for (index_t b = 0; b < B; ++b) {  // F12 (k* and the selected rows N* were set per pair above)
+      // F10–F11 for this pair: k* (first max), then keep only the selected rows of Ñ and e
+      index_t* ks = k_star_.data() + b * H;
+      if (frozen_k_star) {
+        for (index_t h = 0; h < H; ++h) ks[h] = frozen_k_star[b * H + h];
+      } else {
+        augment::select_candidates(batch_shape{1, K, H, d}, syth_.data() + b * KH, norm_.data() + b * KH, sel_eps,
+                                   per_hop, ks);
+      }
+      for (index_t h = 0; h < H; ++h) {
+        const index_t lr = ks[h] * H + h;
+        std::copy(ts.nt_pair.row(lr).data(), ts.nt_pair.row(lr).data() + d, nt_.row(b * H + h).data());
+        std::copy(ts.e_pair.row(lr).data(), ts.e_pair.row(lr).data() + d, e_.row(b * H + h).data());
+      }
+      // F12: the pair's scores Σ_h <U,P> and Σ_h <U,N*>
       Scalar ps = 0, ns = 0;
       for (index_t h = 0; h < H; ++h) {
         const Scalar* u = U + (b * H + h) * d;
@@ -394,53 +536,57 @@ class ans_loss {
       pos_[b] = ps;
       neg_[b] = ns;
     }
-    terms_.bpr = loss::bpr_forward(B, pos_.data(), neg_.data(), o.bpr_stable, Scalar(o.bpr_eps));  // F13
-    if (ego.present()) {
+    blk_poles_[blk] = poles;
+    blk_stats_[3 * blk] = sat, blk_stats_[3 * blk + 1] = xin, blk_stats_[3 * blk + 2] = gsum;
+  }
+
+  // The serial sums of the forward (row order: independent of the thread count), BPR, R, the total, stats.
+  void finish_forward() {
+    const batch_shape& s = shape_;
+    const ans_options& o = opts_;
+    terms_ = ans_terms<Scalar>{};
+    Scalar tot = 0;
+    for (index_t i = 0; i < s.pair_rows(); ++i) tot += per_hop_[i];
+    terms_.sns = tot / Scalar(s.pair_rows());  // F9
+    Scalar td = 0, to = 0;
+    for (index_t i = 0; i < s.cand_rows(); ++i) td += dnorm_[i];
+    for (index_t i = 0; i < s.cand_rows(); ++i) to += onorm_[i];
+    terms_.distance = td / Scalar(s.cand_rows());  // F5
+    terms_.orth = to * orth_coef_;                 // F6
+    const index_t nblk = n_blocks();
+    stats_ = ans_stats{};
+    for (index_t blk = 0; blk < nblk; ++blk) stats_.margin_pole_events += blk_poles_[blk];
+    terms_.bpr = loss::bpr_forward(s.B, pos_.data(), neg_.data(), o.bpr_stable, Scalar(o.bpr_eps));  // F13
+    if (ego_.present()) {
       const auto bl = reg_blocks(nullptr);
-      terms_.reg = loss::emb_loss_forward(bl.data(), bl.size(), B, o.reg_require_pow, reg_norms_.data());  // F14
+      terms_.reg = loss::emb_loss_forward(bl.data(), bl.size(), s.B, o.reg_require_pow, reg_norms_.data());  // F14
     }
     terms_.total = terms_.bpr + Scalar(o.reg_weight) * terms_.reg +
                    Scalar(o.gamma) * (terms_.sns + terms_.distance + terms_.orth);  // F15
     if (compute_stats_) compute_stats(nblk);
-    return terms_;
   }
 
-  /// Convenience overload for matrices (U, P: (B*H) x d, N: (B*K*H) x d).
-  template <class Source>
-  const ans_terms<Scalar>& forward(const batch_shape& s, const matrix<Scalar>& U, const matrix<Scalar>& P,
-                                   const matrix<Scalar>& N, const ans_params<Scalar>& params,
-                                   const Source& source, const index_t* frozen_k_star = nullptr,
-                                   const ego_rows<Scalar>& ego = ego_rows<Scalar>{}) {
-    detail::check_shape<Scalar>(U, s.pair_rows(), s.d, "ans_loss: U");
-    detail::check_shape<Scalar>(P, s.pair_rows(), s.d, "ans_loss: P");
-    detail::check_shape<Scalar>(N, s.cand_rows(), s.d, "ans_loss: N");
-    return forward(s, U.data(), P.data(), N.data(), params, source, frozen_k_star, ego);
-  }
-
-  /// Backward of `upstream · L`. ACCUMULATES (+=) into dU, dP ((B*H) x d), dN ((B*K*H) x d), the parameter
-  /// gradients `grads` (must have dimension d) and the ego-row gradients (regulariser only).
-  ///
-  /// Implementation: a serial pass over the B*H selected rows (BPR, noise, margin; their parameter sums stay
-  /// in order), then one fused parallel pass over the row blocks of the forward: ∂g of L_c, D, O and the
-  /// selected rows, the gate's elementwise backward, and per block the GEMMs ∂N += ḡ_an W_i, ∂U += ḡ_au W_u
-  /// and the weight-gradient partial sums ḡᵀN, ḡᵀU. The partials are kept per group of blocks (a fixed
-  /// number of groups, independent of the thread count) and added in group order.
-  void backward(Scalar* dU, Scalar* dP, Scalar* dN, ans_params<Scalar>& grads,
-                const ego_grads<Scalar>& eg = ego_grads<Scalar>{}, Scalar upstream = Scalar(1)) {
+  // The backward of the pairs of block `blk` (gate `gb` and item activations `anb`: the block's rows, stride d).
+  // `write`: first zero the block's rows of dU, dP, dN (forward_backward); else accumulate (backward).
+  void backward_block(index_t blk, thread_scratch& ts, group_partial& gp, const Scalar* gb, const Scalar* anb,
+                      Scalar* dU, Scalar* dP, Scalar* dN, Scalar upstream, bool write) {
     const batch_shape& s = shape_;
-    ANS_CHECK(s.B > 0 && params_, "ans_loss::backward called before forward");
-    ANS_CHECK(grads.W_u.rows() == s.d && grads.W_i.rows() == s.d && grads.w_m.size() == s.d &&
-                  grads.b_u.size() == s.d && grads.b_i.size() == s.d,
-              "ans_loss::backward: gradient struct does not have dimension d = " << s.d);
     const ans_options& o = opts_;
-    const index_t B = s.B, K = s.K, H = s.H, d = s.d;
+    const index_t B = s.B, K = s.K, H = s.H, d = s.d, KH = K * H, bpb = block_pairs();
+    const index_t b0 = blk * bpb, b1 = std::min(B, b0 + bpb);
+    const index_t pr0 = b0 * H, npr = (b1 - b0) * H, r0 = b0 * KH, nr = (b1 - b0) * KH;
     const Scalar* w = params_->w_m.data();
     const Scalar scale = Scalar(o.noise_scale);
     const bool easy = o.augment_easy_only;
-    dgsel_.setZero();
-
-    // BPR on the selected rows (serial: cheap, and the w_m / c_m sums stay deterministic)
-    for (index_t b = 0; b < B; ++b) {
+    if (write) {
+      std::fill(dU + pr0 * d, dU + (pr0 + npr) * d, Scalar(0));
+      std::fill(dP + pr0 * d, dP + (pr0 + npr) * d, Scalar(0));
+      std::fill(dN + r0 * d, dN + (r0 + nr) * d, Scalar(0));
+    }
+    std::fill(dgsel_.row(pr0).data(), dgsel_.row(pr0).data() + npr * d, Scalar(0));
+    Scalar* gwm = gp.w_m.data();
+    // BPR (and through Ñ*, the noise and the margin) on the block's selected rows
+    for (index_t b = b0; b < b1; ++b) {
       const Scalar gx = loss::bpr_dx(B, pos_[b] - neg_[b], o.bpr_stable, Scalar(o.bpr_eps), upstream);  // −β_b
       for (index_t h = 0; h < H; ++h) {
         const index_t ur = b * H + h, r = s.nrow(b, k_star_[ur], h);
@@ -448,7 +594,7 @@ class ans_loss {
         const Scalar* p = P_ + ur * d;
         const Scalar* n = N_ + r * d;
         const Scalar* nt = nt_.row(ur).data();  // the selected rows only
-        const Scalar* gg = g_.row(r).data();
+        const Scalar* gg = gb + (r - r0) * d;
         const Scalar* e = e_.row(ur).data();
         Scalar* du = dU + ur * d;
         Scalar* dp = dP + ur * d;
@@ -473,12 +619,12 @@ class ans_loss {
         if (Gt != Scalar(0)) {
           for (index_t j = 0; j < d; ++j) {
             const Scalar g2 = gg[j] * gg[j];
-            grads.w_m[j] += Gt * g2 * n[j] * p[j];                  // ∂/∂w_m += G_t v
+            gwm[j] += Gt * g2 * n[j] * p[j];                        // ∂/∂w_m += G_t v
             dgg[j] += Scalar(2) * Gt * w[j] * gg[j] * n[j] * p[j];  // ∂/∂g += 2G_t w⊙g⊙N⊙P
             dn[j] += Gt * w[j] * g2 * p[j];                         // ∂/∂N += G_t w⊙g²⊙P
             dp[j] += Gt * w[j] * g2 * n[j];                         // ∂/∂P += G_t w⊙g²⊙N
           }
-          grads.c_m += Gt;
+          gp.c_m += Gt;
         }
       }
     }
@@ -489,168 +635,120 @@ class ans_loss {
     const bool eps_in_norm = o.distance_eps_in_norm;
     const matrix<Scalar>& W_u = params_->W_u;
     const matrix<Scalar>& W_i = params_->W_i;
-    const index_t bpb = block_pairs(), nblk = (B + bpb - 1) / bpb, ngrp = n_groups(nblk), KH = K * H;
-    const bool use64 = use_gemm64();
-    ensure_scratch(bpb, KH, d, ngrp);
-#if ANS_HAS_OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (index_t grp = 0; grp < ngrp; ++grp) {
-      thread_scratch& ts = scratch_[static_cast<size_t>(thread_id())];
-      group_partial& gp = partial_[static_cast<size_t>(grp)];
-      gp.W_u.setZero(), gp.W_i.setZero(), gp.b_u.setZero(), gp.b_i.setZero();
-      const index_t blk0 = grp * nblk / ngrp, blk1 = (grp + 1) * nblk / ngrp;
-      for (index_t blk = blk0; blk < blk1; ++blk) {
-        const index_t b0 = blk * bpb, b1 = std::min(B, b0 + bpb);
-        const index_t pr0 = b0 * H, npr = (b1 - b0) * H, r0 = b0 * KH, nr = (b1 - b0) * KH;
-        auto gan = ts.gan.topRows(nr);
-        auto gau = ts.gau.topRows(npr);
-        gau.setZero();
-        for (index_t b = b0; b < b1; ++b)
-          for (index_t k = 0; k < K; ++k)
-            for (index_t h = 0; h < H; ++h) {
-              const index_t r = (b * K + k) * H + h, ur = b * H + h;
-              const Scalar* u = U_ + ur * d;
-              const Scalar* p = P_ + ur * d;
-              const Scalar* n = N_ + r * d;
-              const Scalar* gg = g_.row(r).data();
-              Scalar* du = dU + ur * d;
-              Scalar* dp = dP + ur * d;
-              Scalar* dn = dN + r * d;
-              Scalar* dg = gan.row(r - r0).data();  // ∂L/∂g of this row, then ḡ_an in place
-              if (k == k_star_[ur]) {
-                const Scalar* sel = dgsel_.row(ur).data();
-                for (index_t j = 0; j < d; ++j) dg[j] = sel[j];
-              } else {
-                for (index_t j = 0; j < d; ++j) dg[j] = Scalar(0);
-              }
-              if (gu != Scalar(0)) {
-                const Scalar a = c_sns * q_[r];  // α = c·e^Δ/(1+Σe^Δ)
-                ANS_SIMD
-                for (index_t j = 0; j < d; ++j) {
-                  const Scalar wv = a * (Scalar(1) - Scalar(2) * gg[j]);
-                  du[j] += wv * n[j];                       // ∂/∂U += α(1−2g)⊙N
-                  dn[j] += wv * u[j];                       // ∂/∂N += α(1−2g)⊙U
-                  dg[j] += Scalar(-2) * a * u[j] * n[j];  // ∂/∂g += −2α U⊙N
-                }
-                if (dnorm_[r] != Scalar(0)) {
-                  const Scalar inv = c_dist / dnorm_[r];
-                  ANS_SIMD
-                  for (index_t j = 0; j < d; ++j) {
-                    const Scalar y = eps_in_norm ? gg[j] * n[j] - gg[j] * p[j] : gg[j] * n[j] - gg[j] * p[j] + dist_eps;
-                    const Scalar yh = inv * y;    // c·ŷ
-                    dn[j] += gg[j] * yh;          // ∂/∂N += c g⊙ŷ
-                    dp[j] -= gg[j] * yh;          // ∂/∂P −= c g⊙ŷ
-                    dg[j] += (n[j] - p[j]) * yh;  // ∂/∂g += c (N−P)⊙ŷ
-                  }
-                }
-                if (onorm_[r] != Scalar(0)) {
-                  const Scalar inv = c_orth / onorm_[r];
-                  ANS_SIMD
-                  for (index_t j = 0; j < d; ++j) {
-                    const Scalar e = Scalar(1) - gg[j];
-                    const Scalar wh = inv * e * e * p[j] * n[j];  // c·ŵ
-                    dp[j] += wh * e * e * n[j];                    // ∂/∂P += c ŵ⊙(1−g)²⊙N
-                    dn[j] += wh * e * e * p[j];                    // ∂/∂N += c ŵ⊙(1−g)²⊙P
-                    dg[j] += Scalar(-2) * wh * e * p[j] * n[j];   // ∂/∂g += −2c ŵ⊙(1−g)⊙P⊙N
-                  }
-                }
-              }
-              // gate: ḡ_z = ∂g ⊙ g(1−g), ḡ_an = ḡ_z ⊙ a_u, ḡ_au += ḡ_z ⊙ a_n
-              const Scalar* au = a_u_.row(ur).data();
-              const Scalar* an = a_n_.row(r).data();
-              Scalar* gaur = gau.row(ur - pr0).data();
+    auto gan = ts.gan.topRows(nr);
+    auto gau = ts.gau.topRows(npr);
+    gau.setZero();
+    for (index_t b = b0; b < b1; ++b)
+      for (index_t k = 0; k < K; ++k)
+        for (index_t h = 0; h < H; ++h) {
+          const index_t r = (b * K + k) * H + h, ur = b * H + h;
+          const Scalar* u = U_ + ur * d;
+          const Scalar* p = P_ + ur * d;
+          const Scalar* n = N_ + r * d;
+          const Scalar* gg = gb + (r - r0) * d;
+          Scalar* du = dU + ur * d;
+          Scalar* dp = dP + ur * d;
+          Scalar* dn = dN + r * d;
+          Scalar* dg = gan.row(r - r0).data();  // ∂L/∂g of this row, then ḡ_an in place
+          if (k == k_star_[ur]) {
+            const Scalar* sel = dgsel_.row(ur).data();
+            for (index_t j = 0; j < d; ++j) dg[j] = sel[j];
+          } else {
+            for (index_t j = 0; j < d; ++j) dg[j] = Scalar(0);
+          }
+          if (gu != Scalar(0)) {
+            const Scalar a = c_sns * q_[r];  // α = c·e^Δ/(1+Σe^Δ)
+            ANS_SIMD
+            for (index_t j = 0; j < d; ++j) {
+              const Scalar wv = a * (Scalar(1) - Scalar(2) * gg[j]);
+              du[j] += wv * n[j];                       // ∂/∂U += α(1−2g)⊙N
+              dn[j] += wv * u[j];                       // ∂/∂N += α(1−2g)⊙U
+              dg[j] += Scalar(-2) * a * u[j] * n[j];  // ∂/∂g += −2α U⊙N
+            }
+            if (dnorm_[r] != Scalar(0)) {
+              const Scalar inv = c_dist / dnorm_[r];
               ANS_SIMD
               for (index_t j = 0; j < d; ++j) {
-                const Scalar gz = dg[j] * gg[j] * (Scalar(1) - gg[j]);
-                dg[j] = gz * au[j];
-                gaur[j] += gz * an[j];
+                const Scalar y = eps_in_norm ? gg[j] * n[j] - gg[j] * p[j] : gg[j] * n[j] - gg[j] * p[j] + dist_eps;
+                const Scalar yh = inv * y;    // c·ŷ
+                dn[j] += gg[j] * yh;          // ∂/∂N += c g⊙ŷ
+                dp[j] -= gg[j] * yh;          // ∂/∂P −= c g⊙ŷ
+                dg[j] += (n[j] - p[j]) * yh;  // ∂/∂g += c (N−P)⊙ŷ
               }
             }
-        // the gate's matrix products for this block (d = 64: gemm64.hpp; else serial Eigen, <= 256 rows: no heap)
-        if (use64) {
-          namespace g64 = disentangle::gemm64;
-          g64::atx64(gan.data(), d, N_ + r0 * d, d, nr, gp.W_i.data(), d);  // ∂L/∂W_i = Σ ḡ_an ⊗ N
-          g64::rows64<true>(gan.data(), d, nr, W_i.data(), d, dN + r0 * d, d);  // ∂L/∂N += W_iᵀ ḡ_an
-          g64::atx64(gau.data(), d, U_ + pr0 * d, d, npr, gp.W_u.data(), d);  // ∂L/∂W_u = Σ ḡ_au ⊗ U
-          g64::rows64<true>(gau.data(), d, npr, W_u.data(), d, dU + pr0 * d, d);  // ∂L/∂U += W_uᵀ ḡ_au
-          Scalar* bi = gp.b_i.data();
-          Scalar* bu = gp.b_u.data();
-          for (index_t r = 0; r < nr; ++r) {
-            const Scalar* gr = gan.row(r).data();
-            ANS_SIMD
-            for (index_t j = 0; j < d; ++j) bi[j] += gr[j];
+            if (onorm_[r] != Scalar(0)) {
+              const Scalar inv = c_orth / onorm_[r];
+              ANS_SIMD
+              for (index_t j = 0; j < d; ++j) {
+                const Scalar e = Scalar(1) - gg[j];
+                const Scalar wh = inv * e * e * p[j] * n[j];  // c·ŵ
+                dp[j] += wh * e * e * n[j];                    // ∂/∂P += c ŵ⊙(1−g)²⊙N
+                dn[j] += wh * e * e * p[j];                    // ∂/∂N += c ŵ⊙(1−g)²⊙P
+                dg[j] += Scalar(-2) * wh * e * p[j] * n[j];   // ∂/∂g += −2c ŵ⊙(1−g)⊙P⊙N
+              }
+            }
           }
-          for (index_t r = 0; r < npr; ++r) {
-            const Scalar* gr = gau.row(r).data();
-            ANS_SIMD
-            for (index_t j = 0; j < d; ++j) bu[j] += gr[j];
+          // gate: ḡ_z = ∂g ⊙ g(1−g), ḡ_an = ḡ_z ⊙ a_u, ḡ_au += ḡ_z ⊙ a_n
+          const Scalar* au = a_u_.row(ur).data();
+          const Scalar* an = anb + (r - r0) * d;
+          Scalar* gaur = gau.row(ur - pr0).data();
+          ANS_SIMD
+          for (index_t j = 0; j < d; ++j) {
+            const Scalar gz = dg[j] * gg[j] * (Scalar(1) - gg[j]);
+            dg[j] = gz * au[j];
+            gaur[j] += gz * an[j];
           }
-          continue;
         }
-        const const_matrix_map<Scalar> Nb(N_ + r0 * d, nr, d), Ub(U_ + pr0 * d, npr, d);
-        matrix_map<Scalar> dNb(dN + r0 * d, nr, d), dUb(dU + pr0 * d, npr, d);
-        gp.W_i.noalias() += gan.transpose() * Nb;  // ∂L/∂W_i = Σ ḡ_an ⊗ N
-        gp.b_i.noalias() += gan.colwise().sum().transpose();
-        dNb.noalias() += gan * W_i;                 // ∂L/∂N += W_iᵀ ḡ_an
-        gp.W_u.noalias() += gau.transpose() * Ub;  // ∂L/∂W_u = Σ ḡ_au ⊗ U
-        gp.b_u.noalias() += gau.colwise().sum().transpose();
-        dUb.noalias() += gau * W_u;                 // ∂L/∂U += W_uᵀ ḡ_au
+    // the gate's matrix products for this block (d = 64: gemm64.hpp; else serial Eigen, <= 256 rows: no heap)
+    if (use_gemm64()) {
+      namespace g64 = disentangle::gemm64;
+      g64::atx64(gan.data(), d, N_ + r0 * d, d, nr, gp.W_i.data(), d);  // ∂L/∂W_i = Σ ḡ_an ⊗ N
+      g64::rows64<true>(gan.data(), d, nr, W_i.data(), d, dN + r0 * d, d);  // ∂L/∂N += W_iᵀ ḡ_an
+      g64::atx64(gau.data(), d, U_ + pr0 * d, d, npr, gp.W_u.data(), d);  // ∂L/∂W_u = Σ ḡ_au ⊗ U
+      g64::rows64<true>(gau.data(), d, npr, W_u.data(), d, dU + pr0 * d, d);  // ∂L/∂U += W_uᵀ ḡ_au
+      Scalar* bi = gp.b_i.data();
+      Scalar* bu = gp.b_u.data();
+      for (index_t r = 0; r < nr; ++r) {
+        const Scalar* gr = gan.row(r).data();
+        ANS_SIMD
+        for (index_t j = 0; j < d; ++j) bi[j] += gr[j];
       }
+      for (index_t r = 0; r < npr; ++r) {
+        const Scalar* gr = gau.row(r).data();
+        ANS_SIMD
+        for (index_t j = 0; j < d; ++j) bu[j] += gr[j];
+      }
+      return;
     }
-    for (index_t grp = 0; grp < ngrp; ++grp) {  // fixed order: the same bits for any thread count
+    const const_matrix_map<Scalar> Nb(N_ + r0 * d, nr, d), Ub(U_ + pr0 * d, npr, d);
+    matrix_map<Scalar> dNb(dN + r0 * d, nr, d), dUb(dU + pr0 * d, npr, d);
+    gp.W_i.noalias() += gan.transpose() * Nb;  // ∂L/∂W_i = Σ ḡ_an ⊗ N
+    gp.b_i.noalias() += gan.colwise().sum().transpose();
+    dNb.noalias() += gan * W_i;                 // ∂L/∂N += W_iᵀ ḡ_an
+    gp.W_u.noalias() += gau.transpose() * Ub;  // ∂L/∂W_u = Σ ḡ_au ⊗ U
+    gp.b_u.noalias() += gau.colwise().sum().transpose();
+    dUb.noalias() += gau * W_u;                 // ∂L/∂U += W_uᵀ ḡ_au
+  }
+
+  // Adds the groups' parameter partials in group order (the same bits for any thread count), then R's rows.
+  void finish_backward(ans_params<Scalar>& grads, const ego_grads<Scalar>& eg, Scalar upstream, index_t ngrp) {
+    for (index_t grp = 0; grp < ngrp; ++grp) {
       const group_partial& gp = partial_[static_cast<size_t>(grp)];
       grads.W_i += gp.W_i;
       grads.b_i += gp.b_i;
       grads.W_u += gp.W_u;
       grads.b_u += gp.b_u;
+      grads.w_m += gp.w_m;
+      grads.c_m += gp.c_m;
     }
-    if (ego_.present() && o.reg_weight != 0) {
+    if (ego_.present() && opts_.reg_weight != 0) {
       const auto bl = reg_blocks(&eg);
-      loss::emb_loss_backward(bl.data(), bl.size(), B, o.reg_require_pow, Scalar(o.reg_weight) * upstream,
+      loss::emb_loss_backward(bl.data(), bl.size(), shape_.B, opts_.reg_require_pow,
+                              Scalar(opts_.reg_weight) * upstream,
                               reg_norms_.data());  // the forward's block norms: the rows did not change
     }
   }
 
-  /// Convenience overload for matrices.
-  void backward(matrix<Scalar>& dU, matrix<Scalar>& dP, matrix<Scalar>& dN, ans_params<Scalar>& grads,
-                const ego_grads<Scalar>& eg = ego_grads<Scalar>{}, Scalar upstream = Scalar(1)) {
-    detail::check_shape<Scalar>(dU, shape_.pair_rows(), shape_.d, "ans_loss: dU");
-    detail::check_shape<Scalar>(dP, shape_.pair_rows(), shape_.d, "ans_loss: dP");
-    detail::check_shape<Scalar>(dN, shape_.cand_rows(), shape_.d, "ans_loss: dN");
-    backward(dU.data(), dP.data(), dN.data(), grads, eg, upstream);
-  }
-
-  const ans_terms<Scalar>& terms() const { return terms_; }
-  const ans_stats& stats() const { return stats_; }
-  const std::vector<index_t>& k_star() const { return k_star_; }  ///< [B,H]
-  const vector<Scalar>& margin() const { return m_; }              ///< [B,K,H]
-  const matrix<Scalar>& gate() const { return g_; }                ///< [B,K,H,d]
-  const matrix<Scalar>& augmented() const { return nt_; }          ///< Ñ [B,K,H,d]
-  const vector<Scalar>& pos_scores() const { return pos_; }        ///< [B]
-  const vector<Scalar>& neg_scores() const { return neg_; }        ///< [B]
-  const batch_shape& shape() const { return shape_; }
-  /// Turn the §10 statistics off (they cost one extra pass over the candidates).
-  void set_compute_stats(bool on) { compute_stats_ = on; }
-
- private:
-  struct group_partial {
-    matrix<Scalar> W_u, W_i;
-    vector<Scalar> b_u, b_i;
-  };
-  struct thread_scratch {
-    matrix<Scalar> gan, gau;
-    matrix<Scalar> nt_pair, e_pair;  ///< forward: Ñ and e of one pair's K*H rows (only the selected are kept)
-  };
-
-  // The d = 64 kernels of gemm64.hpp (the default shape); other widths use Eigen.
-  bool use_gemm64() const { return shape_.d == 64 && disentangle::gemm64::available<Scalar>(); }
-
-  // Pairs per block: ~256 candidate rows, so a block's operands stay in L2 and Eigen's GEMM packing buffers
-  // stay on the stack (no heap allocation in steady state).
-  index_t block_pairs() const { return std::max<index_t>(1, kBlockRows / (shape_.K * shape_.H)); }
-  // Groups of blocks that own one weight-gradient partial each: a fixed count (not the thread count).
-  static index_t n_groups(index_t nblk) { return std::min<index_t>(nblk, kGroups); }
 
   void ensure_forward_scratch(index_t KH, index_t d) {
     const size_t nt = static_cast<size_t>(std::max(1, max_threads()));
@@ -671,7 +769,7 @@ class ans_loss {
     if (partial_.size() < static_cast<size_t>(ngrp)) partial_.resize(static_cast<size_t>(ngrp));
     for (auto& gp : partial_)
       if (gp.W_u.rows() != d) {
-        gp.W_u.resize(d, d), gp.W_i.resize(d, d), gp.b_u.resize(d), gp.b_i.resize(d);
+        gp.W_u.resize(d, d), gp.W_i.resize(d, d), gp.b_u.resize(d), gp.b_i.resize(d), gp.w_m.resize(d);
       }
   }
 
@@ -709,9 +807,7 @@ class ans_loss {
     shape_ = s;
     const index_t R = s.cand_rows(), PR = s.pair_rows();
     nt_.resize(PR, s.d);  // Ñ and e of the selected rows only: (B*H) x d
-    g_.resize(R, s.d);
     e_.resize(PR, s.d);
-    a_n_.resize(R, s.d);
     a_u_.resize(PR, s.d);
     dgsel_.resize(PR, s.d);
     syth_.resize(R);
@@ -764,6 +860,7 @@ class ans_loss {
   ans_options opts_;
   batch_shape shape_{};
   bool compute_stats_ = true;
+  bool full_rows_ = false;  ///< g_ and a_n_ hold the last forward's rows (forward(), not forward_backward())
   const Scalar *U_ = nullptr, *P_ = nullptr, *N_ = nullptr;
   const ans_params<Scalar>* params_ = nullptr;
   ego_rows<Scalar> ego_{};

@@ -52,6 +52,53 @@ class ans_objective {
   const ans_terms<Scalar>& forward(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0,
                                    const batch_ids& ids, const ans_params<Scalar>& params, const Source& source,
                                    const index_t* frozen_k_star = nullptr) {
+    const ego_rows<Scalar> ego = propagate_and_gather(adj, e0, ids);
+    return loss_.forward(shape_, U_.data(), P_.data(), N_.data(), params, source, frozen_k_star, ego);
+  }
+
+  /// forward() and backward() in one call, what a training step needs: the loss runs its fused
+  /// ans_loss::forward_backward (no (B*K*H) x d gate arrays, no zeroing pass over dU, dP, dN). Accumulates
+  /// `∂L/∂E0` (+=) and the parameter gradients (+=) exactly as forward() + backward() would (bit-identical).
+  template <class Source>
+  const ans_terms<Scalar>& forward_backward(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0,
+                                            const batch_ids& ids, const ans_params<Scalar>& params,
+                                            const Source& source, matrix<Scalar>& grad_e0,
+                                            ans_params<Scalar>& grads) {
+    const ego_rows<Scalar> ego = propagate_and_gather(adj, e0, ids);
+    const index_t d = shape_.d, H = shape_.H, B = shape_.B, K = shape_.K;
+    ANS_CHECK(grad_e0.rows() == e0.rows() && grad_e0.cols() == d, "grad_e0 must be " << e0.rows() << " x " << d);
+    size(dU_, B, H * d), size(dP_, B, H * d), size(dN_, B * K, H * d);  // written, not accumulated
+    const auto& t = loss_.forward_backward(shape_, U_.data(), P_.data(), N_.data(), params, source, dU_.data(),
+                                           dP_.data(), dN_.data(), grads, ego, ego_grads_of_batch());
+    to_e0(grad_e0);
+    return t;
+  }
+
+  /// Accumulates `∂L/∂E0` (N x d, +=) and the parameter gradients (+=). For L = 0 only the rows in
+  /// `touched_rows()` change.
+  void backward(matrix<Scalar>& grad_e0, ans_params<Scalar>& grads) {
+    ANS_CHECK(adj_ != nullptr, "ans_objective::backward called before forward");
+    const index_t d = shape_.d, H = shape_.H, B = shape_.B, K = shape_.K;
+    ANS_CHECK(grad_e0.rows() == e0_->rows() && grad_e0.cols() == d, "grad_e0 must be " << e0_->rows() << " x " << d);
+    zero(dU_, B, H * d);
+    zero(dP_, B, H * d);
+    zero(dN_, B * K, H * d);
+    loss_.backward(dU_.data(), dP_.data(), dN_.data(), grads, ego_grads_of_batch());
+    to_e0(grad_e0);
+  }
+
+  /// Sorted node ids whose E0 gradient the last backward changed (L = 0); empty for L ≥ 1 (all rows).
+  const std::vector<index_t>& touched_rows() const { return touched_; }
+  const batch_shape& shape() const { return shape_; }
+  /// The gathered batch tensors of the last forward (U: B x H*d, N: B*K x H*d).
+  const matrix<Scalar>& U() const { return U_; }
+  const matrix<Scalar>& P() const { return P_; }
+  const matrix<Scalar>& N() const { return N_; }
+
+ private:
+  // F0 and the gather: propagates E0 (L >= 1), checks the ids, gathers U, P, N; returns the regulariser's rows.
+  ego_rows<Scalar> propagate_and_gather(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0,
+                                        const batch_ids& ids) {
     ANS_CHECK(ids.B > 0 && ids.K > 0, "empty batch: B = " << ids.B << ", K = " << ids.K);
     ANS_CHECK(e0.rows() == adj.n_nodes(),
               "E0 has " << e0.rows() << " rows, the graph has " << adj.n_nodes() << " nodes");
@@ -95,48 +142,36 @@ class ans_objective {
     const bool with_reg = loss_.options().reg_weight != 0.0;
     ego_rows<Scalar> ego{};
     if (with_reg) ego = ego_rows<Scalar>{U_.data(), P_.data(), N_.data(), Hd};
-    return loss_.forward(shape_, U_.data(), P_.data(), N_.data(), params, source, frozen_k_star, ego);
+    return ego;
   }
 
-  /// Accumulates `∂L/∂E0` (N x d, +=) and the parameter gradients (+=). For L = 0 only the rows in
-  /// `touched_rows()` change.
-  void backward(matrix<Scalar>& grad_e0, ans_params<Scalar>& grads) {
-    ANS_CHECK(adj_ != nullptr, "ans_objective::backward called before forward");
-    const index_t d = shape_.d, H = shape_.H, B = shape_.B, K = shape_.K;
-    ANS_CHECK(grad_e0.rows() == e0_->rows() && grad_e0.cols() == d, "grad_e0 must be " << e0_->rows() << " x " << d);
-    zero(dU_, B, H * d);
-    zero(dP_, B, H * d);
-    zero(dN_, B * K, H * d);
-    const bool with_reg = loss_.options().reg_weight != 0.0;
-    ego_grads<Scalar> eg{};
-    // R acts on hop 0 (S[:, 0] = E0): its gradient goes into the hop-0 columns of dU/dP/dN, which reach ∂L/∂E0
-    // unpropagated (the G_0 term of step 2), so one scatter serves every term
-    if (with_reg) eg = ego_grads<Scalar>{dU_.data(), dP_.data(), dN_.data(), H * d};
-    loss_.backward(dU_.data(), dP_.data(), dN_.data(), grads, eg);
+  // R acts on hop 0 (S[:, 0] = E0): its gradient goes into the hop-0 columns of dU/dP/dN, which reach ∂L/∂E0
+  // unpropagated (the G_0 term of step 2), so one scatter serves every term
+  ego_grads<Scalar> ego_grads_of_batch() {
+    if (loss_.options().reg_weight == 0.0) return ego_grads<Scalar>{};
+    return ego_grads<Scalar>{dU_.data(), dP_.data(), dN_.data(), shape_.H * shape_.d};
+  }
 
-    const index_t nu = adj_->n_users;
+  // Steps 1–2: dU, dP, dN of the batch into ∂L/∂E0 (+=).
+  void to_e0(matrix<Scalar>& grad_e0) {
+    const index_t d = shape_.d, H = shape_.H;
     touched_.clear();
     if (H == 1) {
       // MF: the stack is E0, scatter straight into the gradient rows.
       scatter(grad_e0.data(), d, 0, d);
-      collect_touched(nu, e0_->rows());
+      collect_touched(adj_->n_users, e0_->rows());
     } else {
-      // steps 1–2 without an N x (H*d) gradient stack: reverse Horner over N x d buffers, each hop's batch rows
-      // scattered in when that hop's term enters; the stack (dead after the gather) is the workspace
+      // without an N x (H*d) gradient stack: reverse Horner over N x d buffers, each hop's batch rows scattered
+      // in when that hop's term enters; the stack (dead after the gather) is the workspace
       prop_.backward_sparse(
           *adj_, d, [&](index_t h, Scalar* Y, index_t ldy) { scatter(Y, ldy, h * d, d); }, grad_e0, stack_.data());
     }
   }
 
-  /// Sorted node ids whose E0 gradient the last backward changed (L = 0); empty for L ≥ 1 (all rows).
-  const std::vector<index_t>& touched_rows() const { return touched_; }
-  const batch_shape& shape() const { return shape_; }
-  /// The gathered batch tensors of the last forward (U: B x H*d, N: B*K x H*d).
-  const matrix<Scalar>& U() const { return U_; }
-  const matrix<Scalar>& P() const { return P_; }
-  const matrix<Scalar>& N() const { return N_; }
+  static void size(matrix<Scalar>& m, index_t rows, index_t cols) {
+    if (m.rows() != rows || m.cols() != cols) m.resize(rows, cols);
+  }
 
- private:
   // Resizes (no-op when the shape is unchanged) and zeroes in parallel.
   static void zero(matrix<Scalar>& m, index_t rows, index_t cols) {
     if (m.rows() != rows || m.cols() != cols) m.resize(rows, cols);

@@ -170,8 +170,7 @@ class trainer {
       const std::vector<index_t>* touched;
       if (cfg_.sampler == sampler_kind::ans) {
         const augment::counter_uniform_source src{cfg_.seed, step};
-        loss = ans_obj_.forward(adj_, e0_, ids, params_, src).total;
-        ans_obj_.backward(grad_e0_, pgrads_);
+        loss = ans_obj_.forward_backward(adj_, e0_, ids, params_, src, grad_e0_, pgrads_).total;
         touched = &ans_obj_.touched_rows();
         sat_sum_ += ans_obj_.loss().stats().frac_saturated_margin;
         ++sat_n_;
