@@ -462,18 +462,28 @@ class ans_loss {
           Scalar* nt = ts.nt_pair.row(lr).data();
           const Scalar sm = scale * mr;
           // (the statistics' sums ride along: ‖f⊙e‖² and Σ g, in Scalar, vectorised with the rest)
+          // (explicit lanes as above: GCC 12 left the `omp simd` reduction over four sums scalar, 21 % of the
+          // forward's time)
           Scalar sy = 0, no = 0, xs = 0, gs = 0;
-          ANS_SIMD_SUM(sy, no, xs, gs)
-          for (index_t j = 0; j < d; ++j) {
-            const Scalar nh = gg[j] * n[j];
-            const Scalar xi = sm * e[j];
-            const Scalar v = nh + ((n[j] - nh) + (easy ? (Scalar(1) - gg[j]) * xi : xi));
-            const Scalar fe = easy ? (Scalar(1) - gg[j]) * e[j] : e[j];
-            nt[j] = v;
-            sy += u[j] * v;
-            no += u[j] * n[j];
-            xs += fe * fe;
-            gs += gg[j];
+          {
+            constexpr index_t LN = 16;
+            Scalar a0[LN] = {}, a1[LN] = {}, a2[LN] = {}, a3[LN] = {};
+            auto lane = [&](index_t j, index_t l) {
+              const Scalar nh = gg[j] * n[j];
+              const Scalar xi = sm * e[j];
+              const Scalar v = nh + ((n[j] - nh) + (easy ? (Scalar(1) - gg[j]) * xi : xi));
+              const Scalar fe = easy ? (Scalar(1) - gg[j]) * e[j] : e[j];
+              nt[j] = v;
+              a0[l] += u[j] * v;
+              a1[l] += u[j] * n[j];
+              a2[l] += fe * fe;
+              a3[l] += gg[j];
+            };
+            index_t j0 = 0;
+            for (; j0 + LN <= d; j0 += LN)
+              for (index_t l = 0; l < LN; ++l) lane(j0 + l, l);
+            for (index_t l = 0; j0 + l < d; ++l) lane(j0 + l, l);  // tail
+            for (index_t l = 0; l < LN; ++l) sy += a0[l], no += a1[l], xs += a2[l], gs += a3[l];
           }
           syth_[r] = sy;
           norm_[r] = no;
