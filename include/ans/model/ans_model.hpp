@@ -8,7 +8,9 @@
 ///   2. `∂L/∂E0 = Σ_h Â^h G_S[:, h]` (ans::propagation::lightgcn::backward, reverse Horner);
 ///   3. the regulariser acts on the ego rows `S[:, 0] = E0`: its gradient enters `G_S[:, 0]`, which reaches
 ///      `∂L/∂E0` unpropagated. The gradient stack is never held as an N x (H*d) matrix: step 2 scatters each
-///      hop's batch rows into N x d Horner buffers (the stack's memory, dead after the gather).
+///      hop's batch rows into N x d Horner buffers (the layers' memory, dead after the gather).
+/// The forward keeps S_1..S_L hop-major (lightgcn::forward_layers: compact N x d blocks, E0 not copied) and
+/// gathers each batch row [S_0 | ... | S_L] from H places.
 ///
 /// With L = 0 (MF) no propagation runs: the stack is E0 itself and the gradient is scattered straight into
 /// the touched rows of `∂L/∂E0`; `touched_rows()` lists them so a row-sparse optimiser updates only those.
@@ -107,15 +109,20 @@ class ans_objective {
     ids_ = ids;
     const index_t d = e0.cols(), H = prop_.n_hops(), B = ids.B, K = ids.K;
     shape_ = batch_shape{B, K, H, d};
-    if (H > 1) prop_.forward(adj, e0, stack_);  // F0
-    const matrix<Scalar>& S = H > 1 ? stack_ : e0;
+    // F0: S_1..S_L hop-major (compact N x d blocks; S_0 = E0 is read in place)
+    const index_t nn = adj.n_nodes();
+    if (H > 1) {
+      if (layers_.rows() != (H - 1) * nn || layers_.cols() != d) layers_.resize((H - 1) * nn, d);
+      prop_.forward_layers(adj, e0, layers_.data());
+    }
 
-    // Gather: U is B x (H*d) = rows of S; N is (B*K) x (H*d); the ego rows are rows of E0.
+    // Gather: U is B x (H*d), row b = [S_0 | S_1 | ... | S_L] of node u_b (the reference's stack row); N is
+    // (B*K) x (H*d); the ego rows are hop 0 of these rows.
     U_.resize(B, H * d);
     P_.resize(B, H * d);
     N_.resize(B * K, H * d);
     // The ego rows are hop 0 of the gathered rows (S[:, 0] = E0): read with row stride H*d, no second gather
-    const index_t nu = adj.n_users, nn = adj.n_nodes();
+    const index_t nu = adj.n_users;
     for (index_t b = 0; b < B; ++b) {  // validate first (serial: an exception must not leave a parallel region)
       const index_t u = ids.users[b], p = nu + ids.pos_items[b];
       ANS_CHECK(u >= 0 && u < nu, "batch user id " << u << " outside [0, " << nu << ")");
@@ -126,17 +133,24 @@ class ans_objective {
       ANS_CHECK(c >= nu && c < nn, "candidate item id " << ids.cand_items[j] << " outside [0, " << adj.n_items << ")");
     }
     const index_t Hd = H * d;
-    const Scalar* Sd = S.data();
+    const Scalar* E = e0.data();
+    const Scalar* Ld = layers_.data();
+    auto row = [&](index_t node, Scalar* out) {
+      std::copy(E + node * d, E + (node + 1) * d, out);
+      for (index_t l = 1; l < H; ++l) {
+        const Scalar* src = Ld + ((l - 1) * nn + node) * d;
+        std::copy(src, src + d, out + l * d);
+      }
+    };
 #if ANS_HAS_OPENMP
 #pragma omp parallel for schedule(static)
 #endif
     for (index_t j = 0; j < B * K; ++j) {  // row j = b*K + k; the pair rows ride along at k == 0
-      const index_t c = nu + ids.cand_items[j];
-      std::copy(Sd + c * Hd, Sd + (c + 1) * Hd, N_.data() + j * Hd);
+      row(nu + ids.cand_items[j], N_.data() + j * Hd);
       if (j % K == 0) {
-        const index_t b = j / K, u = ids.users[b], p = nu + ids.pos_items[b];
-        std::copy(Sd + u * Hd, Sd + (u + 1) * Hd, U_.data() + b * Hd);
-        std::copy(Sd + p * Hd, Sd + (p + 1) * Hd, P_.data() + b * Hd);
+        const index_t b = j / K;
+        row(ids.users[b], U_.data() + b * Hd);
+        row(nu + ids.pos_items[b], P_.data() + b * Hd);
       }
     }
     const bool with_reg = loss_.options().reg_weight != 0.0;
@@ -162,9 +176,10 @@ class ans_objective {
       collect_touched(adj_->n_users, e0_->rows());
     } else {
       // without an N x (H*d) gradient stack: reverse Horner over N x d buffers, each hop's batch rows scattered
-      // in when that hop's term enters; the stack (dead after the gather) is the workspace
+      // in when that hop's term enters; the layers (dead after the gather) are the workspace when L >= 2
       prop_.backward_sparse(
-          *adj_, d, [&](index_t h, Scalar* Y, index_t ldy) { scatter(Y, ldy, h * d, d); }, grad_e0, stack_.data());
+          *adj_, d, [&](index_t h, Scalar* Y, index_t ldy) { scatter(Y, ldy, h * d, d); }, grad_e0,
+          H > 2 ? layers_.data() : nullptr);
     }
   }
 
@@ -244,7 +259,7 @@ class ans_objective {
   const matrix<Scalar>* e0_ = nullptr;
   batch_ids ids_{};
   batch_shape shape_{};
-  matrix<Scalar> stack_;  ///< the propagated stack (L >= 1); after the gather, the backward's workspace
+  matrix<Scalar> layers_;  ///< S_1..S_L hop-major ((L*N) x d); after the gather, the backward's workspace
   matrix<Scalar> U_, P_, N_, dU_, dP_, dN_;
   std::vector<index_t> touched_;
   std::vector<char> mark_;
