@@ -3,7 +3,8 @@
 //
 //   BM_sample_batch_uniform / _popularity : sample_batch (OpenMP over rows), rejection against the train CSR.
 //   BM_dns_select/H                       : DNS argmax over the K candidates of every pair (serial), per hop.
-//   BM_objective_step/L/eigen_serial      : ans::model::ans_objective<float> forward + backward, L=0 (MF-ANS)
+//   BM_objective_step/L/eigen_serial/fused: ans::model::ans_objective<float> forward + backward (fused=0) or
+//                                           forward_backward (fused=1, what the trainer runs), L=0 (MF-ANS)
 //                                           and L=3 (LightGCN-ANS), faithful mode, candidates pre-sampled;
 //                                           eigen_serial=1 turns Eigen's GEMM threading off (OpenMP loops keep
 //                                           their threads).
@@ -121,6 +122,7 @@ void BM_objective_step(benchmark::State& st) {
   // range(1) = 1: Eigen's own GEMM threading off (Eigen::setNbThreads(1)); the library's OpenMP loops keep
   // OMP_NUM_THREADS. Diagnoses Eigen's parallel GEMM on the gate's weight gradients (k = B*K*H, 64x64 out).
   const bool eigen_serial = st.range(1) != 0;
+  const bool fused = st.range(2) != 0;
   const int eigen_threads_before = Eigen::nbThreads();
   if (eigen_serial) Eigen::setNbThreads(1);
   const auto adj = ans::graph::build_normalized_adjacency<float>(g);
@@ -135,11 +137,16 @@ void BM_objective_step(benchmark::State& st) {
   int i = 0;
   for (auto _ : st) {
     ans::augment::counter_uniform_source src{1, step++};
-    const auto& t = obj.forward(adj, e0, p.ids(i), prm, src);
-    benchmark::DoNotOptimize(t.total);
     // What a trainer does per step: clear the E0 gradient (all rows for L >= 1, the touched rows for MF).
-    if (L >= 1) grad_e0.setZero();
-    obj.backward(grad_e0, grads);
+    if (fused) {
+      if (L >= 1) grad_e0.setZero();
+      benchmark::DoNotOptimize(obj.forward_backward(adj, e0, p.ids(i), prm, src, grad_e0, grads).total);
+    } else {
+      const auto& t = obj.forward(adj, e0, p.ids(i), prm, src);
+      benchmark::DoNotOptimize(t.total);
+      if (L >= 1) grad_e0.setZero();
+      obj.backward(grad_e0, grads);
+    }
     if (L == 0)
       for (auto r : obj.touched_rows()) grad_e0.row(r).setZero();
     benchmark::DoNotOptimize(grad_e0.data());
@@ -156,10 +163,12 @@ BENCHMARK(BM_sample_batch_uniform)->UseRealTime()->Unit(benchmark::kMicrosecond)
 BENCHMARK(BM_sample_batch_popularity)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_dns_select)->Arg(1)->Arg(4)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_objective_step)
-    ->ArgNames({"L", "eigen_serial"})
-    ->Args({0, 0})
-    ->Args({3, 0})
-    ->Args({0, 1})
-    ->Args({3, 1})
+    ->ArgNames({"L", "eigen_serial", "fused"})
+    ->Args({0, 0, 0})
+    ->Args({0, 0, 1})
+    ->Args({3, 0, 0})
+    ->Args({3, 0, 1})
+    ->Args({0, 1, 1})
+    ->Args({3, 1, 1})
     ->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();
