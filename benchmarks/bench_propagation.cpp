@@ -1,4 +1,5 @@
-// Adjacency build and LightGCN propagation (forward, backward) on the Gowalla training graph
+// Adjacency build and LightGCN propagation (forward: node-major stack and hop-major layers; backward) on the
+// Gowalla training graph
 // ($ANS_DATA_DIR/gowalla), or on a synthetic graph of similar size when the data is absent.
 // Counters: edges/s for the build; GB/s (bytes the SpMM must move: CSR + gathered rows + written rows) and
 // GFLOP/s for propagation. Threaded kernels are timed in real time.
@@ -52,6 +53,26 @@ static void BM_propagation_forward(benchmark::State& state) {
                                                  benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_propagation_forward)->Args({3, 64})->Args({1, 64})->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// The layout the trainer uses: S_1..S_L hop-major, each an N x d block (lightgcn::forward_layers).
+static void BM_propagation_forward_layers(benchmark::State& state) {
+  const auto& g = graph();
+  const int layers = static_cast<int>(state.range(0));
+  const ans::index_t d = state.range(1);
+  auto adj = ans::graph::build_normalized_adjacency<float>(g);
+  ans::matrix<float> e0 = ans::matrix<float>::Random(adj.n_nodes(), d), s(layers * adj.n_nodes(), d);
+  ans::propagation::lightgcn<float> prop(layers);
+  prop.forward_layers(adj, e0, s.data());
+  for (auto _ : state) {
+    prop.forward_layers(adj, e0, s.data());
+    benchmark::DoNotOptimize(s.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(layers * spmm_bytes(adj, d) * state.iterations() / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * layers * adj.nnz() * d * state.iterations() / 1e9,
+                                                 benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_propagation_forward_layers)->Args({3, 64})->UseRealTime()->Unit(benchmark::kMillisecond);
 
 static void BM_propagation_backward(benchmark::State& state) {
   const auto& g = graph();
