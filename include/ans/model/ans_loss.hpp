@@ -431,7 +431,8 @@ class ans_loss {
               a3[l] += w * w;
               a4[l] += wm[j] * (nh * ph);
             }
-            for (index_t l = 0; l < LN; ++l) hard += a0[l], easy_s += a1[l], ssd += a2[l], sso += a3[l], t += a4[l];
+            hard = math::lane_sum(a0), easy_s = math::lane_sum(a1), ssd = math::lane_sum(a2);
+            sso = math::lane_sum(a3), t = math::lane_sum(a4);
           }
           delta_[r] = easy_s - hard;
           dnorm_[r] = std::sqrt(eps_in_norm ? ssd + dist_eps * dist_eps : ssd);
@@ -483,7 +484,7 @@ class ans_loss {
             for (; j0 + LN <= d; j0 += LN)
               for (index_t l = 0; l < LN; ++l) lane(j0 + l, l);
             for (index_t l = 0; j0 + l < d; ++l) lane(j0 + l, l);  // tail
-            for (index_t l = 0; l < LN; ++l) sy += a0[l], no += a1[l], xs += a2[l], gs += a3[l];
+            sy = math::lane_sum(a0), no = math::lane_sum(a1), xs = math::lane_sum(a2), gs = math::lane_sum(a3);
           }
           syth_[r] = sy;
           norm_[r] = no;
@@ -666,45 +667,36 @@ class ans_loss {
           } else {
             for (index_t j = 0; j < d; ++j) dg[j] = Scalar(0);
           }
-          if (gu != Scalar(0)) {
-            const Scalar a = c_sns * q_[r];  // α = c·e^Δ/(1+Σe^Δ)
-            ANS_SIMD
-            for (index_t j = 0; j < d; ++j) {
-              const Scalar wv = a * (Scalar(1) - Scalar(2) * gg[j]);
-              du[j] += wv * n[j];                       // ∂/∂U += α(1−2g)⊙N
-              dn[j] += wv * u[j];                       // ∂/∂N += α(1−2g)⊙U
-              dg[j] += Scalar(-2) * a * u[j] * n[j];  // ∂/∂g += −2α U⊙N
-            }
-            if (dnorm_[r] != Scalar(0)) {
-              const Scalar inv = c_dist / dnorm_[r];
-              ANS_SIMD
-              for (index_t j = 0; j < d; ++j) {
-                const Scalar y = eps_in_norm ? gg[j] * n[j] - gg[j] * p[j] : gg[j] * n[j] - gg[j] * p[j] + dist_eps;
-                const Scalar yh = inv * y;    // c·ŷ
-                dn[j] += gg[j] * yh;          // ∂/∂N += c g⊙ŷ
-                dp[j] -= gg[j] * yh;          // ∂/∂P −= c g⊙ŷ
-                dg[j] += (n[j] - p[j]) * yh;  // ∂/∂g += c (N−P)⊙ŷ
-              }
-            }
-            if (onorm_[r] != Scalar(0)) {
-              const Scalar inv = c_orth / onorm_[r];
-              ANS_SIMD
-              for (index_t j = 0; j < d; ++j) {
-                const Scalar e = Scalar(1) - gg[j];
-                const Scalar wh = inv * e * e * p[j] * n[j];  // c·ŵ
-                dp[j] += wh * e * e * n[j];                    // ∂/∂P += c ŵ⊙(1−g)²⊙N
-                dn[j] += wh * e * e * p[j];                    // ∂/∂N += c ŵ⊙(1−g)²⊙P
-                dg[j] += Scalar(-2) * wh * e * p[j] * n[j];   // ∂/∂g += −2c ŵ⊙(1−g)⊙P⊙N
-              }
-            }
-          }
-          // gate: ḡ_z = ∂g ⊙ g(1−g), ḡ_an = ḡ_z ⊙ a_u, ḡ_au += ḡ_z ⊙ a_n
+          // L_c, D, O and the gate's elementwise backward in one pass over the row (a term that is off gets
+          // coefficient 0; per element the sums run in the order of the separate terms)
+          const bool on = gu != Scalar(0);
+          const Scalar a = on ? c_sns * q_[r] : Scalar(0);                                       // α = c·e^Δ/(1+Σe^Δ)
+          const Scalar inv_d = on && dnorm_[r] != Scalar(0) ? c_dist / dnorm_[r] : Scalar(0);  // c/‖y‖
+          const Scalar inv_o = on && onorm_[r] != Scalar(0) ? c_orth / onorm_[r] : Scalar(0);  // c/‖w‖
+          const Scalar yoff = eps_in_norm ? Scalar(0) : dist_eps;
           const Scalar* au = a_u_.row(ur).data();
           const Scalar* an = anb + (r - r0) * d;
           Scalar* gaur = gau.row(ur - pr0).data();
           ANS_SIMD
           for (index_t j = 0; j < d; ++j) {
-            const Scalar gz = dg[j] * gg[j] * (Scalar(1) - gg[j]);
+            const Scalar wv = a * (Scalar(1) - Scalar(2) * gg[j]);
+            du[j] += wv * n[j];                                // ∂/∂U += α(1−2g)⊙N
+            Scalar dnj = dn[j] + wv * u[j];                    // ∂/∂N += α(1−2g)⊙U
+            Scalar dgj = dg[j] + Scalar(-2) * a * u[j] * n[j];  // ∂/∂g += −2α U⊙N
+            const Scalar y = gg[j] * n[j] - gg[j] * p[j] + yoff;
+            const Scalar yh = inv_d * y;     // c·ŷ
+            dnj += gg[j] * yh;               // ∂/∂N += c g⊙ŷ
+            Scalar dpj = dp[j] - gg[j] * yh;  // ∂/∂P −= c g⊙ŷ
+            dgj += (n[j] - p[j]) * yh;       // ∂/∂g += c (N−P)⊙ŷ
+            const Scalar e = Scalar(1) - gg[j];
+            const Scalar wh = inv_o * e * e * p[j] * n[j];  // c·ŵ
+            dpj += wh * e * e * n[j];                        // ∂/∂P += c ŵ⊙(1−g)²⊙N
+            dnj += wh * e * e * p[j];                        // ∂/∂N += c ŵ⊙(1−g)²⊙P
+            dgj += Scalar(-2) * wh * e * p[j] * n[j];       // ∂/∂g += −2c ŵ⊙(1−g)⊙P⊙N
+            dn[j] = dnj;
+            dp[j] = dpj;
+            // gate: ḡ_z = ∂g ⊙ g(1−g), ḡ_an = ḡ_z ⊙ a_u, ḡ_au += ḡ_z ⊙ a_n
+            const Scalar gz = dgj * gg[j] * (Scalar(1) - gg[j]);
             dg[j] = gz * au[j];
             gaur[j] += gz * an[j];
           }
