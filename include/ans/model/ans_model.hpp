@@ -5,7 +5,7 @@
 /// This is spec §7 F0–F15 end to end, with the gradient of §8 "Back to E0":
 ///   1. `G_S[u_b, h] += ∂L/∂U[b,h]`, `G_S[n_u+p_b, h] += ∂L/∂P[b,h]`, `G_S[n_u+c_bk, h] += ∂L/∂N[b,k,h]`
 ///      (repeated ids accumulate once per occurrence);
-///   2. `∂L/∂E0 = Σ_h Â^h G_S[:, h]` (ans::propagation::lightgcn::backward, reverse Horner);
+///   2. `∂L/∂E0 = Σ_h Â^h G_S[:, h]` (ans::propagation::lightgcn::backward_sparse, reverse Horner);
 ///   3. the regulariser acts on the ego rows `S[:, 0] = E0`: its gradient enters `G_S[:, 0]`, which reaches
 ///      `∂L/∂E0` unpropagated. The gradient stack is never held as an N x (H*d) matrix: step 2 scatters each
 ///      hop's batch rows into N x d Horner buffers (the layers' memory, dead after the gather).
@@ -117,11 +117,11 @@ class ans_objective {
     }
 
     // Gather: U is B x (H*d), row b = [S_0 | S_1 | ... | S_L] of node u_b (the reference's stack row); N is
-    // (B*K) x (H*d); the ego rows are hop 0 of these rows.
+    // (B*K) x (H*d); the ego rows are hop 0 of these rows (S[:, 0] = E0: read with row stride H*d, no second
+    // gather).
     U_.resize(B, H * d);
     P_.resize(B, H * d);
     N_.resize(B * K, H * d);
-    // The ego rows are hop 0 of the gathered rows (S[:, 0] = E0): read with row stride H*d, no second gather
     const index_t nu = adj.n_users;
     for (index_t b = 0; b < B; ++b) {  // validate first (serial: an exception must not leave a parallel region)
       const index_t u = ids.users[b], p = nu + ids.pos_items[b];
