@@ -407,21 +407,7 @@ class ans_loss {
             constexpr index_t LN = 16;
             Scalar a0[LN] = {}, a1[LN] = {}, a2[LN] = {}, a3[LN] = {}, a4[LN] = {};
             const Scalar yoff = eps_in_norm ? Scalar(0) : dist_eps;
-            index_t j0 = 0;
-            for (; j0 + LN <= d; j0 += LN)
-              for (index_t l = 0; l < LN; ++l) {
-                const index_t j = j0 + l;
-                const Scalar nh = gg[j] * n[j], ph = gg[j] * p[j];
-                a0[l] += u[j] * nh;
-                a1[l] += u[j] * (n[j] - nh);
-                const Scalar y = nh - ph + yoff;
-                a2[l] += y * y;
-                const Scalar w = (p[j] - ph) * (n[j] - nh);
-                a3[l] += w * w;
-                a4[l] += wm[j] * (nh * ph);
-              }
-            for (index_t l = 0; j0 + l < d; ++l) {  // tail (d not a multiple of 16)
-              const index_t j = j0 + l;
+            auto lane = [&](index_t j, index_t l) {
               const Scalar nh = gg[j] * n[j], ph = gg[j] * p[j];
               a0[l] += u[j] * nh;
               a1[l] += u[j] * (n[j] - nh);
@@ -430,7 +416,11 @@ class ans_loss {
               const Scalar w = (p[j] - ph) * (n[j] - nh);
               a3[l] += w * w;
               a4[l] += wm[j] * (nh * ph);
-            }
+            };
+            index_t j0 = 0;
+            for (; j0 + LN <= d; j0 += LN)
+              for (index_t l = 0; l < LN; ++l) lane(j0 + l, l);
+            for (index_t l = 0; j0 + l < d; ++l) lane(j0 + l, l);  // tail (d not a multiple of 16)
             hard = math::lane_sum(a0), easy_s = math::lane_sum(a1), ssd = math::lane_sum(a2);
             sso = math::lane_sum(a3), t = math::lane_sum(a4);
           }
