@@ -216,18 +216,10 @@ class ans_loss {
     check_grads(grads);
     const index_t nblk = n_blocks(), ngrp = n_groups(nblk), KH = s.K * s.H;
     ensure_scratch(block_pairs(), KH, s.d, ngrp);
-#if ANS_HAS_OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (index_t grp = 0; grp < ngrp; ++grp) {
-      thread_scratch& ts = scratch_[static_cast<size_t>(thread_id())];
-      group_partial& gp = partial_[static_cast<size_t>(grp)];
-      gp.set_zero();
-      for (index_t blk = grp * nblk / ngrp; blk < (grp + 1) * nblk / ngrp; ++blk) {
-        const index_t r0 = blk * block_pairs() * KH;
-        backward_block(blk, ts, gp, g_.row(r0).data(), a_n_.row(r0).data(), dU, dP, dN, upstream, false);
-      }
-    }
+    for_each_group(nblk, ngrp, [&](index_t blk, thread_scratch& ts, group_partial& gp) {
+      const index_t r0 = blk * block_pairs() * KH;
+      backward_block(blk, ts, gp, g_.row(r0).data(), a_n_.row(r0).data(), dU, dP, dN, upstream, false);
+    });
     finish_backward(grads, eg, upstream, ngrp);
   }
 
@@ -264,18 +256,10 @@ class ans_loss {
       if (ts.g.rows() != bpb * KH || ts.g.cols() != s.d) ts.g.resize(bpb * KH, s.d);
       if (ts.an.rows() != bpb * KH || ts.an.cols() != s.d) ts.an.resize(bpb * KH, s.d);
     }
-#if ANS_HAS_OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (index_t grp = 0; grp < ngrp; ++grp) {
-      thread_scratch& ts = scratch_[static_cast<size_t>(thread_id())];
-      group_partial& gp = partial_[static_cast<size_t>(grp)];
-      gp.set_zero();
-      for (index_t blk = grp * nblk / ngrp; blk < (grp + 1) * nblk / ngrp; ++blk) {
-        forward_block(blk, ts, ts.g.data(), ts.an.data(), source, frozen_k_star);
-        backward_block(blk, ts, gp, ts.g.data(), ts.an.data(), dU, dP, dN, Scalar(1), true);
-      }
-    }
+    for_each_group(nblk, ngrp, [&](index_t blk, thread_scratch& ts, group_partial& gp) {
+      forward_block(blk, ts, ts.g.data(), ts.an.data(), source, frozen_k_star);
+      backward_block(blk, ts, gp, ts.g.data(), ts.an.data(), dU, dP, dN, Scalar(1), true);
+    });
     finish_forward();
     finish_backward(grads, eg, Scalar(1), ngrp);
     return terms_;
@@ -316,6 +300,21 @@ class ans_loss {
   static index_t n_groups(index_t nblk) { return std::min<index_t>(nblk, kGroups); }
 
   index_t n_blocks() const { return (shape_.B + block_pairs() - 1) / block_pairs(); }
+
+  // The parallel loop of the backward passes over the fixed groups of blocks (static schedule): each group
+  // zeroes its parameter partial, then runs body(blk, thread scratch, partial) on its blocks in order.
+  template <class Body>
+  void for_each_group(index_t nblk, index_t ngrp, Body&& body) {
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (index_t grp = 0; grp < ngrp; ++grp) {
+      thread_scratch& ts = scratch_[static_cast<size_t>(thread_id())];
+      group_partial& gp = partial_[static_cast<size_t>(grp)];
+      gp.set_zero();
+      for (index_t blk = grp * nblk / ngrp; blk < (grp + 1) * nblk / ngrp; ++blk) body(blk, ts, gp);
+    }
+  }
 
   void check_grads(const ans_params<Scalar>& grads) const {
     const index_t d = shape_.d;
