@@ -93,7 +93,9 @@ class lightgcn {
   int n_layers() const { return n_layers_; }
   int n_hops() const { return n_layers_ + 1; }
 
-  /// `S[:, l] = Â^l E0`. `stack` is resized to N x (H*d) when needed.
+  /// `S[:, l] = Â^l E0`. `stack` is resized to N x (H*d) when needed. Each SpMM gathers its input rows from a
+  /// compact N x d copy of the previous layer (E0 itself for l = 1; one N x d buffer held by this object for
+  /// L >= 2), not from the 1 KiB-strided rows of the stack: 1.8x faster on Gowalla at L = 3 (docs/performance.md).
   void forward(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0,
                matrix<Scalar>& stack) const {
     const index_t n = adj.n_nodes(), d = e0.cols(), h = n_hops();
@@ -102,8 +104,15 @@ class lightgcn {
                                                                  "(graph::node_counts_only is for L = 0)");
     if (stack.rows() != n || stack.cols() != h * d) stack.resize(n, h * d);
     stack.leftCols(d) = e0;
-    for (int l = 1; l < h; ++l)
-      spmm(adj, stack.data() + (l - 1) * d, h * d, stack.data() + l * d, h * d, d);
+    if (h > 2 && (prev_.rows() != n || prev_.cols() != d)) prev_.resize(n, d);
+    const Scalar* prev = e0.data();
+    for (int l = 1; l < h; ++l) {
+      spmm(adj, prev, d, stack.data() + l * d, h * d, d);
+      if (l + 1 < h) {  // the next layer gathers from a compact copy of this one
+        prev_ = stack.middleCols(l * d, d);
+        prev = prev_.data();
+      }
+    }
   }
 
   /// The propagated layers hop-major, without copying E0: `layers + (l-1)·N·d` receives `S_l = Â^l E0` as a
@@ -197,6 +206,7 @@ class lightgcn {
  private:
   int n_layers_;
   matrix<Scalar> acc_, tmp_;
+  mutable matrix<Scalar> prev_;  ///< forward: the previous layer, compact (L >= 2)
 };
 
 /// How the H hops of a node are combined into one d-vector: `e = Σ_l w_l S_l`.
