@@ -327,6 +327,11 @@ void check_fused_equals_separate(const problem& p, const ans::ans_options& o) {
   CHECK(b.stats().mean_gate == a.stats().mean_gate);
   CHECK(b.gate().size() == 0);  // the fused pass keeps no (B*K*H) x d gate array
   CHECK_THROWS_WITH(b.backward(fU, fP, fN, gb), Catch::Contains("forward_backward"));
+  // ego gradients with another row stride than the ego rows: refused before any work
+  ans::model::ego_grads<S> bad{fU0.data(), fP0.data(), fN0.data(), 2 * p.s.d};
+  CHECK_THROWS_WITH(b.forward_backward(p.s, U.data(), P.data(), N.data(), prm, src, fU.data(), fP.data(), fN.data(),
+                                       gb, ego, bad),
+                    Catch::Contains("stride"));
 }
 }  // namespace
 

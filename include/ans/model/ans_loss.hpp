@@ -179,7 +179,7 @@ class ans_loss {
 #pragma omp parallel for schedule(static)
 #endif
     for (index_t blk = 0; blk < nblk; ++blk) {
-      const index_t r0 = blk * block_pairs() * s.K * s.H;
+      const index_t r0 = rows_of(blk).r0;
       forward_block(blk, scratch_[static_cast<size_t>(thread_id())], g_.row(r0).data(), a_n_.row(r0).data(),
                     source, frozen_k_star);
     }
@@ -214,10 +214,11 @@ class ans_loss {
     ANS_CHECK(s.B > 0 && params_, "ans_loss::backward called before forward");
     ANS_CHECK(full_rows_, "ans_loss::backward needs forward(): forward_backward() has applied its backward already");
     check_grads(grads);
-    const index_t nblk = n_blocks(), ngrp = n_groups(nblk), KH = s.K * s.H;
-    ensure_scratch(block_pairs(), KH, s.d, ngrp);
+    check_ego_grads(eg);
+    const index_t nblk = n_blocks(), ngrp = n_groups(nblk);
+    ensure_scratch(ngrp, false);
     for_each_group(nblk, ngrp, [&](index_t blk, thread_scratch& ts, group_partial& gp) {
-      const index_t r0 = blk * block_pairs() * KH;
+      const index_t r0 = rows_of(blk).r0;
       backward_block(blk, ts, gp, g_.row(r0).data(), a_n_.row(r0).data(), dU, dP, dN, upstream, false);
     });
     finish_backward(grads, eg, upstream, ngrp);
@@ -248,14 +249,11 @@ class ans_loss {
     ANS_CHECK(dU && dP && dN, "ans_loss::forward_backward: null gradient buffer");
     begin_forward(s, U, P, N, params, frozen_k_star, ego);
     check_grads(grads);
+    check_ego_grads(eg);
     full_rows_ = false;
     g_.resize(0, s.d), a_n_.resize(0, s.d);  // not used here: release them if a forward() had sized them
-    const index_t nblk = n_blocks(), ngrp = n_groups(nblk), KH = s.K * s.H, bpb = block_pairs();
-    ensure_scratch(bpb, KH, s.d, ngrp);
-    for (auto& ts : scratch_) {
-      if (ts.g.rows() != bpb * KH || ts.g.cols() != s.d) ts.g.resize(bpb * KH, s.d);
-      if (ts.an.rows() != bpb * KH || ts.an.cols() != s.d) ts.an.resize(bpb * KH, s.d);
-    }
+    const index_t nblk = n_blocks(), ngrp = n_groups(nblk);
+    ensure_scratch(ngrp, true);
     for_each_group(nblk, ngrp, [&](index_t blk, thread_scratch& ts, group_partial& gp) {
       forward_block(blk, ts, ts.g.data(), ts.an.data(), source, frozen_k_star);
       backward_block(blk, ts, gp, ts.g.data(), ts.an.data(), dU, dP, dN, Scalar(1), true);
@@ -301,6 +299,15 @@ class ans_loss {
 
   index_t n_blocks() const { return (shape_.B + block_pairs() - 1) / block_pairs(); }
 
+  // The rows of block `blk`: pairs [b0, b1), pair rows (U, P) [pr0, pr0 + npr), candidate rows (N) [r0, r0 + nr).
+  struct block_rows {
+    index_t b0, b1, pr0, npr, r0, nr;
+  };
+  block_rows rows_of(index_t blk) const {
+    const index_t bpb = block_pairs(), b0 = blk * bpb, b1 = std::min(shape_.B, b0 + bpb);
+    return {b0, b1, b0 * shape_.H, (b1 - b0) * shape_.H, b0 * shape_.K * shape_.H, (b1 - b0) * shape_.K * shape_.H};
+  }
+
   // The parallel loop of the backward passes over the fixed groups of blocks (static schedule): each group
   // zeroes its parameter partial, then runs body(blk, thread scratch, partial) on its blocks in order.
   template <class Body>
@@ -321,6 +328,12 @@ class ans_loss {
     ANS_CHECK(grads.W_u.rows() == d && grads.W_u.cols() == d && grads.W_i.rows() == d && grads.W_i.cols() == d &&
                   grads.w_m.size() == d && grads.b_u.size() == d && grads.b_i.size() == d,
               "ans_loss::backward: gradient struct does not have dimension d = " << d);
+  }
+
+  // The ego gradients must share the ego rows' stride (checked before any work, when R applies).
+  void check_ego_grads(const ego_grads<Scalar>& eg) const {
+    if (ego_.present() && opts_.reg_weight != 0)
+      ANS_CHECK(eg.ld == ego_.ld, "ans_loss: ego gradient row stride " << eg.ld << " differs from the rows' " << ego_.ld);
   }
 
   // Checks the inputs, sizes the workspaces and sets the per-batch constants (before the parallel blocks).
@@ -353,7 +366,8 @@ class ans_loss {
                      const index_t* frozen_k_star) {
     const batch_shape& s = shape_;
     const ans_options& o = opts_;
-    const index_t B = s.B, K = s.K, H = s.H, d = s.d, KH = K * H, bpb = block_pairs();
+    const index_t K = s.K, H = s.H, d = s.d, KH = K * H;
+    const auto [b0, b1, pr0, npr, r0, nr] = rows_of(blk);
     const Scalar *U = U_, *P = P_, *N = N_;
     const ans_params<Scalar>& params = *params_;
     const Scalar* wm = params.w_m.data();
@@ -365,8 +379,6 @@ class ans_loss {
     const bool eps_in_norm = o.distance_eps_in_norm, safe = o.safe_norm, normalized = o.noise == noise_form::normalized,
                gated = o.direction_from_gated, easy = o.augment_easy_only, sns_stable = o.sns_stable,
                want_stats = compute_stats_, per_hop = o.per_hop_selection;
-    const index_t b0 = blk * bpb, b1 = std::min(B, b0 + bpb);
-    const index_t pr0 = b0 * H, npr = (b1 - b0) * H, r0 = b0 * KH, nr = (b1 - b0) * KH;
     // F1–F2: a_u = U W_uᵀ + b_u, a_n = N W_iᵀ + b_i on this block (d = 64: the L1-resident kernel of
     // gemm64.hpp with the transposed weights; otherwise serial Eigen GEMMs, no heap: <= 256 rows)
     if (use_gemm64()) {
@@ -572,9 +584,8 @@ class ans_loss {
                       Scalar* dU, Scalar* dP, Scalar* dN, Scalar upstream, bool write) {
     const batch_shape& s = shape_;
     const ans_options& o = opts_;
-    const index_t B = s.B, K = s.K, H = s.H, d = s.d, KH = K * H, bpb = block_pairs();
-    const index_t b0 = blk * bpb, b1 = std::min(B, b0 + bpb);
-    const index_t pr0 = b0 * H, npr = (b1 - b0) * H, r0 = b0 * KH, nr = (b1 - b0) * KH;
+    const index_t B = s.B, K = s.K, H = s.H, d = s.d;
+    const auto [b0, b1, pr0, npr, r0, nr] = rows_of(blk);
     const Scalar* w = params_->w_m.data();
     const Scalar scale = Scalar(o.noise_scale);
     const bool easy = o.augment_easy_only;
@@ -750,12 +761,19 @@ class ans_loss {
     }
   }
 
-  void ensure_scratch(index_t bpb, index_t KH, index_t d, index_t ngrp) {
+  // The backward's per-thread block buffers and the groups' parameter partials; `fused`: also the block's gate
+  // and item activations (forward_backward keeps them per block instead of per batch).
+  void ensure_scratch(index_t ngrp, bool fused) {
+    const index_t rows = block_pairs() * shape_.K * shape_.H, prows = block_pairs() * shape_.H, d = shape_.d;
+    auto fit = [](matrix<Scalar>& m, index_t r, index_t c) {
+      if (m.rows() != r || m.cols() != c) m.resize(r, c);
+    };
     const size_t nt = static_cast<size_t>(std::max(1, max_threads()));
     if (scratch_.size() < nt) scratch_.resize(nt);
     for (auto& ts : scratch_) {
-      if (ts.gan.rows() != bpb * KH || ts.gan.cols() != d) ts.gan.resize(bpb * KH, d);
-      if (ts.gau.rows() != bpb * (KH / shape_.K) || ts.gau.cols() != d) ts.gau.resize(bpb * (KH / shape_.K), d);
+      fit(ts.gan, rows, d);
+      fit(ts.gau, prows, d);
+      if (fused) fit(ts.g, rows, d), fit(ts.an, rows, d);
     }
     if (partial_.size() < static_cast<size_t>(ngrp)) partial_.resize(static_cast<size_t>(ngrp));
     for (auto& gp : partial_)
@@ -822,8 +840,6 @@ class ans_loss {
   std::array<loss::emb_block<Scalar>, 3> reg_blocks(const ego_grads<Scalar>* eg) const {
     const batch_shape& s = shape_;
     std::array<loss::emb_block<Scalar>, 3> bl;
-    ANS_CHECK(!eg || eg->ld == ego_.ld, "ans_loss: ego gradient row stride " << eg->ld << " differs from the rows' "
-                                                                          << ego_.ld);
     bl[0] = {ego_.U0, s.d, s.B, nullptr, eg ? eg->dU0 : nullptr, ego_.ld};
     bl[1] = {ego_.P0, s.d, s.B, nullptr, eg ? eg->dP0 : nullptr, ego_.ld};
     bl[2] = {ego_.N0, s.d, s.B * s.K, nullptr, eg ? eg->dN0 : nullptr, ego_.ld};

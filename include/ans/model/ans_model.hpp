@@ -66,9 +66,10 @@ class ans_objective {
                                             const batch_ids& ids, const ans_params<Scalar>& params,
                                             const Source& source, matrix<Scalar>& grad_e0,
                                             ans_params<Scalar>& grads) {
+    ANS_CHECK(grad_e0.rows() == e0.rows() && grad_e0.cols() == e0.cols(),
+              "grad_e0 must be " << e0.rows() << " x " << e0.cols());  // before any work
     const ego_rows<Scalar> ego = propagate_and_gather(adj, e0, ids);
     const index_t d = shape_.d, H = shape_.H, B = shape_.B, K = shape_.K;
-    ANS_CHECK(grad_e0.rows() == e0.rows() && grad_e0.cols() == d, "grad_e0 must be " << e0.rows() << " x " << d);
     size(dU_, B, H * d), size(dP_, B, H * d), size(dN_, B * K, H * d);  // written, not accumulated
     const auto& t = loss_.forward_backward(shape_, U_.data(), P_.data(), N_.data(), params, source, dU_.data(),
                                            dP_.data(), dN_.data(), grads, ego, ego_grads_of_batch());
@@ -189,13 +190,8 @@ class ans_objective {
 
   // Resizes (no-op when the shape is unchanged) and zeroes in parallel.
   static void zero(matrix<Scalar>& m, index_t rows, index_t cols) {
-    if (m.rows() != rows || m.cols() != cols) m.resize(rows, cols);
-    const index_t n = m.size();
-    Scalar* p = m.data();
-#if ANS_HAS_OPENMP
-#pragma omp parallel for schedule(static) if (n > (1 << 15))
-#endif
-    for (index_t c = 0; c < n; c += 4096) std::fill(p + c, p + std::min(n, c + 4096), Scalar(0));
+    size(m, rows, cols);
+    parallel_zero(m.data(), m.size());
   }
 
   // T[u_b] += dU[b], T[n_u+p_b] += dP[b], T[n_u+c_j] += dN[j], columns c0..c0+w of the gradient rows into

@@ -95,7 +95,8 @@ class lightgcn {
 
   /// `S[:, l] = Â^l E0`. `stack` is resized to N x (H*d) when needed. Each SpMM gathers its input rows from a
   /// compact N x d copy of the previous layer (E0 itself for l = 1; one N x d buffer held by this object for
-  /// L >= 2), not from the 1 KiB-strided rows of the stack: 1.8x faster on Gowalla at L = 3 (docs/performance.md).
+  /// L >= 2), not from the 1 KiB-strided rows of the stack (Gowalla, 2 threads: 34.3 → 29.6 ms at L = 3,
+  /// 15.3 → 8.0 ms at L = 1; docs/performance.md). That buffer makes concurrent calls on one object unsafe.
   void forward(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0,
                matrix<Scalar>& stack) const {
     const index_t n = adj.n_nodes(), d = e0.cols(), h = n_hops();
@@ -187,12 +188,7 @@ class lightgcn {
       if (tmp_.rows() != n || tmp_.cols() != d) tmp_.resize(n, d);
       acc = acc_.data(), tmp = tmp_.data();
     }
-    const index_t nd = n * d;
-    constexpr index_t chunk = 1 << 14;
-#if ANS_HAS_OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (index_t c = 0; c < nd; c += chunk) std::fill(acc + c, acc + std::min(nd, c + chunk), Scalar(0));
+    parallel_zero(acc, n * d);
     add_hop(h - 1, acc, d);  // acc = G_L
     for (index_t l = h - 2; l >= 1; --l) {
       spmm(adj, acc, d, tmp, d, d);  // tmp = Â acc

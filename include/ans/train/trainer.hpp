@@ -403,14 +403,7 @@ class trainer {
       return;
     }
     if (sgd_) sgd_->step(e0_.data(), grad_e0_.data());
-    // clear the dense gradient in parallel (a serial N x d memset was a visible share of a dense-Adam step)
-    Scalar* ge = grad_e0_.data();
-    const index_t ne = grad_e0_.size();
-    constexpr index_t chunk = 1 << 14;
-#if ANS_HAS_OPENMP
-#pragma omp parallel for schedule(static) if (ne > 4 * chunk)
-#endif
-    for (index_t c = 0; c < ne; c += chunk) std::fill(ge + c, ge + std::min(ne, c + chunk), Scalar(0));
+    parallel_zero(grad_e0_.data(), grad_e0_.size());  // a serial N x d memset was a visible share of a step
   }
 
   const data::dataset* data_;
