@@ -34,7 +34,7 @@ ans::train::trainer_config config(int L) {
   c.batch_size = 2048;
   c.num_neg = 16;
   c.lr = 1e-3;
-  c.l2 = 1e-4;
+  c.reg_weight = 1e-4;
   c.seed = 2020;
   return c;
 }

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -56,25 +57,32 @@ std::vector<std::string> split_list(const std::string& v) {
   return out;
 }
 
+// Values left unset on the command line come from the preset (see preset_defaults).
 struct options {
-  std::string model = "ANS", encoder = "", dataset, path, json, save, load, mode = "faithful", optimizer = "lazy_adam";
-  std::string main_metric, scoring, log;
-  int emb = 64, max_batches = 0, epochs = -1, layers = -1, workers = 0, early_stop = 10, eval_every = 1, test_all = -1;
-  long batch = -1, num_neg = 16;  // batch -1: 2048 (256 on the synthetic data)
-  double lr = 1e-3, l2 = 1e-4, gamma = 0.1, eps = 0.1, valid_ratio = 0.1, noise_scale = -1, weight_decay = 0;
-  std::string margin;
+  std::string model = "ANS", encoder = "", dataset, path, json, save, load, mode = "faithful";
+  std::string preset;  // "" = auto: rechorus for BPRMF/LightGCN, recbole otherwise
+  std::string scoring, log, margin;
+  std::optional<std::string> optimizer, init, readout, main_metric, stop_rule;
+  int emb = 64, max_batches = 0, layers = -1, workers = 0;
+  std::optional<int> epochs, early_stop, eval_every, test_all;
+  std::optional<long> batch, num_neg;
+  double lr = 1e-3, gamma = 0.1, eps = 0.1, noise_scale = -1;
+  std::optional<double> l2, reg_weight, valid_ratio, init_std;
   std::uint64_t seed = 0;
-  std::vector<std::string> metrics{"Recall", "NDCG"};
-  std::vector<ans::index_t> topk{20};
+  std::optional<std::vector<std::string>> metrics;
+  std::optional<std::vector<ans::index_t>> topk;
   bool quiet = false, neg_exclude_all = false;
 };
 
 const char* kUsage =
     "usage: ans-train [--model_name BPRMF|LightGCN|DNS|MixGCF|ANS] [--encoder mf|lightgcn] [--dataset NAME --path DIR]\n"
-    "  [--emb_size 64] [--lr 1e-3] [--l2 1e-4] [--weight_decay 0] [--neg_exclude train|all] [--epoch N] [--batch_size 2048] [--num_neg 16] [--n_layers L]\n"
-    "  [--gamma 0.1] [--eps 0.1] [--noise_scale 0.1] [--margin inv_sigmoid|sigmoid_neg|clamped|none] [--mode faithful|fixed] [--random_seed 0] [--num_workers T] [--early_stop 10]\n"
-    "  [--metric NDCG,HR,Recall,Precision,MRR] [--topk 20] [--main_metric Recall@20] [--test_all 0|1]\n"
-    "  [--valid_ratio 0.1] [--eval_every 1] [--optimizer lazy_adam|adam|sgd] [--scoring ego|stack]\n"
+    "  [--preset rechorus|lightgcn|mixgcf|recbole] (default: rechorus for BPRMF/LightGCN, recbole otherwise)\n"
+    "  [--emb_size 64] [--lr 1e-3] [--l2 WD (Adam weight decay, ReChorus)] [--reg_weight LAMBDA (RecBole EmbLoss)]\n"
+    "  [--neg_exclude train|all] [--epoch N] [--batch_size B] [--num_neg K] [--n_layers L] [--readout mean|sum|last|concat]\n"
+    "  [--init xavier|normal] [--init_std S] [--loss_n BPR] [--model_mode ''|TopK]\n"
+    "  [--gamma 0.1] [--eps 0.1] [--noise_scale 0.1] [--margin inv_sigmoid|sigmoid_neg|clamped|none] [--mode faithful|fixed] [--random_seed 0] [--num_workers T]\n"
+    "  [--early_stop N] [--stop_rule patience|rechorus] [--metric NDCG,HR,Recall,Precision,MRR] [--topk 5,10] [--main_metric NDCG@5] [--test_all 0|1]\n"
+    "  [--valid_ratio 0.1] [--eval_every N] [--optimizer lazy_adam|adam|sgd] [--scoring trained|ego]\n"
     "  [--save DIR] [--load DIR] [--json FILE] [--log FILE.jsonl] [--max_batches N] [--quiet]\n";
 
 options parse(int argc, char** argv) {
@@ -93,37 +101,57 @@ options parse(int argc, char** argv) {
       if (v != "BPRMF" && v != "LightGCN" && v != "DNS" && v != "MixGCF" && v != "ANS")
         bad(f, "unknown model '" + v + "' (BPRMF, LightGCN, DNS, MixGCF, ANS)");
       o.model = v;
+    } else if (f == "--preset") {
+      if (v != "rechorus" && v != "lightgcn" && v != "mixgcf" && v != "recbole")
+        bad(f, "unknown preset '" + v + "' (rechorus, lightgcn, mixgcf, recbole)");
+      o.preset = v;
     } else if (f == "--encoder") {
       if (v != "mf" && v != "lightgcn") bad(f, "expected mf or lightgcn, got '" + v + "'");
       o.encoder = v;
     } else if (f == "--emb_size") { o.emb = int(to_int(f, v)); if (o.emb < 1) bad(f, "must be >= 1");
     } else if (f == "--lr") { o.lr = to_double(f, v); if (!(o.lr > 0)) bad(f, "must be > 0, got " + v);
-    } else if (f == "--l2") { o.l2 = to_double(f, v); if (o.l2 < 0) bad(f, "must be >= 0, got " + v);
+    } else if (f == "--l2" || f == "--weight_decay") {
+      o.l2 = to_double(f, v); if (*o.l2 < 0) bad(f, "must be >= 0, got " + v);
+    } else if (f == "--reg_weight") { o.reg_weight = to_double(f, v); if (*o.reg_weight < 0) bad(f, "must be >= 0, got " + v);
+    } else if (f == "--loss_n") {
+      if (v != "BPR") bad(f, "unsupported loss '" + v + "' (supported: BPR; ReChorus's BCE is for its CTR mode)");
+    } else if (f == "--model_mode") {
+      if (v == "Impression") {
+        throw usage_error{"--model_mode: Impression (ReChorus's impression-based ranking) is not supported yet; "
+                          "use '' or TopK (top-k ranking)"};
+      }
+      if (!v.empty() && v != "TopK") bad(f, "unsupported mode '" + v + "' (supported: '' or TopK; Impression is not supported yet)");
+    } else if (f == "--readout") {
+      if (v != "mean" && v != "sum" && v != "last" && v != "concat") bad(f, "expected mean, sum, last or concat");
+      o.readout = v;
+    } else if (f == "--init") {
+      if (v != "xavier" && v != "normal") bad(f, "expected xavier or normal");
+      o.init = v;
+    } else if (f == "--init_std") { o.init_std = to_double(f, v); if (!(*o.init_std > 0)) bad(f, "must be > 0");
     } else if (f == "--dataset") { o.dataset = v;
     } else if (f == "--path") { o.path = v;
     } else if (f == "--metric") {
       o.metrics = split_list(v);
-      if (o.metrics.empty()) bad(f, "empty list");
-      for (const auto& m : o.metrics) {
+      if (o.metrics->empty()) bad(f, "empty list");
+      for (const auto& m : *o.metrics) {
         try { ans::eval::parse_metric(m + "@1"); } catch (const std::exception&) {
           bad(f, "unknown metric '" + m + "' (HR, NDCG, Recall, Precision, MRR)");
         }
       }
     } else if (f == "--topk") {
-      o.topk.clear();
-      for (const auto& k : split_list(v)) { const long x = to_int(f, k); if (x < 1) bad(f, "K must be >= 1"); o.topk.push_back(x); }
-      if (o.topk.empty()) bad(f, "empty list");
+      o.topk.emplace();
+      for (const auto& k : split_list(v)) { const long x = to_int(f, k); if (x < 1) bad(f, "K must be >= 1"); o.topk->push_back(x); }
+      if (o.topk->empty()) bad(f, "empty list");
     } else if (f == "--main_metric") { o.main_metric = v;
-    } else if (f == "--epoch") { o.epochs = int(to_int(f, v)); if (o.epochs < 0) bad(f, "must be >= 0");
-    } else if (f == "--batch_size") { o.batch = to_int(f, v); if (o.batch < 1) bad(f, "must be >= 1");
-    } else if (f == "--num_neg") { o.num_neg = to_int(f, v); if (o.num_neg < 1) bad(f, "K must be >= 1, got " + v);
+    } else if (f == "--epoch") { o.epochs = int(to_int(f, v)); if (*o.epochs < 0) bad(f, "must be >= 0");
+    } else if (f == "--batch_size") { o.batch = to_int(f, v); if (*o.batch < 1) bad(f, "must be >= 1");
+    } else if (f == "--num_neg") { o.num_neg = to_int(f, v); if (*o.num_neg < 1) bad(f, "K must be >= 1, got " + v);
     } else if (f == "--n_layers") { o.layers = int(to_int(f, v)); if (o.layers < 0) bad(f, "must be >= 0");
     } else if (f == "--gamma") { o.gamma = to_double(f, v);
     } else if (f == "--eps") { o.eps = to_double(f, v);
     } else if (f == "--neg_exclude") {
       if (v != "train" && v != "all") bad(f, "expected train or all");
       o.neg_exclude_all = v == "all";
-    } else if (f == "--weight_decay") { o.weight_decay = to_double(f, v); if (o.weight_decay < 0) bad(f, "must be >= 0");
     } else if (f == "--noise_scale") { o.noise_scale = to_double(f, v); if (o.noise_scale < 0) bad(f, "must be >= 0");
     } else if (f == "--margin") {
       if (v != "inv_sigmoid" && v != "sigmoid_neg" && v != "clamped" && v != "none")
@@ -135,14 +163,18 @@ options parse(int argc, char** argv) {
     } else if (f == "--random_seed") { o.seed = static_cast<std::uint64_t>(to_int(f, v));
     } else if (f == "--num_workers") { o.workers = int(to_int(f, v)); if (o.workers < 0) bad(f, "must be >= 0");
     } else if (f == "--early_stop") { o.early_stop = int(to_int(f, v));
-    } else if (f == "--eval_every") { o.eval_every = int(to_int(f, v)); if (o.eval_every < 1) bad(f, "must be >= 1");
-    } else if (f == "--test_all") { o.test_all = int(to_int(f, v)); if (o.test_all != 0 && o.test_all != 1) bad(f, "expected 0 or 1");
-    } else if (f == "--valid_ratio") { o.valid_ratio = to_double(f, v); if (o.valid_ratio < 0 || o.valid_ratio >= 1) bad(f, "must be in [0, 1)");
+    } else if (f == "--stop_rule") {
+      if (v != "patience" && v != "rechorus") bad(f, "expected patience or rechorus");
+      o.stop_rule = v;
+    } else if (f == "--eval_every") { o.eval_every = int(to_int(f, v)); if (*o.eval_every < 1) bad(f, "must be >= 1");
+    } else if (f == "--test_all") { o.test_all = int(to_int(f, v)); if (*o.test_all != 0 && *o.test_all != 1) bad(f, "expected 0 or 1");
+    } else if (f == "--valid_ratio") { o.valid_ratio = to_double(f, v); if (*o.valid_ratio < 0 || *o.valid_ratio >= 1) bad(f, "must be in [0, 1)");
     } else if (f == "--optimizer") {
       if (v != "lazy_adam" && v != "adam" && v != "sgd") bad(f, "expected lazy_adam, adam or sgd");
       o.optimizer = v;
     } else if (f == "--scoring") {
-      if (v != "ego" && v != "stack") bad(f, "expected ego or stack");
+      if (v == "stack") bad(f, "'stack' is now '--readout concat' (scored with the training score by default)");
+      if (v != "trained" && v != "ego") bad(f, "expected trained or ego");
       o.scoring = v;
     } else if (f == "--save") { o.save = v;
     } else if (f == "--load") { o.load = v;
@@ -155,6 +187,83 @@ options parse(int argc, char** argv) {
   }
   if (!o.path.empty() && o.dataset.empty()) bad("--path", "given without --dataset");
   return o;
+}
+
+// The defaults of each framework preset, applied to every value the command line left unset. Each follows
+// its framework's code (docs/training.md, "Presets"):
+//   rechorus  THUwangcy/ReChorus: src/helpers/BaseRunner.py (Adam, --l2 = weight decay, batch 256, 200 epochs,
+//             dev every epoch, eval_termination, NDCG,HR@5,10,20,50), src/models/BaseModel.py (one negative
+//             per pair redrawn each epoch outside the train items, normal(0, 0.01) init), LightGCN.py (xavier,
+//             mean of the layers)
+//   lightgcn  gusye1234/LightGCN-PyTorch: code/world.py, model.py, utils.py (normal(0, 0.1), decay 1e-4 on
+//             ½(‖u⁰‖²+‖p⁰‖²+‖n⁰‖²)/B, softplus BPR, batch 2048, lr 1e-3, test every 10 epochs, full ranking)
+//   mixgcf    huangtinglin/MixGCF and Riwei-HEU/DENS: main.py, modules/LightGCN.py (xavier, λ 1e-4 on the
+//             squared ego rows, softplus BPR, batch 2048, 16 candidates, test every 5 epochs, stop after 10
+//             evaluations without a better Recall@20, full ranking)
+//   recbole   the ANS reference (RecBole): xavier, λ 1e-4 EmbLoss, batch 2048, 16 candidates, lazy Adam for MF
+void preset_defaults(options& o, bool synthetic) {
+  const bool lgcn = o.model == "LightGCN" || o.encoder == "lightgcn";
+  const bool sampler = o.model == "DNS" || o.model == "MixGCF" || o.model == "ANS";
+  auto set = [](auto& opt, auto v) { if (!opt) opt = v; };
+  if (o.preset == "rechorus") {
+    set(o.optimizer, std::string("adam"));
+    set(o.l2, 0.0);
+    set(o.reg_weight, 0.0);
+    set(o.batch, 256L);
+    set(o.num_neg, sampler ? 16L : 1L);
+    set(o.init, std::string(lgcn ? "xavier" : "normal"));
+    set(o.init_std, 0.01);
+    set(o.epochs, 200);
+    set(o.eval_every, 1);
+    set(o.early_stop, 10);
+    set(o.stop_rule, std::string("rechorus"));
+    set(o.metrics, std::vector<std::string>{"NDCG", "HR"});
+    set(o.topk, std::vector<ans::index_t>{5, 10, 20, 50});
+  } else if (o.preset == "lightgcn") {
+    set(o.optimizer, std::string("adam"));
+    set(o.l2, 0.0);
+    set(o.reg_weight, 1e-4);
+    set(o.batch, 2048L);
+    set(o.num_neg, sampler ? 16L : 1L);
+    set(o.init, std::string("normal"));
+    set(o.init_std, 0.1);
+    set(o.epochs, 1000);
+    set(o.eval_every, 10);
+    set(o.early_stop, 0);
+    set(o.metrics, std::vector<std::string>{"Recall", "NDCG"});
+    set(o.topk, std::vector<ans::index_t>{20});
+    set(o.valid_ratio, 0.0);
+    set(o.test_all, 1);
+  } else if (o.preset == "mixgcf") {
+    set(o.optimizer, std::string("adam"));
+    set(o.l2, 0.0);
+    set(o.reg_weight, 1e-4);
+    set(o.batch, 2048L);
+    set(o.num_neg, 16L);
+    set(o.init, std::string("xavier"));
+    set(o.epochs, 1000);
+    set(o.eval_every, 5);
+    set(o.early_stop, 10);
+    set(o.metrics, std::vector<std::string>{"Recall", "NDCG", "Precision", "HR"});
+    set(o.topk, std::vector<ans::index_t>{20});
+    set(o.valid_ratio, 0.0);
+    set(o.test_all, 1);
+  } else {  // recbole
+    set(o.optimizer, std::string("lazy_adam"));
+    set(o.l2, 0.0);
+    set(o.reg_weight, 1e-4);
+    set(o.batch, synthetic ? 256L : 2048L);
+    set(o.num_neg, 16L);
+    set(o.init, std::string("xavier"));
+    set(o.epochs, synthetic ? 20 : 60);
+    set(o.eval_every, 1);
+    set(o.early_stop, 10);
+    set(o.metrics, std::vector<std::string>{"Recall", "NDCG"});
+    set(o.topk, std::vector<ans::index_t>{20});
+  }
+  set(o.init_std, 0.01);
+  set(o.stop_rule, std::string("patience"));
+  set(o.valid_ratio, 0.1);
 }
 
 std::string fmt_metrics(const std::map<std::string, double>& m, const std::vector<std::string>& order) {
@@ -183,8 +292,11 @@ std::string json_metrics(const std::map<std::string, double>& m) {
   return os.str();
 }
 
-int run(const options& o) {
+int run(options o) {
   using namespace ans;
+  const bool synthetic = o.dataset.empty();
+  if (o.preset.empty()) o.preset = o.model == "BPRMF" || o.model == "LightGCN" ? "rechorus" : "recbole";
+  preset_defaults(o, synthetic);
   if (o.workers > 0) {
 #if ANS_HAS_OPENMP
     omp_set_num_threads(o.workers);
@@ -192,7 +304,6 @@ int run(const options& o) {
   }
   // ---- data ----
   data::dataset ds;
-  bool synthetic = o.dataset.empty();
   if (synthetic) {
     data::synthetic_config sc;
     sc.n_users = 2000;
@@ -216,16 +327,16 @@ int run(const options& o) {
     }
   }
   const bool has_fixed = ds.test_candidates.has_value() && ds.test_candidates->rows() > 0;
-  const bool full = o.test_all == 1 || (o.test_all < 0 && !has_fixed);
+  const bool full = o.test_all ? *o.test_all == 1 : !has_fixed;
   // Validation: the dataset's dev split, else a seeded hold-out of each user's training items.
   std::string selection = "dev";
   if (ds.dev.nnz() == 0 && !(ds.dev_candidates && ds.dev_candidates->rows() > 0)) {
-    if (o.valid_ratio > 0) {
+    if (*o.valid_ratio > 0) {
       // round(ratio·n) of each user's items (at most n − 1), the reference's rule: 10% of the interactions
-      auto sp = data::holdout_split(ds.train, o.valid_ratio, o.seed + 2020);
+      auto sp = data::holdout_split(ds.train, *o.valid_ratio, o.seed + 2020);
       ds.train = std::move(sp.train);
       ds.dev = std::move(sp.dev);
-      selection = "dev (" + std::to_string(int(std::lround(o.valid_ratio * 100))) + "% of train held out)";
+      selection = "dev (" + std::to_string(int(std::lround(*o.valid_ratio * 100))) + "% of train held out)";
     } else {
       selection = "test (no validation split: --valid_ratio 0)";
     }
@@ -243,21 +354,27 @@ int run(const options& o) {
   cfg.n_layers = enc == "mf" ? 0 : (o.layers >= 0 ? o.layers : 3);
   if (enc == "mf" && o.layers > 0) bad("--n_layers", "the mf encoder has no layers; add --encoder lightgcn");
   cfg.dim = o.emb;
-  const long batch = o.batch > 0 ? o.batch : (synthetic ? 256 : 2048);
+  const long batch = *o.batch;
   cfg.batch_size = batch;
-  cfg.num_neg = o.num_neg;
+  cfg.num_neg = *o.num_neg;
   cfg.lr = o.lr;
-  cfg.l2 = o.l2;
-  cfg.weight_decay = o.weight_decay;
+  cfg.reg_weight = *o.reg_weight;
+  cfg.weight_decay = *o.l2;
   cfg.negatives_exclude_eval = o.neg_exclude_all;
   cfg.m = o.mode == "fixed" ? mode::fixed : mode::faithful;
   cfg.gamma = o.gamma;
   cfg.eps = o.eps;
+  const bool paper_loss = o.preset == "lightgcn" || o.preset == "mixgcf";  // softplus BPR, ½‖·‖²/B regulariser
+  if (paper_loss) cfg.reg_require_pow = true, cfg.bpr_stable = true;
+  if (o.readout) cfg.readout = propagation::parse_readout(*o.readout);
+  cfg.init = *o.init == "normal" ? train::init_kind::normal : train::init_kind::xavier;
+  cfg.init_std = *o.init_std;
   {
     auto ao = ans_options::make(cfg.m);
     ao.gamma = o.gamma;
     ao.eps = o.eps;
-    ao.reg_weight = o.l2;
+    ao.reg_weight = *o.reg_weight;
+    if (paper_loss) ao.reg_require_pow = true;
     if (o.noise_scale >= 0) ao.noise_scale = o.noise_scale;  // 0: no augmentation (ablation)
     if (!o.margin.empty())
       ao.margin = o.margin == "sigmoid_neg" ? margin_form::sigmoid_neg
@@ -266,24 +383,24 @@ int run(const options& o) {
     cfg.ans = ao;
   }
   cfg.seed = o.seed;
-  cfg.optimizer = o.optimizer == "adam" ? train::optimizer_kind::adam
-                  : o.optimizer == "sgd" ? train::optimizer_kind::sgd : train::optimizer_kind::lazy_adam;
-  const std::string scoring = !o.scoring.empty() ? o.scoring : (o.mode == "fixed" ? "stack" : "ego");
-  cfg.scoring = scoring == "stack" ? train::scoring_kind::stack : train::scoring_kind::ego;
-  cfg.topk = o.topk;
+  cfg.optimizer = *o.optimizer == "adam" ? train::optimizer_kind::adam
+                  : *o.optimizer == "sgd" ? train::optimizer_kind::sgd : train::optimizer_kind::lazy_adam;
+  const std::string scoring = !o.scoring.empty() ? o.scoring : "trained";
+  cfg.scoring = scoring == "ego" ? train::scoring_kind::ego : train::scoring_kind::trained;
+  cfg.topk = *o.topk;
   cfg.metrics.clear();
   std::vector<std::string> names;
-  for (const auto& m : o.metrics) {
-    const auto kind = eval::parse_metric(m + "@1").kind;
-    cfg.metrics.push_back(kind);
-  }
-  for (const auto& m : o.metrics)
-    for (auto k : o.topk) names.push_back(eval::metric_spec{eval::parse_metric(m + "@1").kind, k}.name());
-  std::string main_metric = o.main_metric;
-  if (main_metric.empty()) main_metric = names.front();
+  for (const auto& m : *o.metrics) cfg.metrics.push_back(eval::parse_metric(m + "@1").kind);
+  for (const auto& m : *o.metrics)
+    for (auto k : *o.topk) names.push_back(eval::metric_spec{eval::parse_metric(m + "@1").kind, k}.name());
+  std::string main_metric = o.main_metric ? *o.main_metric : names.front();
   if (std::find(names.begin(), names.end(), main_metric) == names.end())
     bad("--main_metric", "'" + main_metric + "' is not among the computed metrics (--metric x --topk)");
-  const int epochs = o.epochs >= 0 ? o.epochs : (synthetic ? 20 : 60);
+  const int epochs = *o.epochs;
+  const std::string readout = cfg.n_layers == 0 ? "identity (L = 0)"
+                                                : propagation::to_string(train::trainer<float>::effective_readout(cfg));
+  const std::string optimizer =
+      *o.optimizer == "lazy_adam" && cfg.n_layers > 0 ? std::string("adam (lazy_adam is for L = 0)") : *o.optimizer;
 
   train::trainer<float> tr(ds, cfg);
   if (!o.load.empty()) tr.load(o.load);
@@ -293,9 +410,31 @@ int run(const options& o) {
   const auto proto = full ? train::trainer<float>::protocol::full : train::trainer<float>::protocol::sampled;
   const std::string val_target = select_on_test ? "test" : "dev";
 
-  std::printf("ans-train %s: %s (%s encoder, L = %d, d = %d, K = %ld, batch %ld, lr %g, l2 %g, mode %s, scoring %s)\n",
-              ans::version_string, o.model.c_str(), enc.c_str(), cfg.n_layers, o.emb, o.num_neg, batch, o.lr, o.l2,
-              o.mode.c_str(), scoring.c_str());
+  // the effective configuration, printed and written into the JSON (every value the run used)
+  std::vector<std::pair<std::string, std::string>> conf;
+  auto q = [](const std::string& v) { return io::json_quote(v); };
+  auto num = [](double v) { std::ostringstream os; os.precision(10); os << v; return os.str(); };
+  std::string ks;
+  for (auto k : *o.topk) ks += (ks.empty() ? "" : ",") + std::to_string(k);
+  std::string ms;
+  for (const auto& m : *o.metrics) ms += (ms.empty() ? "" : ",") + m;
+  conf = {{"model_name", q(o.model)}, {"preset", q(o.preset)}, {"encoder", q(enc)}, {"n_layers", std::to_string(cfg.n_layers)},
+          {"readout", q(readout)}, {"scoring", q(scoring)}, {"emb_size", std::to_string(o.emb)}, {"lr", num(o.lr)},
+          {"l2", num(*o.l2)}, {"weight_decay", num(*o.l2)}, {"reg_weight", num(*o.reg_weight)},
+          {"reg_form", q(paper_loss || cfg.m == mode::fixed ? "squared/2B" : "norm/B")},
+          {"bpr_form", q(cfg.bpr_stable ? "softplus" : "log(sigmoid+1e-10)")},
+          {"init", q(*o.init == "normal" ? "normal(0, " + num(*o.init_std) + ")" : "xavier_uniform")},
+          {"optimizer", q(optimizer)}, {"batch_size", std::to_string(batch)}, {"num_neg", std::to_string(*o.num_neg)},
+          {"neg_exclude", q(o.neg_exclude_all ? "all" : "train")}, {"gamma", num(o.gamma)}, {"eps", num(o.eps)},
+          {"noise_scale", num(cfg.ans->noise_scale)}, {"mode", q(o.mode)}, {"random_seed", std::to_string(o.seed)},
+          {"num_workers", std::to_string(ans::max_threads())}, {"epoch", std::to_string(epochs)},
+          {"eval_every", std::to_string(*o.eval_every)}, {"early_stop", std::to_string(*o.early_stop)},
+          {"stop_rule", q(*o.stop_rule)}, {"metric", q(ms)}, {"topk", q(ks)},
+          {"protocol", q(full ? "full" : "sampled99")}, {"selection", q(selection)}, {"main_metric", q(main_metric)}};
+  std::printf("ans-train %s: %s, preset %s\n", ans::version_string, o.model.c_str(), o.preset.c_str());
+  std::printf("config:");
+  for (const auto& [k, v] : conf) std::printf(" %s=%s", k.c_str(), v.c_str());
+  std::printf("\n");
   std::printf("data %s [%s]: %lld users, %lld items, train %lld, dev %lld, test %lld; protocol %s; selection on %s; threads %d\n",
               ds.name.c_str(), ds.format.c_str(), (long long)ds.n_users(), (long long)ds.n_items(),
               (long long)ds.train.nnz(), (long long)ds.dev.nnz(), (long long)ds.test.nnz(),
@@ -303,7 +442,8 @@ int run(const options& o) {
   std::fflush(stdout);
 
   train::progress bar(o.quiet);
-  train::early_stopping stopper(o.early_stop);
+  train::early_stopping stopper(*o.early_stop, *o.stop_rule == "rechorus" ? train::stop_rule::rechorus
+                                                                          : train::stop_rule::patience);
   train::json_lines_log log;
   if (!o.log.empty()) log.open(o.log);
   struct epoch_rec {
@@ -324,7 +464,7 @@ int run(const options& o) {
     epoch_rec r{e + 1, loss, sec, cfg.sampler == train::sampler_kind::ans ? tr.epoch_saturated_margin_fraction() : 0.0, {}, {}};
     std::string extra;
     const bool last = e + 1 == epochs;
-    if ((e + 1) % o.eval_every == 0 || last) {
+    if ((e + 1) % *o.eval_every == 0 || last) {
       r.valid = tr.evaluate(val_target, proto);
       r.test = select_on_test ? r.valid : tr.evaluate("test", proto);
       extra = "valid " + fmt_metrics(r.valid, {main_metric});
@@ -341,7 +481,8 @@ int run(const options& o) {
     bar.end_epoch(loss, tr.batches_per_epoch() > 0 ? ds.train.nnz() : 0, extra);
     recs.push_back(r);
     if (stopper.should_stop()) {
-      std::printf("early stop: %s did not improve for %d evaluations\n", main_metric.c_str(), o.early_stop);
+      std::printf("early stop: %s did not improve for %d evaluations (%s rule)\n", main_metric.c_str(), *o.early_stop,
+                  o.stop_rule->c_str());
       break;
     }
   }
@@ -371,14 +512,9 @@ int run(const options& o) {
     js << "{\"dataset\": {\"name\": " << io::json_quote(ds.name) << ", \"format\": " << io::json_quote(ds.format)
        << ", \"users\": " << ds.n_users() << ", \"items\": " << ds.n_items() << ", \"train\": " << ds.train.nnz()
        << ", \"dev\": " << ds.dev.nnz() << ", \"test\": " << ds.test.nnz() << "},\n";
-    js << " \"config\": {\"model_name\": " << io::json_quote(o.model) << ", \"encoder\": " << io::json_quote(enc)
-       << ", \"n_layers\": " << cfg.n_layers << ", \"emb_size\": " << o.emb << ", \"lr\": " << o.lr << ", \"l2\": " << o.l2 << ", \"weight_decay\": " << o.weight_decay << ", \"neg_exclude\": " << (o.neg_exclude_all ? "\"all\"" : "\"train\"")
-       << ", \"batch_size\": " << batch << ", \"num_neg\": " << o.num_neg << ", \"gamma\": " << o.gamma
-       << ", \"eps\": " << o.eps << ", \"noise_scale\": " << cfg.ans->noise_scale << ", \"mode\": " << io::json_quote(o.mode) << ", \"scoring\": " << io::json_quote(scoring)
-       << ", \"optimizer\": " << io::json_quote(o.optimizer) << ", \"random_seed\": " << o.seed
-       << ", \"num_workers\": " << ans::max_threads() << ", \"epoch\": " << epochs << ", \"early_stop\": " << o.early_stop
-       << ", \"protocol\": " << io::json_quote(full ? "full" : "sampled99") << ", \"selection\": " << io::json_quote(selection)
-       << ", \"main_metric\": " << io::json_quote(main_metric) << "},\n \"epochs\": [";
+    js << " \"config\": {";
+    for (size_t i = 0; i < conf.size(); ++i) js << (i ? ", " : "") << io::json_quote(conf[i].first) << ": " << conf[i].second;
+    js << "},\n \"epochs\": [";
     for (size_t i = 0; i < recs.size(); ++i) {
       const auto& r = recs[i];
       js << (i ? ",\n   " : "\n   ") << "{\"epoch\": " << r.epoch << ", \"loss\": " << r.loss << ", \"seconds\": " << r.seconds

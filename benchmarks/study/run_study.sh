@@ -10,6 +10,8 @@
 #   DATA          dataset root ($ANS_DATA_DIR, else ../shared/data beside the repository)
 #   OUT           results root (benchmarks/study/results)
 #   PARTS         space-separated subset of: beauty_mf long mixgcf_mf beauty_lgcn ref gowalla grocery ablation sens
+#                 grocery_rechorus gowalla_lgcn beauty_dens (issue 11: the framework presets; RECHORUS_SEEDS "0 1 2 3 4",
+#                 RECHORUS_MODELS "BPRMF LightGCN", GOWALLA_LGCN_EPOCHS 40, DENS_SEEDS "0 1 2", DENS_SAMPLERS "RNS DNS MixGCF")
 #                 escape (extra seeds of ANS faithful, ours ESCAPE_SEEDS "3 4 5 6 7 8 9" and the reference's
 #                 REF_ESCAPE_SEEDS "3 4", ESCAPE_EPOCHS 60 / REF_ESCAPE_EPOCHS 40: when each leaves the initial plateau)
 #   LONG_EPOCHS   epochs of the "long" part (200); LONG_SEEDS (SEEDS), LONG_MODELS ("ANS_faithful ANS_fixed RNS DNS")
@@ -87,7 +89,8 @@ add() {
 ours() { local part="$1" name="$2"; shift 2; add "$part" "$name" "$BIN" "$@" $EXTRA; }
 ref() { local part="$1" name="$2"; shift 2; add "$part" "$name" "$PY" "$REF" "$@" --num_workers "$THREADS" $REF_EXTRA; }
 
-BEAUTY="--dataset amazon_beauty --path $DATA --batch_size 2048 --num_neg 16 --l2 1e-4 $FULL"
+# the RecBole/ANS settings of the first study (--preset recbole: λ = --reg_weight, lazy Adam for MF)
+BEAUTY="--preset recbole --dataset amazon_beauty --path $DATA --batch_size 2048 --num_neg 16 --reg_weight 1e-4 $FULL"
 
 for part in $PARTS; do
   case "$part" in
@@ -136,7 +139,7 @@ for part in $PARTS; do
         ref ref "DNS_s$s" --model_name DNS --encoder mf $R --random_seed $s
       done ;;
     gowalla)
-      GW="--n_layers 3 --dataset gowalla --path $DATA --batch_size 2048 --l2 1e-4 $FULL --emb_size 64 --lr 1e-3
+      GW="--preset recbole --n_layers 3 --dataset gowalla --path $DATA --batch_size 2048 --reg_weight 1e-4 $FULL --emb_size 64 --lr 1e-3
           --eval_every $GOWALLA_EVAL_EVERY --early_stop 0 --num_workers $THREADS --quiet --epoch $GOWALLA_EPOCHS
           --random_seed $FIRST_SEED --optimizer adam ${GOWALLA_EXTRA:-}"
       for m in ${GOWALLA_SAMPLERS:-RNS}; do
@@ -154,10 +157,42 @@ for part in $PARTS; do
       # ReChorus settings for the baselines (batch 256, one negative, l2 1e-6); ANS as in docs/training.md (l2 0)
       for m in ${GROCERY_MODELS:-BPRMF LightGCN ANS}; do
         case "$m" in
-          BPRMF) ours grocery "BPRMF_s$FIRST_SEED" --model_name BPRMF --batch_size 256 --num_neg 1 --l2 1e-6 $G ;;
-          LightGCN) ours grocery "LightGCN_s$FIRST_SEED" --model_name LightGCN --n_layers 3 --batch_size 256 --num_neg 1 --l2 1e-6 $G ;;
-          ANS) ours grocery "ANS_s$FIRST_SEED" --model_name ANS --encoder mf --batch_size 256 --num_neg 16 --l2 0 $G ;;
+          BPRMF) ours grocery "BPRMF_s$FIRST_SEED" --preset recbole --model_name BPRMF --batch_size 256 --num_neg 1 --reg_weight 1e-6 $G ;;
+          LightGCN) ours grocery "LightGCN_s$FIRST_SEED" --preset recbole --model_name LightGCN --n_layers 3 --batch_size 256 --num_neg 1 --reg_weight 1e-6 $G ;;
+          ANS) ours grocery "ANS_s$FIRST_SEED" --model_name ANS --encoder mf --batch_size 256 --num_neg 16 --reg_weight 0 $G ;;
         esac
+      done ;;
+    grocery_rechorus)
+      # issue 11: ReChorus's own commands (its log/exp.csv: BPRMF --l2 1e-6, LightGCN --l2 1e-8), seeds 0-4 as
+      # ReChorus ran them; the rechorus preset gives its optimiser, weight decay, batch, sampling and protocol
+      G="--dataset grocery_and_gourmet_food --path $DATA --emb_size 64 --lr 1e-3 --num_workers $THREADS --quiet"
+      for s in ${RECHORUS_SEEDS:-0 1 2 3 4}; do
+        for m in ${RECHORUS_MODELS:-BPRMF LightGCN}; do
+          case "$m" in
+            BPRMF) ours grocery_rechorus "BPRMF_s$s" --model_name BPRMF --l2 1e-6 $G --random_seed $s ;;
+            LightGCN) ours grocery_rechorus "LightGCN_s$s" --model_name LightGCN --n_layers 3 --l2 1e-8 $G --random_seed $s ;;
+          esac
+        done
+      done ;;
+    gowalla_lgcn)
+      # issue 11: the LightGCN-PyTorch command (--preset lightgcn), tested every epoch for the curve
+      ours gowalla_lgcn "LightGCN_s$FIRST_SEED" --model_name LightGCN --preset lightgcn --n_layers 3 --dataset gowalla \
+        --path $DATA --epoch ${GOWALLA_LGCN_EPOCHS:-40} --eval_every 1 --num_workers $THREADS --quiet --random_seed $FIRST_SEED ;;
+    beauty_dens)
+      # issue 11: Beauty LightGCN (L = 3, mean pooling) under the DENS logs' protocol (--preset mixgcf: test every
+      # 5 epochs, stop after 10 evaluations without a better test Recall@20: best-on-test, as the logs), and
+      # validation-selected beside it (10% of train held out, the same stopping rule on dev)
+      for s in ${DENS_SEEDS:-0 1 2}; do
+        for m in ${DENS_SAMPLERS:-RNS DNS MixGCF}; do
+          case "$m" in
+            RNS) M="--model_name LightGCN" ;;
+            *) M="--model_name $m --encoder lightgcn" ;;
+          esac
+          ours beauty_dens "${m}_test_s$s" $M --preset mixgcf --n_layers 3 --dataset amazon_beauty --path $DATA \
+            --num_workers $THREADS --quiet --random_seed $s
+          ours beauty_dens "${m}_valid_s$s" $M --preset mixgcf --n_layers 3 --dataset amazon_beauty --path $DATA \
+            --valid_ratio 0.1 --num_workers $THREADS --quiet --random_seed $s
+        done
       done ;;
     escape)
       for s in ${ESCAPE_SEEDS:-3 4 5 6 7 8 9}; do
@@ -165,7 +200,7 @@ for part in $PARTS; do
           --epoch ${ESCAPE_EPOCHS:-60} --random_seed $s --optimizer $OPTIMIZER
       done
       R="--dataset amazon_beauty --path $DATA --emb_size 64 --lr 1e-3 --l2 1e-4 --num_neg 16 --batch_size 2048
-         --topk 20,15 --valid_ratio 0.1 --eval_every $EVAL_EVERY --epoch ${REF_ESCAPE_EPOCHS:-40}"
+         --topk 20,15 --valid_ratio 0.1 --eval_every $EVAL_EVERY --epoch ${REF_ESCAPE_EPOCHS:-40}"  # ans_ref.py: --l2 = λ
       for s in ${REF_ESCAPE_SEEDS:-3 4}; do ref escape "ref_ANS_faithful_s$s" --model_name ANS --encoder mf $R --random_seed $s; done ;;
     ablation)
       E="--epoch $ABL_EPOCHS --random_seed $FIRST_SEED --optimizer $OPTIMIZER --model_name ANS --encoder mf --mode faithful"

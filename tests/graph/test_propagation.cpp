@@ -5,6 +5,8 @@
 
 #include "ans/graph/adjacency.hpp"
 #include "ans/propagation/lightgcn.hpp"
+#include "ans/propagation/readout.hpp"
+#include "ans/testing/check_gradient.hpp"
 
 namespace {
 
@@ -141,19 +143,70 @@ TEST_CASE("propagation: untouched nodes get exactly zero gradient", "[graph]") {
   CHECK(!g.row(0).isZero(0));
 }
 
-TEST_CASE("propagation: layer combinations and their backward", "[graph]") {
-  using ans::propagation::layer_combination;
-  auto s = random_matrix(5, 3 * 2, 5);
-  auto w = ans::propagation::layer_weights<double>(layer_combination::mean, 3);
-  ans::matrix<double> out;
-  ans::propagation::combine_layers(s, w, out);
-  CHECK((out - (s.leftCols(2) + s.middleCols(2, 2) + s.rightCols(2)) / 3.0).cwiseAbs().maxCoeff() < 1e-15);
-  ans::matrix<double> go = random_matrix(5, 2, 6), gs = ans::matrix<double>::Zero(5, 6);
-  ans::propagation::combine_layers_backward(go, w, gs);
-  CHECK((gs.middleCols(2, 2) - go / 3.0).cwiseAbs().maxCoeff() < 1e-15);
-  CHECK_THROWS_WITH(ans::propagation::layer_weights<double>(layer_combination::weighted, 3, {1.0}),
-                    Catch::Contains("lightgcn.hpp:") && Catch::Contains("needs 3 weights"));
-  CHECK(ans::propagation::layer_weights<double>(layer_combination::stack, 3).empty());
+TEST_CASE("readout: mean, sum, last and concat match Σ_h α_h Â^h E0 built from the stack", "[graph][readout]") {
+  using ans::propagation::readout_kind;
+  auto adj = ans::graph::build_normalized_adjacency<double>(small_graph());
+  const ans::index_t n = adj.n_nodes(), d = 3;
+  const auto e0 = random_matrix(n, d, 21);
+  for (int layers : {0, 1, 3}) {
+    ans::matrix<double> stack;
+    ans::propagation::lightgcn<double>(layers).forward(adj, e0, stack);
+    const ans::index_t h = layers + 1;
+    for (auto k : {readout_kind::mean, readout_kind::sum, readout_kind::last, readout_kind::concat}) {
+      ans::propagation::readout<double> ro(layers, k);
+      ans::matrix<double> out;
+      ro.forward(adj, e0, out);
+      ans::matrix<double> expect = ans::matrix<double>::Zero(n, d);
+      for (ans::index_t l = 0; l < h; ++l) {
+        const double a = k == readout_kind::mean ? 1.0 / double(h) : k == readout_kind::sum ? 1.0 : (l == h - 1 ? 1.0 : 0.0);
+        expect += a * stack.middleCols(l * d, d);
+      }
+      if (k == readout_kind::concat) expect = stack;
+      INFO("layers = " << layers << ", readout = " << ans::propagation::to_string(k));
+      REQUIRE(out.rows() == n);
+      REQUIRE(out.cols() == ro.width(d));
+      CHECK((out - expect).cwiseAbs().maxCoeff() < 1e-14);
+    }
+  }
+  CHECK(ans::propagation::readout_weights<double>(readout_kind::concat, 3).empty());
+  CHECK_THROWS_WITH(ans::propagation::parse_readout("avg"), Catch::Contains("readout.hpp:") && Catch::Contains("mean, sum, last, concat"));
+}
+
+TEST_CASE("readout: backward matches finite differences; the isolated node gets exactly zero", "[graph][readout][gradcheck]") {
+  using ans::propagation::readout_kind;
+  auto adj = ans::graph::build_normalized_adjacency<double>(small_graph());
+  const ans::index_t n = adj.n_nodes(), d = 2;
+  for (int layers : {0, 2, 3}) {
+    for (auto k : {readout_kind::mean, readout_kind::sum, readout_kind::last, readout_kind::concat}) {
+      ans::propagation::readout<double> ro(layers, k);
+      ans::matrix<double> e0 = random_matrix(n, d, 31 + layers);
+      ans::matrix<double> w = random_matrix(n, ro.width(d), 41 + layers);  // L = <W, ē>
+      w.row(6).setZero();  // item 3 has no edges: with no gradient of its own, nothing may reach it
+      ans::matrix<double> grad = ans::matrix<double>::Zero(n, d);
+      ro.backward(adj, w, grad);
+      ans::matrix<double> out;
+      auto f = [&] {
+        ro.forward(adj, e0, out);
+        return (out.array() * w.array()).sum();
+      };
+      auto rep = ans::testing::check_gradient(f, {{"E0", e0.data(), e0.size(), grad.data()}});
+      INFO("layers = " << layers << ", readout = " << ans::propagation::to_string(k) << ": " << rep.summary());
+      CHECK(rep.global_rel_error < 1e-8);
+      CHECK(grad.row(6).isZero(0));
+      CHECK(!grad.row(0).isZero(0));
+    }
+  }
+}
+
+TEST_CASE("readout: shape errors name the component and both shapes", "[graph][readout]") {
+  auto adj = ans::graph::build_normalized_adjacency<double>(small_graph());
+  ans::propagation::readout<double> ro(2, ans::propagation::readout_kind::mean);
+  ans::matrix<double> e0 = random_matrix(5, 2, 1), out;
+  CHECK_THROWS_WITH(ro.forward(adj, e0, out), Catch::Contains("readout::forward") && Catch::Contains("5 x 2") &&
+                                                   Catch::Contains("7 nodes"));
+  ans::matrix<double> g = ans::matrix<double>::Zero(7, 2), go = random_matrix(7, 3, 2);
+  CHECK_THROWS_WITH(ro.backward(adj, go, g), Catch::Contains("readout::backward") && Catch::Contains("7 x 3") &&
+                                                 Catch::Contains("7 x 2"));
 }
 
 TEST_CASE("propagation: backward_sparse (per-hop callback, external workspace) equals the dense backward", "[graph]") {

@@ -36,7 +36,7 @@ ans::train::trainer_config small_config(ans::train::sampler_kind s) {
   c.batch_size = 256;
   c.num_neg = 4;
   c.lr = 2e-2;
-  c.l2 = 1e-4;
+  c.reg_weight = 1e-4;
   c.seed = 9;
   return c;
 }
@@ -63,7 +63,7 @@ TEST_CASE("trainer: every sampler recovers the planted structure (Recall@20 >= 3
   for (auto [s, layers] : {std::pair{S::rns, 0}, {S::dns, 0}, {S::ans, 0}, {S::mixgcf, 1}, {S::ans, 1}}) {
     auto cfg = small_config(s);
     cfg.n_layers = layers;
-    cfg.scoring = ans::train::scoring_kind::stack;
+    cfg.scoring = ans::train::scoring_kind::trained;
     ans::train::trainer<float> t(data, cfg);
     for (int e = 0; e < 25; ++e) t.train_epoch(e);
     const double recall = t.evaluate("test").at("Recall@20");

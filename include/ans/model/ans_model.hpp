@@ -23,6 +23,7 @@
 
 #include "ans/graph/adjacency.hpp"
 #include "ans/model/ans_loss.hpp"
+#include "ans/model/row_scatter.hpp"
 #include "ans/propagation/lightgcn.hpp"
 
 namespace ans::model {
@@ -91,7 +92,7 @@ class ans_objective {
   }
 
   /// Sorted node ids whose E0 gradient the last backward changed (L = 0); empty for L ≥ 1 (all rows).
-  const std::vector<index_t>& touched_rows() const { return touched_; }
+  const std::vector<index_t>& touched_rows() const { return touched_.rows(); }
   const batch_shape& shape() const { return shape_; }
   /// The gathered batch tensors of the last forward (U: B x H*d, N: B*K x H*d).
   const matrix<Scalar>& U() const { return U_; }
@@ -195,58 +196,26 @@ class ans_objective {
   }
 
   // T[u_b] += dU[b], T[n_u+p_b] += dP[b], T[n_u+c_j] += dN[j], columns c0..c0+w of the gradient rows into
-  // the w-wide rows of T (row stride ldt). Each thread owns the target rows with (row / 16) % threads == its
-  // id and applies their updates in the serial order (users and positives by b, then candidates by j), so
-  // duplicates add in a fixed order: bit-identical to the serial loop for every thread count.
+  // the w-wide rows of T (row stride ldt), in the serial order (users and positives by b, then candidates by
+  // j) for every thread count (owned_scatter).
   void scatter(Scalar* T, index_t ldt, index_t c0, index_t w) const {
     const index_t nu = adj_->n_users, B = ids_.B, BK = ids_.B * ids_.K, lds = dU_.cols();
     const Scalar *GU = dU_.data() + c0, *GP = dP_.data() + c0, *GN = dN_.data() + c0;
-#if ANS_HAS_OPENMP
-#pragma omp parallel if (BK * w > (1 << 14))
-#endif
-    {
-      const index_t nt = omp_threads_in_region(), me = thread_id();
-      auto mine = [&](index_t r) { return (r >> 4) % nt == me; };
-      auto add = [&](index_t r, const Scalar* g) {
-        Scalar* t = T + r * ldt;
-        for (index_t c = 0; c < w; ++c) t[c] += g[c];
-      };
+    owned_scatter(T, ldt, w, BK * w > (1 << 14), [&](auto&& add) {
       for (index_t b = 0; b < B; ++b) {
-        const index_t u = ids_.users[b], p = nu + ids_.pos_items[b];
-        if (mine(u)) add(u, GU + b * lds);
-        if (mine(p)) add(p, GP + b * lds);
+        add(ids_.users[b], GU + b * lds, Scalar(1));
+        add(nu + ids_.pos_items[b], GP + b * lds, Scalar(1));
       }
-      for (index_t j = 0; j < BK; ++j) {
-        const index_t c = nu + ids_.cand_items[j];
-        if (mine(c)) add(c, GN + j * lds);
-      }
-    }
+      for (index_t j = 0; j < BK; ++j) add(nu + ids_.cand_items[j], GN + j * lds, Scalar(1));
+    });
   }
 
-  static index_t omp_threads_in_region() {
-#if ANS_HAS_OPENMP
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
-  }
-
-  // The sorted distinct rows of the batch: mark, then either sort the list (few rows) or scan the marks.
+  // The sorted distinct rows of the batch.
   void collect_touched(index_t nu, index_t n) {
-    if (static_cast<index_t>(mark_.size()) != n) mark_.assign(static_cast<size_t>(n), 0);
-    auto add = [&](index_t r) {
-      if (!mark_[r]) mark_[r] = 1, touched_.push_back(r);
-    };
-    for (index_t b = 0; b < ids_.B; ++b) add(ids_.users[b]), add(nu + ids_.pos_items[b]);
-    for (index_t j = 0; j < ids_.B * ids_.K; ++j) add(nu + ids_.cand_items[j]);
-    if (static_cast<index_t>(touched_.size()) * 32 < n) {
-      for (auto r : touched_) mark_[r] = 0;
-      std::sort(touched_.begin(), touched_.end());
-    } else {
-      index_t i = 0;
-      for (index_t r = 0; r < n; ++r)
-        if (mark_[r]) touched_[i++] = r, mark_[r] = 0;
-    }
+    touched_.collect(n, [&](auto&& add) {
+      for (index_t b = 0; b < ids_.B; ++b) add(ids_.users[b]), add(nu + ids_.pos_items[b]);
+      for (index_t j = 0; j < ids_.B * ids_.K; ++j) add(nu + ids_.cand_items[j]);
+    });
   }
 
   propagation::lightgcn<Scalar> prop_;
@@ -257,8 +226,7 @@ class ans_objective {
   batch_shape shape_{};
   matrix<Scalar> layers_;  ///< S_1..S_L hop-major ((L*N) x d); after the gather, the backward's workspace
   matrix<Scalar> U_, P_, N_, dU_, dP_, dN_;
-  std::vector<index_t> touched_;
-  std::vector<char> mark_;
+  touched_set touched_;
 };
 
 }  // namespace ans::model

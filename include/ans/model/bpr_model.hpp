@@ -2,27 +2,42 @@
 /// @brief The BPR objective on a graph for the baseline samplers: RNS (the first candidate), DNS (the
 /// highest-scoring of K candidates) and MixGCF (positive mixing + hop mixing), with propagation to E0.
 ///
-///   score(u, i) = Σ_h <u_h, i_h>                (the per-hop stack; L = 0 is MF)
-///   x_b = score(u_b, p_b) − score(u_b, n*_b)
-///   L = −1/B Σ_b log(σ(x_b) + δ)   [faithful]  or  1/B Σ_b softplus(−x_b)   [stable]
-///     + λ·R(E0[u], E0[p], E0[n*_0])            (RecBole EmbLoss on the ego rows of the selected negative)
+/// Every score is the readout's inner product (ans/propagation/readout.hpp), the same in training and in
+/// evaluation: ē = Σ_h α_h Â^h E0 (mean: LightGCN, MixGCF, DENS, ReChorus), or the concatenation, whose
+/// inner product is the ANS reference's per-hop sum Σ_h <u_h, i_h>.
 ///
-/// Gradients (β_b = ∂L/∂x_b, see ans/loss/bpr.hpp):
-///   ∂L/∂U_b = β_b (P_b − N*_b),  ∂L/∂P_b = β_b U_b,  ∂L/∂N*_b = −β_b U_b;
-///   MixGCF: N*_h = α_h⊙P_h + (1−α_h)⊙N[k*_h, h], so ∂L/∂P_h += α_h⊙∂L/∂N*_h and
-///           ∂L/∂N[k*_h, h] += (1−α_h)⊙∂L/∂N*_h;
-///   then scatter to the stack rows and ∂L/∂E0 = Σ_h Â^h G_S[:, h] (as in ans_model.hpp).
+///   x_b = <ū_b, p̄_b> − <ū_b, n̄*_b>
+///   L = −1/B Σ_b log(σ(x_b) + δ)   [faithful]  or  1/B Σ_b softplus(−x_b)   [stable]
+///     + λ·R(E0[u], E0[p], E0[n*_0])           (RecBole EmbLoss on the ego rows of the selected negative)
+///
+/// Selection (as MixGCF's and DENS's code, `modules/LightGCN.py`):
+///   RNS: n* = c_0;  DNS: n* = c_{k*}, k* = argmax_k <ū, c̄_k> (ties to the first);
+///   MixGCF: n*_h = α_h⊙p_h + (1−α_h)⊙c_{k*_h,h}, k*_h = argmax_k <ū, α_h⊙p_h + (1−α_h)⊙c_{k,h}>, n̄* = Σ_h w_h n*_h
+///           (concat: each hop against u_h, the reference's per-hop form).
+///
+/// Gradients (β_b = ∂L/∂x_b, see ans/loss/bpr.hpp; w_h the readout weights):
+///   ∂L/∂ū_b = β_b (p̄_b − n̄*_b),  ∂L/∂p̄_b = β_b ū_b,  ∂L/∂n̄*_b = −β_b ū_b;  hop h of a row gets w_h times its
+///   pooled gradient (concat: the hop-h block of it); MixGCF: ∂L/∂p_h += α_h⊙∂L/∂n*_h, ∂L/∂c_{k*_h,h} +=
+///   (1−α_h)⊙∂L/∂n*_h; then ∂L/∂E0 = Σ_h Â^h G_h (reverse Horner over N x d buffers, the batch rows of each hop
+///   scattered in as it enters: no N x (H·d) stack). R's gradient enters ∂L/∂E0 unpropagated.
+///
+/// Two paths, one formula each: RNS and DNS with a weighted readout (and every MF model) score on the
+/// pooled N x d table (the readout's running sum); MixGCF and the concatenation gather the batch's per-hop
+/// rows from the hop-major layers (lightgcn::forward_layers).
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <numeric>
 #include <vector>
 
 #include "ans/graph/adjacency.hpp"
 #include "ans/loss/bpr.hpp"
 #include "ans/loss/l2.hpp"
 #include "ans/model/ans_model.hpp"
+#include "ans/model/row_scatter.hpp"
 #include "ans/propagation/lightgcn.hpp"
+#include "ans/propagation/readout.hpp"
 #include "ans/sampling/dns.hpp"
 #include "ans/sampling/mixgcf.hpp"
 #include "ans/sampling/rng.hpp"
@@ -33,12 +48,15 @@ namespace ans::model {
 enum class negative_selection {
   first,   ///< RNS: the first candidate (uniform draws make it a uniform negative)
   dns,     ///< DNS: argmax_k score(u, c_k), ties to the first
-  mixgcf   ///< MixGCF: n*_h = α_h p_h + (1−α_h) n_{k*_h,h}, k*_h = argmax_k <u_h, α_h p_h + (1−α_h) n_{k,h}>
+  mixgcf   ///< MixGCF: positive mixing + hop mixing (see the file comment)
 };
 
 /// Options of bpr_objective.
 struct bpr_options {
   negative_selection selection = negative_selection::first;
+  /// The score's layer combination (L >= 1): mean (LightGCN and every framework), sum, last, or concat (the
+  /// ANS reference's Σ_h <u_h, i_h>).
+  propagation::readout_kind readout = propagation::readout_kind::mean;
   double reg_weight = 1e-4;      ///< λ
   bool reg_require_pow = false;  ///< RecBole EmbLoss mode (see ans/loss/l2.hpp)
   bool bpr_stable = false;       ///< stable softplus form instead of log(σ + 1e-10)
@@ -47,67 +65,43 @@ struct bpr_options {
 };
 
 /// BPR objective with its workspaces (sized once per shape). Not thread-safe; kernels inside are threaded.
+/// `forward` keeps the addresses of `adj` and `e0` for `backward`: both must outlive the pair of calls.
 template <class Scalar>
 class bpr_objective {
  public:
-  bpr_objective(int n_layers, const bpr_options& opts) : prop_(n_layers), o_(opts) {}
+  bpr_objective(int n_layers, const bpr_options& opts)
+      : ro_(n_layers, opts.readout), o_(opts), alpha_w_(hop_weights(n_layers, opts.readout)) {}
 
-  int n_layers() const { return prop_.n_layers(); }
-  bpr_options& options() { return o_; }
+  int n_layers() const { return ro_.n_layers(); }
+  const bpr_options& options() const { return o_; }
 
   /// Runs the forward pass; returns the loss. `seed` and `step` key MixGCF's α draws (one stream per row).
   Scalar forward(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0, const batch_ids& ids,
                  std::uint64_t seed = 0, std::uint64_t step = 0) {
-    ANS_CHECK(ids.B > 0 && ids.K > 0, "empty batch: B = " << ids.B << ", K = " << ids.K);
-    ANS_CHECK(e0.rows() == adj.n_nodes(), "E0 has " << e0.rows() << " rows, the graph has " << adj.n_nodes());
+    ANS_CHECK(ids.B > 0 && ids.K > 0, "bpr_objective: empty batch: B = " << ids.B << ", K = " << ids.K);
+    ANS_CHECK(e0.rows() == adj.n_nodes(),
+              "bpr_objective: E0 is " << e0.rows() << " x " << e0.cols() << ", the graph has " << adj.n_nodes() << " nodes");
+    const index_t H = ro_.n_layers() + 1, B = ids.B, K = ids.K, nu = adj.n_users;
+    for (index_t b = 0; b < B; ++b) {  // serial: an exception must not leave a parallel region
+      ANS_CHECK(ids.users[b] >= 0 && ids.users[b] < nu, "batch user id " << ids.users[b] << " outside [0, " << nu << ")");
+      ANS_CHECK(ids.pos_items[b] >= 0 && ids.pos_items[b] < adj.n_items,
+                "batch item id " << ids.pos_items[b] << " outside [0, " << adj.n_items << ")");
+      for (index_t k = 0; k < K; ++k)
+        ANS_CHECK(ids.cand_items[b * K + k] >= 0 && ids.cand_items[b * K + k] < adj.n_items,
+                  "candidate item id " << ids.cand_items[b * K + k] << " outside [0, " << adj.n_items << ")");
+    }
     adj_ = &adj;
     e0_ = &e0;
     ids_ = ids;
-    const index_t d = e0.cols(), H = prop_.n_hops(), B = ids.B, K = ids.K, nu = adj.n_users;
-    d_ = d;
-    if (H > 1) prop_.forward(adj, e0, stack_);
-    const matrix<Scalar>& S = H > 1 ? stack_ : e0;
-    const auto items = S.bottomRows(adj.n_items);
-    neg_.resize(B, H * d);
-    alpha_.resize(B, H * d);
+    d_ = e0.cols();
+    pooled_ = o_.selection != negative_selection::mixgcf && (H == 1 || o_.readout != propagation::readout_kind::concat);
     kstar_.resize(static_cast<size_t>(B * H));
-    neg_node0_.resize(static_cast<size_t>(B));
+    neg_node_.resize(static_cast<size_t>(B * H));
     x_.resize(static_cast<size_t>(B));
-    for (index_t b = 0; b < B; ++b) {
-      ANS_CHECK(ids.users[b] >= 0 && ids.users[b] < nu, "batch user id " << ids.users[b] << " outside [0, " << nu << ")");
-      ANS_CHECK(ids.pos_items[b] >= 0 && ids.pos_items[b] < adj.n_items, "batch item id " << ids.pos_items[b] << " out of range");
-      for (index_t k = 0; k < K; ++k)
-        ANS_CHECK(ids.cand_items[b * K + k] >= 0 && ids.cand_items[b * K + k] < adj.n_items,
-                  "candidate item id " << ids.cand_items[b * K + k] << " out of range");
-    }
-#if ANS_HAS_OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (index_t b = 0; b < B; ++b) {
-      const Scalar* u = S.row(ids.users[b]).data();
-      const Scalar* p = S.row(nu + ids.pos_items[b]).data();
-      const std::int32_t* c = ids.cand_items + b * K;
-      index_t* ks = kstar_.data() + b * H;
-      Scalar* n = neg_.row(b).data();
-      switch (o_.selection) {
-        case negative_selection::first:
-        case negative_selection::dns: {
-          const index_t k = o_.selection == negative_selection::first ? 0 : sampling::dns_select(u, items, c, K);
-          std::fill(ks, ks + H, k);
-          neg_.row(b) = items.row(c[k]);
-          break;
-        }
-        case negative_selection::mixgcf: {
-          auto r = sampling::stream(seed, 0x4D4958ULL /* "MIX" */, step, static_cast<std::uint64_t>(b));
-          sampling::mixgcf_sample(u, p, items, c, K, H, r, o_.mix, alpha_.row(b).data(), n, ks);
-          break;
-        }
-      }
-      Scalar xs = 0;
-      for (index_t j = 0; j < H * d; ++j) xs += u[j] * (p[j] - n[j]);
-      x_[b] = xs;
-      neg_node0_[b] = nu + c[ks[0]];
-    }
+    if (pooled_)
+      forward_pooled(adj, e0);
+    else
+      forward_per_hop(adj, e0, seed, step);
     Scalar loss = 0;
     for (index_t b = 0; b < B; ++b)
       loss += o_.bpr_stable ? math::softplus(-x_[b]) : -std::log(math::sigmoid(x_[b]) + Scalar(o_.bpr_eps));
@@ -116,85 +110,220 @@ class bpr_objective {
     return loss;
   }
 
-  /// Accumulates ∂L/∂E0 (+=). For L = 0 only `touched_rows()` change.
+  /// Accumulates ∂L/∂E0 (+=). For L = 0 only `touched_rows()` change (all rows may for L >= 1).
   void backward(matrix<Scalar>& grad_e0) {
     ANS_CHECK(adj_ != nullptr, "bpr_objective::backward called before forward");
-    const index_t d = d_, H = prop_.n_hops(), B = ids_.B, K = ids_.K, nu = adj_->n_users;
-    const matrix<Scalar>& S = H > 1 ? stack_ : *e0_;
-    matrix<Scalar>* target = &grad_e0;
-    if (H > 1) {
-      if (grad_stack_.rows() != S.rows() || grad_stack_.cols() != H * d) grad_stack_.resize(S.rows(), H * d);
-      grad_stack_.setZero();
-      target = &grad_stack_;
-    }
-    // Serial scatter (repeated ids add in a fixed order: deterministic).
-    for (index_t b = 0; b < B; ++b) {
-      const Scalar beta = loss::bpr_dx(B, x_[b], o_.bpr_stable, Scalar(o_.bpr_eps));  // β_b = ∂L/∂x_b
-      const index_t u = ids_.users[b], p = nu + ids_.pos_items[b];
-      const auto urow = S.row(u);
-      target->row(u) += beta * (S.row(p) - neg_.row(b));  // ∂L/∂U = β (P − N*)
-      target->row(p) += beta * urow;                      // ∂L/∂P = β U
-      const std::int32_t* c = ids_.cand_items + b * K;
-      for (index_t h = 0; h < H; ++h) {
-        const index_t n = nu + c[kstar_[b * H + h]];
-        if (o_.selection == negative_selection::mixgcf) {
-          const auto a = alpha_.row(b).segment(h * d, d).array();
-          const auto gu = (-beta) * urow.segment(h * d, d).array();  // ∂L/∂N*_h = −β U_h
-          target->row(p).segment(h * d, d).array() += a * gu;                      // α ⊙ ∂L/∂N*
-          target->row(n).segment(h * d, d).array() += (Scalar(1) - a) * gu;        // (1−α) ⊙ ∂L/∂N*
-        } else {
-          target->row(n).segment(h * d, d) -= beta * urow.segment(h * d, d);       // ∂L/∂N* = −β U
+    ANS_CHECK(grad_e0.rows() == e0_->rows() && grad_e0.cols() == d_,
+              "bpr_objective::backward: grad_e0 is " << grad_e0.rows() << " x " << grad_e0.cols() << ", E0 is "
+                                                     << e0_->rows() << " x " << d_);
+    const index_t d = d_, H = ro_.n_layers() + 1, B = ids_.B, nu = adj_->n_users;
+    const index_t w = pooled_ ? d : H * d;  // width of the gradient rows gU_, gP_, gN_
+    size(gU_, B, w), size(gP_, B, w), size(gN_, B, w);
+    // β_b = ∂L/∂x_b; then the rows' gradients, per pair (independent: parallel)
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (index_t b = 0; b < B; ++b) row_gradients(b, loss::bpr_dx(B, x_[b], o_.bpr_stable, Scalar(o_.bpr_eps)));
+    const bool par = B * w > (1 << 14);
+    // hop h of every batch row into T (row stride ldt), scaled by the readout weight on the pooled path
+    auto scatter_hop = [&](index_t h, Scalar* T, index_t ldt) {
+      const Scalar s = pooled_ ? alpha_w_[h] : Scalar(1);
+      if (s == Scalar(0)) return;
+      const index_t c0 = pooled_ ? 0 : h * d;
+      owned_scatter(T, ldt, d, par, [&](auto&& add) {
+        for (index_t b = 0; b < B; ++b) {
+          add(ids_.users[b], gU_.data() + b * w + c0, s);
+          add(nu + ids_.pos_items[b], gP_.data() + b * w + c0, s);
+          add(neg_node_[b * H + h], gN_.data() + b * w + c0, s);
         }
-      }
+      });
+    };
+    if (H == 1) {
+      scatter_hop(0, grad_e0.data(), d);
+    } else {
+      Scalar* ws = pooled_ ? ro_.workspace() : (H > 2 ? layers_.data() : nullptr);  // dead after the forward
+      ro_.backward_sparse(*adj_, d, scatter_hop, grad_e0, ws);
     }
-    if (H > 1) prop_.backward(*adj_, grad_stack_, grad_e0);
     if (o_.reg_weight != 0)
       loss::emb_loss_backward(reg_blocks(grad_e0.data()), B, o_.reg_require_pow, Scalar(o_.reg_weight));
-    // Touched rows (L = 0).
     touched_.clear();
-    if (H == 1) {
-      const index_t n_nodes = e0_->rows();
-      if (static_cast<index_t>(mark_.size()) != n_nodes) mark_.assign(static_cast<size_t>(n_nodes), 0);
-      auto add = [&](index_t r) {
-        if (!mark_[r]) mark_[r] = 1, touched_.push_back(r);
-      };
-      for (index_t b = 0; b < B; ++b) {
-        add(ids_.users[b]);
-        add(nu + ids_.pos_items[b]);
-        for (index_t h = 0; h < H; ++h) add(nu + ids_.cand_items[b * K + kstar_[b * H + h]]);
-      }
-      for (auto r : touched_) mark_[r] = 0;
-      std::sort(touched_.begin(), touched_.end());
-    }
+    if (H == 1)
+      touched_.collect(e0_->rows(), [&](auto&& add) {
+        for (index_t b = 0; b < B; ++b) add(ids_.users[b]), add(nu + ids_.pos_items[b]), add(neg_node_[b]);
+      });
   }
 
-  const std::vector<index_t>& touched_rows() const { return touched_; }
-  /// Selected candidate per (b, h) of the last forward ([B, H]).
+  /// Sorted node ids whose gradient the last backward changed (L = 0); empty for L >= 1 (all rows).
+  const std::vector<index_t>& touched_rows() const { return touched_.rows(); }
+  /// Selected candidate per (b, h) of the last forward ([B, H]; RNS/DNS repeat one k per pair).
   const std::vector<index_t>& k_star() const { return kstar_; }
 
  private:
+  static std::vector<Scalar> hop_weights(int n_layers, propagation::readout_kind k) {
+    auto w = propagation::readout_weights<Scalar>(k, n_layers);
+    if (w.empty()) w.assign(static_cast<size_t>(n_layers + 1), Scalar(1));  // concat: every hop block as is
+    return w;
+  }
+
+  static void size(matrix<Scalar>& m, index_t r, index_t c) {
+    if (m.rows() != r || m.cols() != c) m.resize(r, c);
+  }
+
+  static Scalar dot(const Scalar* a, const Scalar* b, index_t n) {
+    Scalar s = 0;
+    for (index_t j = 0; j < n; ++j) s += a[j] * b[j];
+    return s;
+  }
+
+  // RNS/DNS on the pooled N x d table (E0 itself for L = 0).
+  void forward_pooled(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0) {
+    const index_t d = d_, H = ro_.n_layers() + 1, B = ids_.B, K = ids_.K, nu = adj.n_users;
+    if (H > 1) ro_.forward(adj, e0, table_);
+    const matrix<Scalar>& T = H > 1 ? table_ : e0;
+    const auto items = T.bottomRows(adj.n_items);
+    size(U_, B, d), size(P_, B, d), size(N_, B, d);
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (index_t b = 0; b < B; ++b) {
+      const Scalar* u = T.row(ids_.users[b]).data();
+      const Scalar* p = T.row(nu + ids_.pos_items[b]).data();
+      const std::int32_t* c = ids_.cand_items + b * K;
+      const index_t k = o_.selection == negative_selection::first ? 0 : sampling::dns_select(u, items, c, K);
+      const Scalar* n = items.row(c[k]).data();
+      std::copy(u, u + d, U_.row(b).data());
+      std::copy(p, p + d, P_.row(b).data());
+      std::copy(n, n + d, N_.row(b).data());
+      x_[b] = dot(u, p, d) - dot(u, n, d);  // x = <ū, p̄> − <ū, n̄*>
+      for (index_t h = 0; h < H; ++h) kstar_[b * H + h] = k, neg_node_[b * H + h] = nu + c[k];
+    }
+  }
+
+  // MixGCF (any readout) and the concatenation: the batch's per-hop rows from the hop-major layers.
+  void forward_per_hop(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0, std::uint64_t seed,
+                       std::uint64_t step) {
+    const index_t d = d_, H = ro_.n_layers() + 1, Hd = H * d, B = ids_.B, K = ids_.K, nu = adj.n_users,
+                  nn = adj.n_nodes();
+    if (H > 1) {
+      size(layers_, (H - 1) * nn, d);
+      ro_.propagation().forward_layers(adj, e0, layers_.data());
+    }
+    size(U_, B, Hd), size(P_, B, Hd), size(N_, B, Hd), size(C_, B * K, Hd), size(alpha_, B, Hd);
+    const bool concat = o_.readout == propagation::readout_kind::concat;
+    const index_t wb = concat ? 0 : d;  // the pooled rows ū, p̄, n̄* (weighted readouts)
+    size(Ub_, B, wb), size(Pb_, B, wb), size(Nb_, B, wb);
+    iota_.resize(static_cast<size_t>(K));
+    std::iota(iota_.begin(), iota_.end(), 0);
+    const Scalar* E = e0.data();
+    const Scalar* Ld = layers_.data();
+    auto row = [&](index_t node, Scalar* out) {  // [S_0 | S_1 | ... | S_L] of one node
+      std::copy(E + node * d, E + (node + 1) * d, out);
+      for (index_t l = 1; l < H; ++l) std::copy(Ld + ((l - 1) * nn + node) * d, Ld + ((l - 1) * nn + node + 1) * d, out + l * d);
+    };
+    const Scalar* a = alpha_w_.data();
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (index_t b = 0; b < B; ++b) {
+      Scalar* u = U_.row(b).data();
+      Scalar* p = P_.row(b).data();
+      Scalar* n = N_.row(b).data();
+      const std::int32_t* c = ids_.cand_items + b * K;
+      row(ids_.users[b], u);
+      row(nu + ids_.pos_items[b], p);
+      for (index_t k = 0; k < K; ++k) row(nu + c[k], C_.row(b * K + k).data());
+      const Eigen::Map<const matrix<Scalar>> cand(C_.row(b * K).data(), K, Hd);
+      index_t* ks = kstar_.data() + b * H;
+      Scalar* ub = concat ? nullptr : Ub_.row(b).data();
+      if (o_.selection == negative_selection::mixgcf) {
+        if (!concat) propagation::readout_row(u, d, a, H, d, ub);  // ū
+        auto r = sampling::stream(seed, 0x4D4958ULL /* "MIX" */, step, static_cast<std::uint64_t>(b));
+        sampling::mixgcf_sample(concat ? u : ub, p, cand, iota_.data(), K, H, r, o_.mix, alpha_.row(b).data(), n, ks,
+                                !concat);
+      } else {  // concat (L >= 1): RNS or DNS on Σ_h <u_h, c_h>
+        const index_t k = o_.selection == negative_selection::first ? 0 : sampling::dns_select(u, cand, iota_.data(), K);
+        std::fill(ks, ks + H, k);
+        std::copy(cand.row(k).data(), cand.row(k).data() + Hd, n);
+      }
+      for (index_t h = 0; h < H; ++h) neg_node_[b * H + h] = nu + c[ks[h]];
+      if (concat) {
+        x_[b] = dot(u, p, Hd) - dot(u, n, Hd);  // Σ_h <u_h, p_h − n*_h>
+      } else {
+        Scalar* pb = Pb_.row(b).data();
+        Scalar* nb = Nb_.row(b).data();
+        propagation::readout_row(p, d, a, H, d, pb);  // p̄
+        propagation::readout_row(n, d, a, H, d, nb);  // n̄* = Σ_h w_h n*_h
+        x_[b] = dot(ub, pb, d) - dot(ub, nb, d);      // <ū, p̄> − <ū, n̄*>
+      }
+    }
+  }
+
+  // The gradient rows of pair b: gU_, gP_, gN_ (pooled: d wide; per-hop: H·d, hop h the source of hop h).
+  void row_gradients(index_t b, Scalar beta) {
+    const index_t d = d_, H = ro_.n_layers() + 1;
+    Scalar *gu = gU_.row(b).data(), *gp = gP_.row(b).data(), *gn = gN_.row(b).data();
+    if (pooled_) {
+      const Scalar *u = U_.row(b).data(), *p = P_.row(b).data(), *n = N_.row(b).data();
+      for (index_t j = 0; j < d; ++j) {
+        gu[j] = beta * (p[j] - n[j]);  // ∂L/∂ū = β (p̄ − n̄*)
+        gp[j] = beta * u[j];           // ∂L/∂p̄ = β ū
+        gn[j] = -beta * u[j];          // ∂L/∂n̄* = −β ū
+      }
+      return;
+    }
+    const bool concat = o_.readout == propagation::readout_kind::concat;
+    const bool mix = o_.selection == negative_selection::mixgcf;
+    // concat: every hop block with weight 1 against its own hop; weighted: hop h gets w_h × the pooled gradient
+    const Scalar *u = concat ? U_.row(b).data() : Ub_.row(b).data();
+    const Scalar *p = concat ? P_.row(b).data() : Pb_.row(b).data();
+    const Scalar *n = concat ? N_.row(b).data() : Nb_.row(b).data();
+    const Scalar* al = alpha_.row(b).data();
+    for (index_t h = 0; h < H; ++h) {
+      const Scalar w = concat ? Scalar(1) : alpha_w_[h];
+      const index_t o = concat ? h * d : 0;  // offset of hop h in the score's vectors
+      for (index_t j = 0; j < d; ++j) {
+        const index_t i = h * d + j;
+        gu[i] = w * beta * (p[o + j] - n[o + j]);  // ∂L/∂u_h = w_h β (p̄ − n̄*)
+        const Scalar gs = -w * beta * u[o + j];     // ∂L/∂n*_h = −w_h β ū
+        gp[i] = w * beta * u[o + j];               // ∂L/∂p_h = w_h β ū
+        if (mix) {
+          gp[i] += al[i] * gs;                 // + α_h ⊙ ∂L/∂n*_h
+          gn[i] = (Scalar(1) - al[i]) * gs;    // ∂L/∂c_{k*_h,h} = (1−α_h) ⊙ ∂L/∂n*_h
+        } else {
+          gn[i] = gs;
+        }
+      }
+    }
+  }
+
   std::vector<loss::emb_block<Scalar>> reg_blocks(Scalar* grad) {
+    const index_t H = ro_.n_layers() + 1;
     user_ids_.resize(static_cast<size_t>(ids_.B));
     pos_ids_.resize(static_cast<size_t>(ids_.B));
+    neg_ids_.resize(static_cast<size_t>(ids_.B));
     for (index_t b = 0; b < ids_.B; ++b) {
       user_ids_[b] = ids_.users[b];
       pos_ids_[b] = adj_->n_users + ids_.pos_items[b];
+      neg_ids_[b] = neg_node_[b * H];  // hop 0's selected candidate
     }
     const Scalar* t = e0_->data();
     return {{t, d_, ids_.B, user_ids_.data(), grad}, {t, d_, ids_.B, pos_ids_.data(), grad},
-            {t, d_, ids_.B, neg_node0_.data(), grad}};
+            {t, d_, ids_.B, neg_ids_.data(), grad}};
   }
 
-  propagation::lightgcn<Scalar> prop_;
+  propagation::readout<Scalar> ro_;
   bpr_options o_;
+  std::vector<Scalar> alpha_w_;  ///< readout weights per hop (concat: 1 each)
   const graph::normalized_adjacency<Scalar>* adj_ = nullptr;
   const matrix<Scalar>* e0_ = nullptr;
   batch_ids ids_{};
   index_t d_ = 0;
-  matrix<Scalar> stack_, grad_stack_, neg_, alpha_;
-  std::vector<index_t> kstar_, neg_node0_, user_ids_, pos_ids_, touched_;
+  bool pooled_ = true;
+  matrix<Scalar> table_, layers_, U_, P_, N_, C_, Ub_, Pb_, Nb_, alpha_, gU_, gP_, gN_;
+  std::vector<index_t> kstar_, neg_node_, user_ids_, pos_ids_, neg_ids_;
+  std::vector<std::int32_t> iota_;
   std::vector<Scalar> x_;
-  std::vector<char> mark_;
+  touched_set touched_;
 };
 
 }  // namespace ans::model

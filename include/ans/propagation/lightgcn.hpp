@@ -1,6 +1,6 @@
 /// @file lightgcn.hpp
 /// @brief LightGCN propagation: the per-hop stack `S[:, l] = Â^l E0` (l = 0..L), its backward, and the
-/// layer combinations (per-hop stack, mean, user weights). L = 0 is plain matrix factorisation.
+/// sparse backward. L = 0 is plain matrix factorisation. The layer combination (readout) is readout.hpp.
 ///
 /// Layout: `E0` is N x d row-major; the stack `S` is N x (H*d) row-major with H = L + 1, so that
 /// `S[r, l*d : (l+1)*d]` is hop l of node r (the reference's `[N, H, d]` in C order).
@@ -205,44 +205,6 @@ class lightgcn {
   mutable matrix<Scalar> prev_;  ///< forward: the previous layer, compact (L >= 2)
 };
 
-/// How the H hops of a node are combined into one d-vector: `e = Σ_l w_l S_l`.
-/// - `stack` keeps the hops apart (the reference: scores are `Σ_l <u_l, i_l>`; no combination);
-/// - `mean` is LightGCN's `w_l = 1/H`;
-/// - `weighted` takes user weights.
-enum class layer_combination { stack, mean, weighted };
-
-/// `out = Σ_l w_l S[:, l]` (N x d). Backward: `∂L/∂S_l = w_l ∂L/∂out` (see combine_layers_backward).
-template <class Scalar>
-void combine_layers(const matrix<Scalar>& stack, const std::vector<Scalar>& weights, matrix<Scalar>& out) {
-  const index_t h = static_cast<index_t>(weights.size());
-  ANS_CHECK(h >= 1 && stack.cols() % h == 0, "stack width " << stack.cols() << " is not H*d for H = " << h);
-  const index_t d = stack.cols() / h;
-  out.resize(stack.rows(), d);
-  out = weights[0] * stack.leftCols(d);
-  for (index_t l = 1; l < h; ++l) out += weights[l] * stack.middleCols(l * d, d);
-}
-
-/// `grad_stack[:, l] += w_l grad_out` (the gradient of combine_layers).
-template <class Scalar>
-void combine_layers_backward(const matrix<Scalar>& grad_out, const std::vector<Scalar>& weights,
-                             matrix<Scalar>& grad_stack) {
-  const index_t h = static_cast<index_t>(weights.size()), d = grad_out.cols();
-  ANS_CHECK(grad_stack.rows() == grad_out.rows() && grad_stack.cols() == h * d, "grad_stack shape mismatch");
-  for (index_t l = 0; l < h; ++l) grad_stack.middleCols(l * d, d) += weights[l] * grad_out;
-}
-
-/// The weights of a combination: stack -> empty (no combination), mean -> 1/H each, weighted -> as given.
-template <class Scalar>
-std::vector<Scalar> layer_weights(layer_combination c, int n_hops, const std::vector<Scalar>& user = {}) {
-  switch (c) {
-    case layer_combination::stack: return {};
-    case layer_combination::mean: return std::vector<Scalar>(n_hops, Scalar(1) / Scalar(n_hops));
-    case layer_combination::weighted:
-      ANS_CHECK(static_cast<int>(user.size()) == n_hops,
-                "weighted combination needs " << n_hops << " weights, got " << user.size());
-      return user;
-  }
-  return {};
-}
+// The layer combinations (mean, sum, last, concat) with their gradients: ans/propagation/readout.hpp.
 
 }  // namespace ans::propagation

@@ -49,16 +49,18 @@ void mixgcf_draw_alpha(Rng& rng, mix_alpha mode, index_t H, index_t d, Scalar* a
 /// writes the mixed vector n*_h into `out_neg[h*d .. (h+1)*d)` and k*_h into `out_k[h]`.
 /// `user_row`, `pos_row`, `alpha` and `out_neg` have H*d entries; `items` is [n_items, H*d].
 /// Gradients for the trainer: ∂n*_h/∂p_h = diag(α_h), ∂n*_h/∂n_{k*_h,h} = diag(1 − α_h).
+/// `pooled_user` = true (MixGCF's and DENS's code with a mean/sum/last pool): `user_row` is the pooled user
+/// (d entries) and every hop is scored against it, <ū, α_h⊙p_h + (1−α_h)⊙n_{k,h}>.
 template <class Scalar, class ItemTable>
 void mixgcf_select(const Scalar* user_row, const Scalar* pos_row, const ItemTable& items,
                    const std::int32_t* candidates, index_t K, index_t H, const Scalar* alpha,
-                   Scalar* out_neg, index_t* out_k) {
+                   Scalar* out_neg, index_t* out_k, bool pooled_user = false) {
   ANS_CHECK(K >= 1, "mixgcf_select: need at least one candidate, got K = " << K);
   ANS_CHECK(H >= 1 && items.cols() % H == 0,
             "mixgcf_select: item width " << items.cols() << " is not a multiple of H = " << H);
   const index_t d = items.cols() / H;
   for (index_t h = 0; h < H; ++h) {
-    const Scalar* u = user_row + h * d;
+    const Scalar* u = user_row + (pooled_user ? 0 : h * d);
     const Scalar* p = pos_row + h * d;
     const Scalar* a = alpha + h * d;
     // <u, α⊙p> is common to all candidates but is kept so scores equal the mixed inner products exactly.
@@ -86,11 +88,11 @@ void mixgcf_select(const Scalar* user_row, const Scalar* pos_row, const ItemTabl
 template <class Scalar, class ItemTable, class Rng>
 void mixgcf_sample(const Scalar* user_row, const Scalar* pos_row, const ItemTable& items,
                    const std::int32_t* candidates, index_t K, index_t H, Rng& rng, mix_alpha mode,
-                   Scalar* alpha_out, Scalar* out_neg, index_t* out_k) {
+                   Scalar* alpha_out, Scalar* out_neg, index_t* out_k, bool pooled_user = false) {
   ANS_CHECK(H >= 1 && items.cols() % H == 0,
             "mixgcf_sample: item width " << items.cols() << " is not a multiple of H = " << H);
   mixgcf_draw_alpha(rng, mode, H, items.cols() / H, alpha_out);
-  mixgcf_select(user_row, pos_row, items, candidates, K, H, alpha_out, out_neg, out_k);
+  mixgcf_select(user_row, pos_row, items, candidates, K, H, alpha_out, out_neg, out_k, pooled_user);
 }
 
 }  // namespace ans::sampling

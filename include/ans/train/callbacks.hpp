@@ -12,6 +12,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "ans/config.hpp"
 
@@ -32,32 +33,52 @@ inline double peak_rss_mb() {
   return 0.0;
 }
 
-/// Stops training when the monitored metric has not improved for `patience` evaluations.
-/// Higher is better. `patience <= 0` never stops.
+/// When early stopping ends a run (higher metric values are better):
+/// - `patience`: after `patience` evaluations without a new best;
+/// - `rechorus`: ReChorus's `BaseRunner.eval_termination`: after more than `patience` evaluations when the
+///   last `patience` values are non-increasing, or when more than `patience` evaluations passed since the
+///   best one.
+enum class stop_rule { patience, rechorus };
+
+/// Early stopping on a validation metric. `patience <= 0` never stops. Ties are not a new best.
 class early_stopping {
  public:
-  explicit early_stopping(int patience = 10) : patience_(patience) {}
+  explicit early_stopping(int patience = 10, stop_rule rule = stop_rule::patience) : patience_(patience), rule_(rule) {}
   /// Records the metric of `epoch`; returns true when this is a new best.
   bool update(int epoch, double value) {
     ANS_CHECK(std::isfinite(value), "early stopping: metric of epoch " << epoch << " is not finite");
+    history_.push_back(value);
     if (best_epoch_ < 0 || value > best_) {
       best_ = value;
       best_epoch_ = epoch;
+      best_index_ = static_cast<int>(history_.size()) - 1;
       bad_ = 0;
       return true;
     }
     ++bad_;
     return false;
   }
-  bool should_stop() const { return patience_ > 0 && bad_ >= patience_; }
+  bool should_stop() const {
+    if (patience_ <= 0) return false;
+    if (rule_ == stop_rule::patience) return bad_ >= patience_;
+    const int n = static_cast<int>(history_.size());
+    if (n > patience_) {  // utils.non_increasing(criterion[-early_stop:])
+      bool non_increasing = true;
+      for (int i = n - patience_ + 1; i < n; ++i) non_increasing = non_increasing && history_[i] <= history_[i - 1];
+      if (non_increasing) return true;
+    }
+    return n - best_index_ > patience_;
+  }
   int best_epoch() const { return best_epoch_; }
   double best() const { return best_; }
 
  private:
   int patience_;
+  stop_rule rule_;
   int bad_ = 0;
-  int best_epoch_ = -1;
+  int best_epoch_ = -1, best_index_ = -1;
   double best_ = 0;
+  std::vector<double> history_;
 };
 
 /// Progress display: a bar redrawn in place (epoch, batch, loss, samples/s, ETA) when stdout is a

@@ -30,6 +30,7 @@
 #include "ans/optim/adam.hpp"
 #include "ans/optim/sgd.hpp"
 #include "ans/optim/sparse_adam.hpp"
+#include "ans/propagation/readout.hpp"
 #include "ans/sampling/batch.hpp"
 #include "ans/sampling/uniform.hpp"
 
@@ -39,9 +40,14 @@ namespace ans::train {
 enum class sampler_kind { rns, dns, mixgcf, ans };
 /// The embedding optimiser. Gate and margin parameters always use dense Adam.
 enum class optimizer_kind { adam, lazy_adam, sgd };
-/// How evaluation scores a (user, item) pair: `ego` = <E0[u], E0[i]> (the reference's full_sort_predict),
-/// `stack` = Σ_h <S[u,h], S[i,h]> (the training score).
-enum class scoring_kind { ego, stack };
+/// How evaluation scores a (user, item) pair: `trained` = the score the model trains with, <ē_u, ē_i> for the
+/// run's readout (mean: LightGCN and every framework; concat: Σ_h <S[u,h], S[i,h]>, the ANS reference's
+/// training score); `ego` = <E0[u], E0[i]>, the ANS reference's full_sort_predict (spec §6.7), kept only to
+/// reproduce that code: it ranks a LightGCN model without the propagation it was trained with.
+enum class scoring_kind { trained, ego };
+/// Initial embedding table: xavier-uniform per table (RecBole, LightGCN in ReChorus, MixGCF, DENS) or
+/// normal(0, init_std) (BPRMF in ReChorus: 0.01; LightGCN-PyTorch: 0.1).
+enum class init_kind { xavier, normal };
 
 /// Everything that defines a training run.
 struct trainer_config {
@@ -51,19 +57,29 @@ struct trainer_config {
   index_t batch_size = 2048;     ///< (user, positive) pairs per step
   index_t num_neg = 16;          ///< K candidates per pair (RNS uses 1)
   double lr = 1e-3;
-  double l2 = 1e-4;              ///< λ (reg_weight)
+  double reg_weight = 1e-4;      ///< λ of the EmbLoss regulariser on the batch's ego rows (RecBole's reg_weight)
+  /// Squared form of the regulariser, ½Σ‖·‖²/B (LightGCN, MixGCF, DENS); unset: the mode's (faithful: the
+  /// non-squared RecBole EmbLoss of the ANS reference, fixed: squared).
+  std::optional<bool> reg_require_pow;
+  bool bpr_stable = false;       ///< BPR as softplus(−x) (LightGCN, MixGCF) instead of −log(σ(x) + 1e-10)
   double weight_decay = 0;       ///< Adam/SGD L2 on the whole embedding table (ReChorus's `--l2`), not λ
-  /// Training candidates are drawn outside the user's train items (false, the default and RecBole's rule) or
-  /// outside train ∪ dev ∪ test (true: ReChorus's `user_clicked_set`, which never samples an evaluation
-  /// positive as a negative; it leaks the evaluation items into training and raises the reported metrics).
+  /// Training candidates are drawn outside the user's train items (false, the default: RecBole's rule and
+  /// ReChorus's since March 2021, commit 3388c1d, `BaseModel.py`) or outside train ∪ dev ∪ test (true: the
+  /// older ReChorus `clicked_set`, which never samples an evaluation positive as a negative).
   bool negatives_exclude_eval = false;
+  /// The layer combination the model is scored with, in training and evaluation (L >= 1). Unset: mean for
+  /// RNS, DNS, MixGCF and ANS in fixed mode (pooled ANS, one gate pass); concat (the reference's per-hop
+  /// Σ_h <u_h, i_h>) for ANS in faithful mode.
+  std::optional<propagation::readout_kind> readout;
+  init_kind init = init_kind::xavier;
+  double init_std = 0.01;        ///< σ of init_kind::normal
   mode m = mode::faithful;
   double gamma = 0.1, eps = 0.1;
   /// When set, the ANS loss uses exactly these options (every §6 flag, γ, ε and λ) instead of
   /// `ans_options::make(m)` with gamma, eps and l2 above.
   std::optional<ans_options> ans;
   optimizer_kind optimizer = optimizer_kind::lazy_adam;  ///< lazy Adam falls back to dense Adam for L ≥ 1
-  scoring_kind scoring = scoring_kind::ego;
+  scoring_kind scoring = scoring_kind::trained;
   std::uint64_t seed = 0;
   std::vector<index_t> topk{20};
   std::vector<eval::metric_kind> metrics{eval::metric_kind::recall, eval::metric_kind::ndcg};
@@ -104,13 +120,22 @@ class trainer {
     // small d x d products of the gate (measured: benchmarks/bench_sampling.cpp), so keep Eigen serial.
     Eigen::setNbThreads(1);
     const index_t n = adj_.n_nodes(), d = cfg.dim;
-    // Xavier-uniform per table, as RecBole's xavier_uniform_initialization (spec R.6).
+    // Xavier-uniform per table, as RecBole's xavier_uniform_initialization (spec R.6), or normal(0, σ)
+    // (Box–Muller on the same stream).
+    ANS_CHECK(cfg.init == init_kind::xavier || (cfg.init_std > 0 && std::isfinite(cfg.init_std)),
+              "init_std must be positive, got " << cfg.init_std);
     e0_.resize(n, d);
     auto r = sampling::stream(cfg.seed, 0x494E4954ULL /* "INIT" */);
     auto fill = [&](index_t row0, index_t rows) {
       const double a = std::sqrt(6.0 / double(rows + d));
-      for (index_t i = row0 * d; i < (row0 + rows) * d; ++i)
-        e0_.data()[i] = Scalar((2.0 * r.template uniform01<double>() - 1.0) * a);
+      for (index_t i = row0 * d; i < (row0 + rows) * d; ++i) {
+        if (cfg.init == init_kind::xavier) {
+          e0_.data()[i] = Scalar((2.0 * r.template uniform01<double>() - 1.0) * a);
+        } else {
+          const double u1 = 1.0 - r.template uniform01<double>(), u2 = r.template uniform01<double>();
+          e0_.data()[i] = Scalar(cfg.init_std * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+        }
+      }
     };
     fill(0, adj_.n_users);
     fill(adj_.n_users, adj_.n_items);
@@ -135,6 +160,14 @@ class trainer {
   }
 
   const trainer_config& config() const { return cfg_; }
+  /// The readout the model trains and (with scoring_kind::trained) is ranked with.
+  propagation::readout_kind readout() const { return effective_readout(cfg_); }
+  /// The readout a configuration resolves to (see trainer_config::readout).
+  static propagation::readout_kind effective_readout(const trainer_config& c) {
+    if (c.readout) return *c.readout;
+    return c.sampler == sampler_kind::ans && c.m == mode::faithful ? propagation::readout_kind::concat
+                                                                   : propagation::readout_kind::mean;
+  }
   const matrix<Scalar>& embeddings() const { return e0_; }
   matrix<Scalar>& embeddings() { return e0_; }
   const model::ans_params<Scalar>& ans_parameters() const { return params_; }
@@ -205,7 +238,7 @@ class trainer {
     return train_epoch(epoch, [](index_t, double, index_t) {});
   }
 
-  /// User and item factors for scoring (ego: E0 rows; stack: the propagated [N, H*d] rows).
+  /// User and item factors for scoring (trained: the readout's rows ē, N x d or N x (H·d) for concat; ego: E0).
   void factors(matrix<Scalar>& users, matrix<Scalar>& items) {
     const matrix<Scalar>& src = factor_table();
     users = src.topRows(adj_.n_users);
@@ -308,11 +341,12 @@ class trainer {
   }
 
  private:
-  // Users then items, one row per node: E0 (ego scoring) or the propagated [N, H*d] stack.
+  // Users then items, one row per node: the readout ē the model trains with (E0 itself for L = 0), or E0
+  // (ego scoring).
   const matrix<Scalar>& factor_table() {
-    if (cfg_.scoring == scoring_kind::stack && cfg_.n_layers > 0) {
-      propagation::lightgcn<Scalar>(cfg_.n_layers).forward(adj_, e0_, eval_stack_);
-      return eval_stack_;
+    if (cfg_.scoring == scoring_kind::trained && cfg_.n_layers > 0) {
+      propagation::readout<Scalar>(cfg_.n_layers, readout()).forward(adj_, e0_, eval_table_);
+      return eval_table_;
     }
     return e0_;
   }
@@ -340,7 +374,9 @@ class trainer {
     auto o = ans_options::make(c.m);
     o.gamma = c.gamma;
     o.eps = c.eps;
-    o.reg_weight = c.l2;
+    o.reg_weight = c.reg_weight;
+    if (c.reg_require_pow) o.reg_require_pow = *c.reg_require_pow;
+    o.bpr_stable = o.bpr_stable || c.bpr_stable;
     return o;
   }
   static model::bpr_options make_bpr_options(const trainer_config& c) {
@@ -348,8 +384,10 @@ class trainer {
     o.selection = c.sampler == sampler_kind::dns      ? model::negative_selection::dns
                   : c.sampler == sampler_kind::mixgcf ? model::negative_selection::mixgcf
                                                       : model::negative_selection::first;
-    o.reg_weight = c.l2;
-    o.reg_require_pow = c.m == mode::fixed;
+    o.readout = effective_readout(c);
+    o.reg_weight = c.reg_weight;
+    o.reg_require_pow = c.reg_require_pow.value_or(c.m == mode::fixed);
+    o.bpr_stable = c.bpr_stable;
     return o;
   }
 
@@ -414,7 +452,7 @@ class trainer {
   sampling::uniform_sampler sampler_;
   model::ans_objective<Scalar> ans_obj_;
   model::bpr_objective<Scalar> bpr_obj_;
-  matrix<Scalar> e0_, grad_e0_, eval_stack_;
+  matrix<Scalar> e0_, grad_e0_, eval_table_;
   eval::sampled_rows dev_rows_, test_rows_;
   model::ans_params<Scalar> params_, pgrads_;
   std::unique_ptr<optim::adam<Scalar>> adam_;

@@ -1,0 +1,72 @@
+/// @file row_scatter.hpp
+/// @brief The deterministic scatter-add of a batch's gradient rows into a node table, and the list of the
+/// rows a batch touched: the glue shared by the BPR and ANS objectives.
+#pragma once
+
+#include <algorithm>
+#include <vector>
+
+#include "ans/config.hpp"
+#include "ans/types.hpp"
+
+namespace ans::model {
+
+/// `T[r] += s·g` for every entry (r, g, s) that `visit(add)` emits through `add(r, g, s)`, w columns each
+/// (T rows `ldt` apart). Each thread owns the target rows with (r / 16) % threads == its id and applies
+/// their updates in the order `visit` emits them, so repeated rows add in a fixed order: the result is
+/// bit-identical to the serial loop for every thread count. `parallel` = false runs it serially.
+template <class Scalar, class Visit>
+void owned_scatter(Scalar* T, index_t ldt, index_t w, bool parallel, Visit&& visit) {
+#if ANS_HAS_OPENMP
+#pragma omp parallel if (parallel)
+#endif
+  {
+#if ANS_HAS_OPENMP
+    const index_t nt = omp_get_num_threads(), me = omp_get_thread_num();
+#else
+    const index_t nt = 1, me = 0;
+#endif
+    auto add = [&](index_t r, const Scalar* g, Scalar s) {
+      if ((r >> 4) % nt != me) return;
+      Scalar* t = T + r * ldt;
+      if (s == Scalar(1)) {
+        for (index_t c = 0; c < w; ++c) t[c] += g[c];
+      } else {
+        for (index_t c = 0; c < w; ++c) t[c] += s * g[c];
+      }
+    };
+    visit(add);
+  }
+  (void)parallel;
+}
+
+/// The sorted distinct rows of a batch. `visit(add)` emits rows through `add(r)`; the marks are an n-long
+/// byte array kept between calls (no allocation once sized). Few rows: sort the list; many: scan the marks.
+class touched_set {
+ public:
+  template <class Visit>
+  const std::vector<index_t>& collect(index_t n, Visit&& visit) {
+    rows_.clear();
+    if (static_cast<index_t>(mark_.size()) != n) mark_.assign(static_cast<size_t>(n), 0);
+    visit([&](index_t r) {
+      if (!mark_[r]) mark_[r] = 1, rows_.push_back(r);
+    });
+    if (static_cast<index_t>(rows_.size()) * 32 < n) {
+      for (auto r : rows_) mark_[r] = 0;
+      std::sort(rows_.begin(), rows_.end());
+    } else {
+      index_t i = 0;
+      for (index_t r = 0; r < n; ++r)
+        if (mark_[r]) rows_[i++] = r, mark_[r] = 0;
+    }
+    return rows_;
+  }
+  void clear() { rows_.clear(); }
+  const std::vector<index_t>& rows() const { return rows_; }
+
+ private:
+  std::vector<index_t> rows_;
+  std::vector<char> mark_;
+};
+
+}  // namespace ans::model
