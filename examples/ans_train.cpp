@@ -81,7 +81,7 @@ const char* kUsage =
     "  [--neg_exclude train|all] [--epoch N] [--batch_size B] [--num_neg K] [--n_layers L] [--readout mean|sum|last|concat]\n"
     "  [--init xavier|normal] [--init_std S] [--loss_n BPR] [--model_mode ''|TopK]\n"
     "  [--gamma 0.1] [--eps 0.1] [--noise_scale 0.1] [--margin inv_sigmoid|sigmoid_neg|clamped|none] [--mode faithful|fixed] [--random_seed 0] [--num_workers T]\n"
-    "  [--early_stop N] [--stop_rule patience|rechorus] [--metric NDCG,HR,Recall,Precision,MRR] [--topk 5,10] [--main_metric NDCG@5] [--test_all 0|1]\n"
+    "  [--early_stop N] [--stop_rule patience|rechorus|rechorus_head] [--metric NDCG,HR,Recall,Precision,MRR] [--topk 5,10] [--main_metric NDCG@5] [--test_all 0|1]\n"
     "  [--valid_ratio 0.1] [--eval_every N] [--optimizer lazy_adam|adam|sgd] [--scoring trained|ego]\n"
     "  [--save DIR] [--load DIR] [--json FILE] [--log FILE.jsonl] [--max_batches N] [--quiet]\n";
 
@@ -164,7 +164,7 @@ options parse(int argc, char** argv) {
     } else if (f == "--num_workers") { o.workers = int(to_int(f, v)); if (o.workers < 0) bad(f, "must be >= 0");
     } else if (f == "--early_stop") { o.early_stop = int(to_int(f, v));
     } else if (f == "--stop_rule") {
-      if (v != "patience" && v != "rechorus") bad(f, "expected patience or rechorus");
+      if (v != "patience" && v != "rechorus" && v != "rechorus_head") bad(f, "expected patience, rechorus or rechorus_head");
       o.stop_rule = v;
     } else if (f == "--eval_every") { o.eval_every = int(to_int(f, v)); if (*o.eval_every < 1) bad(f, "must be >= 1");
     } else if (f == "--test_all") { o.test_all = int(to_int(f, v)); if (*o.test_all != 0 && *o.test_all != 1) bad(f, "expected 0 or 1");
@@ -442,8 +442,9 @@ int run(options o) {
   std::fflush(stdout);
 
   train::progress bar(o.quiet);
-  train::early_stopping stopper(*o.early_stop, *o.stop_rule == "rechorus" ? train::stop_rule::rechorus
-                                                                          : train::stop_rule::patience);
+  train::early_stopping stopper(*o.early_stop, *o.stop_rule == "rechorus"        ? train::stop_rule::rechorus
+                                                : *o.stop_rule == "rechorus_head" ? train::stop_rule::rechorus_head
+                                                                                  : train::stop_rule::patience);
   train::json_lines_log log;
   if (!o.log.empty()) log.open(o.log);
   struct epoch_rec {

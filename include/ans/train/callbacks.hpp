@@ -35,10 +35,11 @@ inline double peak_rss_mb() {
 
 /// When early stopping ends a run (higher metric values are better):
 /// - `patience`: after `patience` evaluations without a new best;
-/// - `rechorus`: ReChorus's `BaseRunner.eval_termination`: after more than `patience` evaluations when the
-///   last `patience` values are non-increasing, or when more than `patience` evaluations passed since the
-///   best one.
-enum class stop_rule { patience, rechorus };
+/// - `rechorus`: ReChorus's `BaseRunner.eval_termination` as of commit 1312ed8 (2022-08, the code that
+///   produced its published `log/exp.csv`): after more than 20 evaluations when the last `patience` values
+///   are non-increasing, or when more than 20 evaluations passed since the best one;
+/// - `rechorus_head`: the same function in later ReChorus (2024 on), where both 20s became `patience`.
+enum class stop_rule { patience, rechorus, rechorus_head };
 
 /// Early stopping on a validation metric. `patience <= 0` never stops. Ties are not a new best.
 class early_stopping {
@@ -62,12 +63,13 @@ class early_stopping {
     if (patience_ <= 0) return false;
     if (rule_ == stop_rule::patience) return bad_ >= patience_;
     const int n = static_cast<int>(history_.size());
-    if (n > patience_) {  // utils.non_increasing(criterion[-early_stop:])
+    const int horizon = rule_ == stop_rule::rechorus ? 20 : patience_;
+    if (n > horizon) {  // utils.non_increasing(criterion[-early_stop:])
       bool non_increasing = true;
       for (int i = n - patience_ + 1; i < n; ++i) non_increasing = non_increasing && history_[i] <= history_[i - 1];
       if (non_increasing) return true;
     }
-    return n - best_index_ > patience_;
+    return n - best_index_ > horizon;
   }
   int best_epoch() const { return best_epoch_; }
   double best() const { return best_; }
