@@ -31,15 +31,30 @@ if [ -x "$BIN/ans-train" ]; then
   for m in BPRMF DNS MixGCF; do run "$BIN/ans-train" --model_name $m --epoch 1 --quiet; done
   run "$BIN/ans-train" --model_name ANS --encoder lightgcn --n_layers 2 --mode fixed --epoch 1 --quiet
   run "$BIN/ans-train" --model_name ANS --margin none --epoch 1 --quiet
+  # the founding ReChorus command (dataset aside), every framework preset, ego scoring kept as an option
+  run "$BIN/ans-train" --model_name ANS --emb_size 64 --lr 1e-3 --l2 0 --loss_n BPR --metric NDCG,HR \
+    --topk 1,2,3,5,10 --main_metric NDCG@2 --model_mode TopK --epoch 1 --quiet
+  run "$BIN/ans-train" --model_name LightGCN --n_layers 2 --epoch 2 --quiet                  # rechorus preset
+  run "$BIN/ans-train" --model_name LightGCN --preset lightgcn --n_layers 2 --epoch 2 --eval_every 1 --quiet
+  run "$BIN/ans-train" --model_name MixGCF --encoder lightgcn --preset mixgcf --epoch 2 --eval_every 1 --quiet
+  run "$BIN/ans-train" --model_name DNS --encoder lightgcn --readout concat --scoring ego --epoch 1 --quiet
+  run "$BIN/ans-train" --model_name ANS --encoder lightgcn --mode fixed --readout sum --epoch 1 --quiet
   if [ -n "$DATA" ] && [ -d "$DATA/grocery_and_gourmet_food" ]; then
     run "$BIN/ans-train" --model_name BPRMF --dataset grocery_and_gourmet_food --path "$DATA" --epoch 1 \
       --metric NDCG,HR --topk 1,2,3,5,10 --main_metric NDCG@2 --quiet
   fi
   # Bad flags: a one-line error and exit code 2.
-  for bad in "--lr -1" "--num_neg 0" "--metric Foo" "--bogus 1" "--dataset missing --path /nonexistent"; do
-    set +e; "$BIN/ans-train" $bad 2>/dev/null; rc=$?; set -e
+  for bad in "--lr -1" "--num_neg 0" "--metric Foo" "--bogus 1" "--dataset missing --path /nonexistent" \
+             "--loss_n BCE" "--model_mode Impression" "--model_mode CTR" "--preset torch" "--readout avg" \
+             "--scoring stack"; do
+    set +e; err=$("$BIN/ans-train" $bad 2>&1 >/dev/null); rc=$?; set -e
     [ "$rc" -eq 2 ] || { echo "ans-train $bad exited $rc, expected 2" >&2; exit 1; }
+    [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || { echo "ans-train $bad: expected one error line, got: $err" >&2; exit 1; }
   done
+  err=$("$BIN/ans-train" --model_mode Impression 2>&1 >/dev/null || true)
+  grep -q "not supported yet" <<<"$err" || { echo "--model_mode Impression: '$err'" >&2; exit 1; }
+  err=$("$BIN/ans-train" --loss_n BCE 2>&1 >/dev/null || true)
+  grep -q "supported: BPR" <<<"$err" || { echo "--loss_n BCE: '$err'" >&2; exit 1; }
 fi
 
 # Every built example must have been run.

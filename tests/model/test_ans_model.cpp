@@ -153,3 +153,48 @@ TEST_CASE("ans objective: forward_backward equals forward + backward bit for bit
     }
   }
 }
+
+TEST_CASE("ans objective, pooled readout (mean, sum, last): gradient matches finite differences", "[model][readout]") {
+  for (auto ro : {ans::propagation::readout_kind::mean, ans::propagation::readout_kind::sum,
+                  ans::propagation::readout_kind::last}) {
+    for (auto m : {ans::mode::faithful, ans::mode::fixed}) {
+      auto f = make(3, 21);
+      auto o = ans::ans_options::make(m);
+      o.gamma = 0.7;
+      o.eps = 0.3;
+      o.reg_weight = 0.05;
+      ans::model::ans_objective<double> obj(2, o, ro);
+      REQUIRE(obj.pooled());
+      ans::model::batch_ids ids{f.users.data(), f.pos.data(), f.cands.data(), f.B, f.K};
+      ans::augment::counter_uniform_source src{11, 0};
+      obj.forward(f.adj, f.e0, ids, f.prm, src);
+      CHECK(obj.shape().H == 1);  // one gate pass
+      const std::vector<ans::index_t> k_star = obj.loss().k_star();
+      ans::matrix<double> ge = ans::matrix<double>::Zero(f.e0.rows(), f.e0.cols());
+      auto gp = ans::model::ans_params<double>::zeros(3);
+      obj.backward(ge, gp);
+      // the fused step gives the same gradient
+      ans::matrix<double> ge2 = ans::matrix<double>::Zero(f.e0.rows(), f.e0.cols());
+      auto gp2 = ans::model::ans_params<double>::zeros(3);
+      obj.forward_backward(f.adj, f.e0, ids, f.prm, src, ge2, gp2);
+      CHECK(ge2 == ge);
+      auto loss = [&] { return double(obj.forward(f.adj, f.e0, ids, f.prm, src, k_star.data()).total); };
+      std::vector<ans::testing::param_block> blocks = {
+          {"E0", f.e0.data(), f.e0.size(), ge.data()},
+          {"W_u", f.prm.W_u.data(), f.prm.W_u.size(), gp.W_u.data()},
+          {"W_i", f.prm.W_i.data(), f.prm.W_i.size(), gp.W_i.data()},
+          {"w_m", f.prm.w_m.data(), f.prm.w_m.size(), gp.w_m.data()},
+          {"c_m", &f.prm.c_m, 1, &gp.c_m}};
+      const auto rep = ans::testing::check_gradient(loss, blocks);
+      INFO("readout " << ans::propagation::to_string(ro) << ", mode " << (m == ans::mode::fixed ? "fixed" : "faithful")
+                      << "\n" << rep.summary());
+      CHECK(rep.global_rel_error < 1e-6);
+      CHECK(rep.worst_coord_error < 1e-4);
+      CHECK(ge.row(12).isZero(0));  // the isolated item 7
+      // the pooled rows are the readout's: U row 0 = ē of user 0
+      ans::matrix<double> t;
+      ans::propagation::readout<double>(2, ro).forward(f.adj, f.e0, t);
+      CHECK((obj.U().row(0) - t.row(f.users[0])).cwiseAbs().maxCoeff() < 1e-14);
+    }
+  }
+}

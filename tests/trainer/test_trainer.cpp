@@ -2,12 +2,14 @@
 // determinism, and resume from a checkpoint.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "ans/data/synthetic.hpp"
 #include "ans/eval/popularity.hpp"
+#include "ans/train/callbacks.hpp"
 #include "ans/train/trainer.hpp"
 
 namespace {
@@ -60,14 +62,23 @@ TEST_CASE("trainer: every sampler recovers the planted structure (Recall@20 >= 3
   INFO("popularity Recall@20 = " << pop_recall);
   REQUIRE(pop_recall > 0);
   using S = ans::train::sampler_kind;
-  for (auto [s, layers] : {std::pair{S::rns, 0}, {S::dns, 0}, {S::ans, 0}, {S::mixgcf, 1}, {S::ans, 1}}) {
+  struct run {
+    S s;
+    int layers;
+    ans::mode m;
+  };
+  for (auto [s, layers, m] : {run{S::rns, 0, ans::mode::faithful}, {S::dns, 0, ans::mode::faithful},
+                              {S::ans, 0, ans::mode::faithful}, {S::mixgcf, 1, ans::mode::faithful},
+                              {S::rns, 2, ans::mode::faithful}, {S::ans, 1, ans::mode::faithful},
+                              {S::ans, 1, ans::mode::fixed}}) {
     auto cfg = small_config(s);
     cfg.n_layers = layers;
-    cfg.scoring = ans::train::scoring_kind::trained;
+    cfg.m = m;
     ans::train::trainer<float> t(data, cfg);
     for (int e = 0; e < 25; ++e) t.train_epoch(e);
     const double recall = t.evaluate("test").at("Recall@20");
-    INFO(ans::train::to_string(s) << " L = " << layers << ": Recall@20 = " << recall);
+    INFO(ans::train::to_string(s) << " L = " << layers << ", readout " << ans::propagation::to_string(t.readout())
+                                  << ": Recall@20 = " << recall);
     CHECK(recall >= 3 * pop_recall);
   }
 }
@@ -121,4 +132,88 @@ TEST_CASE("trainer: bad configuration and bad checkpoints are reported", "[train
   CHECK_THROWS_WITH(ans::train::trainer<float>(data, cfg), Catch::Contains("lr must be positive"));
   ans::train::trainer<float> t(data, small_config(ans::train::sampler_kind::ans));
   CHECK_THROWS_WITH(t.load("/nonexistent/ckpt"), Catch::Contains("manifest.json"));
+}
+
+TEST_CASE("trainer: a LightGCN model is ranked with the readout it trains with; ego scoring only on request", "[trainer][readout]") {
+  const auto& data = synthetic();
+  using ans::propagation::readout_kind;
+  for (auto ro : {readout_kind::mean, readout_kind::concat}) {
+    auto cfg = small_config(ans::train::sampler_kind::dns);
+    cfg.n_layers = 2;
+    cfg.readout = ro;
+    ans::train::trainer<float> t(data, cfg);
+    CHECK(t.readout() == ro);
+    t.train_epoch(0);
+    ans::train::trainer_config ego_cfg = cfg;
+    ego_cfg.scoring = ans::train::scoring_kind::ego;
+    ans::train::trainer<float> te(data, ego_cfg);
+    te.train_epoch(0);  // the same run (same seed), scored on E0
+    REQUIRE(te.embeddings() == t.embeddings());
+    ans::matrix<float> table;
+    ans::propagation::readout<float>(2, ro).forward(ans::graph::build_normalized_adjacency<float>(data.train),
+                                                    t.embeddings(), table);
+    const auto nu = data.train.n_users, ni = data.train.n_items;
+    ans::eval::full_ranking_options fo;
+    fo.kinds = {ans::eval::metric_kind::recall, ans::eval::metric_kind::ndcg};
+    const auto expect = ans::eval::full_ranking<float>(table.topRows(nu), table.bottomRows(ni), data.train, data.test,
+                                                       {&data.dev}, fo);
+    const auto ego = ans::eval::full_ranking<float>(t.embeddings().topRows(nu), t.embeddings().bottomRows(ni),
+                                                    data.train, data.test, {&data.dev}, fo);
+    INFO("readout " << ans::propagation::to_string(ro));
+    CHECK(t.evaluate("test").at("Recall@20") == expect.at("Recall@20"));
+    CHECK(te.evaluate("test").at("NDCG@20") == ego.at("NDCG@20"));
+    CHECK(expect.at("NDCG@20") != ego.at("NDCG@20"));
+  }
+  // the defaults: mean for the BPR samplers and fixed-mode ANS (pooled), concat for faithful ANS (the reference)
+  auto c = small_config(ans::train::sampler_kind::ans);
+  c.n_layers = 1;
+  CHECK(ans::train::trainer<float>::effective_readout(c) == readout_kind::concat);
+  c.m = ans::mode::fixed;
+  CHECK(ans::train::trainer<float>::effective_readout(c) == readout_kind::mean);
+  c.sampler = ans::train::sampler_kind::mixgcf;
+  c.m = ans::mode::faithful;
+  CHECK(ans::train::trainer<float>::effective_readout(c) == readout_kind::mean);
+}
+
+TEST_CASE("trainer: normal init has the requested spread; a bad init_std is reported", "[trainer]") {
+  auto c = small_config(ans::train::sampler_kind::rns);
+  c.init = ans::train::init_kind::normal;
+  c.init_std = 0.1;
+  ans::train::trainer<float> t(synthetic(), c);
+  const auto& e = t.embeddings();
+  const double mean = e.cast<double>().mean();
+  const double sd = std::sqrt((e.cast<double>().array() - mean).square().mean());
+  CHECK(std::abs(mean) < 2e-3);
+  CHECK(sd == Approx(0.1).epsilon(0.02));
+  c.init_std = -1;
+  CHECK_THROWS_WITH((ans::train::trainer<float>(synthetic(), c)), Catch::Contains("init_std"));
+}
+
+TEST_CASE("early stopping: patience, ReChorus 1312ed8 and later ReChorus rules", "[trainer][callbacks]") {
+  using ans::train::stop_rule;
+  auto stop_at = [](stop_rule r, const std::vector<double>& v) {
+    ans::train::early_stopping s(10, r);
+    for (size_t i = 0; i < v.size(); ++i) {
+      s.update(static_cast<int>(i) + 1, v[i]);
+      if (s.should_stop()) return static_cast<int>(i) + 1;
+    }
+    return -1;
+  };
+  // rising for 25 evaluations, then falling: the last 10 values are non-increasing at the 34th
+  std::vector<double> fall;
+  for (int i = 0; i < 25; ++i) fall.push_back(i);
+  for (int i = 0; i < 20; ++i) fall.push_back(24 - 0.1 * (i + 1));
+  CHECK(stop_at(stop_rule::rechorus, fall) == 34);
+  CHECK(stop_at(stop_rule::rechorus_head, fall) == 34);
+  CHECK(stop_at(stop_rule::patience, fall) == 35);
+  // best at the 6th, then oscillating below it: never 10 non-increasing values in a row
+  std::vector<double> zig{0, 1, 2, 3, 4, 10};
+  for (int i = 0; i < 30; ++i) zig.push_back(i % 2 ? 5 : 6);
+  CHECK(stop_at(stop_rule::patience, zig) == 16);
+  CHECK(stop_at(stop_rule::rechorus_head, zig) == 16);  // more than 10 evaluations since the best
+  CHECK(stop_at(stop_rule::rechorus, zig) == 26);       // more than 20
+  CHECK(stop_at(stop_rule::patience, std::vector<double>(50, 1.0)) == 11);
+  ans::train::early_stopping never(0, stop_rule::rechorus);
+  for (int i = 0; i < 100; ++i) never.update(i + 1, -i);
+  CHECK(!never.should_stop());
 }

@@ -12,6 +12,11 @@
 /// The forward keeps S_1..S_L hop-major (lightgcn::forward_layers: compact N x d blocks, E0 not copied) and
 /// gathers each batch row [S_0 | ... | S_L] from H places.
 ///
+/// Pooled mode (a weighted readout, e.g. mean, with L ≥ 1; fixed mode on LightGCN by default in the trainer):
+/// the loss runs on the pooled rows ū = Σ_h α_h Â^h E0[u] (and p̄, n̄), one gate pass of width d instead of H,
+/// as the framework LightGCN scores; hop h of every row gets α_h times its pooled gradient, and R acts on the
+/// ego rows (gathered separately, their gradient added at hop 0).
+///
 /// With L = 0 (MF) no propagation runs: the stack is E0 itself and the gradient is scattered straight into
 /// the touched rows of `∂L/∂E0`; `touched_rows()` lists them so a row-sparse optimiser updates only those.
 /// With L ≥ 1 every node can receive gradient and `touched_rows()` is empty (meaning "all rows").
@@ -25,6 +30,7 @@
 #include "ans/model/ans_loss.hpp"
 #include "ans/model/row_scatter.hpp"
 #include "ans/propagation/lightgcn.hpp"
+#include "ans/propagation/readout.hpp"
 
 namespace ans::model {
 
@@ -42,7 +48,15 @@ struct batch_ids {
 template <class Scalar>
 class ans_objective {
  public:
-  ans_objective(int n_layers, const ans_options& opts) : prop_(n_layers), loss_(opts) {}
+  /// `readout`: concat (the reference: per-hop rows [S_0 | ... | S_L], H gate passes) or a weighted readout
+  /// (pooled rows, one pass); irrelevant for L = 0.
+  ans_objective(int n_layers, const ans_options& opts,
+                propagation::readout_kind readout = propagation::readout_kind::concat)
+      : prop_(n_layers), loss_(opts), pooled_(n_layers > 0 && readout != propagation::readout_kind::concat),
+        alpha_(propagation::readout_weights<Scalar>(readout, n_layers)) {}
+
+  /// True when the loss runs on pooled rows (a weighted readout with L >= 1).
+  bool pooled() const { return pooled_; }
 
   int n_layers() const { return prop_.n_layers(); }
   ans_loss<Scalar>& loss() { return loss_; }
@@ -110,7 +124,7 @@ class ans_objective {
     e0_ = &e0;
     ids_ = ids;
     const index_t d = e0.cols(), H = prop_.n_hops(), B = ids.B, K = ids.K;
-    shape_ = batch_shape{B, K, H, d};
+    shape_ = batch_shape{B, K, pooled_ ? index_t(1) : H, d};
     // F0: S_1..S_L hop-major (compact N x d blocks; S_0 = E0 is read in place)
     const index_t nn = adj.n_nodes();
     if (H > 1) {
@@ -121,9 +135,10 @@ class ans_objective {
     // Gather: U is B x (H*d), row b = [S_0 | S_1 | ... | S_L] of node u_b (the reference's stack row); N is
     // (B*K) x (H*d); the ego rows are hop 0 of these rows (S[:, 0] = E0: read with row stride H*d, no second
     // gather).
-    U_.resize(B, H * d);
-    P_.resize(B, H * d);
-    N_.resize(B * K, H * d);
+    const index_t Hd = pooled_ ? d : H * d;  // width of a gathered row
+    U_.resize(B, Hd);
+    P_.resize(B, Hd);
+    N_.resize(B * K, Hd);
     const index_t nu = adj.n_users;
     for (index_t b = 0; b < B; ++b) {  // validate first (serial: an exception must not leave a parallel region)
       const index_t u = ids.users[b], p = nu + ids.pos_items[b];
@@ -134,37 +149,50 @@ class ans_objective {
       const index_t c = nu + ids.cand_items[j];
       ANS_CHECK(c >= nu && c < nn, "candidate item id " << ids.cand_items[j] << " outside [0, " << adj.n_items << ")");
     }
-    const index_t Hd = H * d;
     const Scalar* E = e0.data();
     const Scalar* Ld = layers_.data();
+    const bool with_reg = loss_.options().reg_weight != 0.0;
+    if (pooled_ && with_reg) U0_.resize(B, d), P0_.resize(B, d), N0_.resize(B * K, d);
+    auto hop_row = [&](index_t node, index_t l) { return l == 0 ? E + node * d : Ld + ((l - 1) * nn + node) * d; };
     auto row = [&](index_t node, Scalar* out) {
-      std::copy(E + node * d, E + (node + 1) * d, out);
-      for (index_t l = 1; l < H; ++l) {
-        const Scalar* src = Ld + ((l - 1) * nn + node) * d;
-        std::copy(src, src + d, out + l * d);
+      if (pooled_) {  // ē = Σ_h α_h S_h[node]
+        propagation::readout_row([&](index_t l) { return hop_row(node, l); }, alpha_.data(), H, d, out);
+        return;
       }
+      for (index_t l = 0; l < H; ++l) std::copy(hop_row(node, l), hop_row(node, l) + d, out + l * d);
+    };
+    auto ego = [&](index_t node, matrix<Scalar>& dst, index_t r) {
+      if (pooled_ && with_reg) std::copy(E + node * d, E + (node + 1) * d, dst.row(r).data());
     };
 #if ANS_HAS_OPENMP
 #pragma omp parallel for schedule(static)
 #endif
     for (index_t j = 0; j < B * K; ++j) {  // row j = b*K + k; the pair rows ride along at k == 0
       row(nu + ids.cand_items[j], N_.data() + j * Hd);
+      ego(nu + ids.cand_items[j], N0_, j);
       if (j % K == 0) {
         const index_t b = j / K;
         row(ids.users[b], U_.data() + b * Hd);
         row(nu + ids.pos_items[b], P_.data() + b * Hd);
+        ego(ids.users[b], U0_, b);
+        ego(nu + ids.pos_items[b], P0_, b);
       }
     }
-    const bool with_reg = loss_.options().reg_weight != 0.0;
-    ego_rows<Scalar> ego{};
-    if (with_reg) ego = ego_rows<Scalar>{U_.data(), P_.data(), N_.data(), Hd};
-    return ego;
+    ego_rows<Scalar> rows{};
+    if (with_reg && pooled_) rows = ego_rows<Scalar>{U0_.data(), P0_.data(), N0_.data(), d};
+    else if (with_reg) rows = ego_rows<Scalar>{U_.data(), P_.data(), N_.data(), Hd};
+    return rows;
   }
 
   // R acts on hop 0 (S[:, 0] = E0): its gradient goes into the hop-0 columns of dU/dP/dN, which reach ∂L/∂E0
   // unpropagated (the G_0 term of step 2), so one scatter serves every term
+  // (pooled: separate ego gradient rows, zeroed here, added at hop 0 by to_e0)
   ego_grads<Scalar> ego_grads_of_batch() {
     if (loss_.options().reg_weight == 0.0) return ego_grads<Scalar>{};
+    if (pooled_) {
+      zero(dU0_, shape_.B, shape_.d), zero(dP0_, shape_.B, shape_.d), zero(dN0_, shape_.B * shape_.K, shape_.d);
+      return ego_grads<Scalar>{dU0_.data(), dP0_.data(), dN0_.data(), shape_.d};
+    }
     return ego_grads<Scalar>{dU_.data(), dP_.data(), dN_.data(), shape_.H * shape_.d};
   }
 
@@ -172,6 +200,18 @@ class ans_objective {
   void to_e0(matrix<Scalar>& grad_e0) {
     const index_t d = shape_.d, H = shape_.H;
     touched_.clear();
+    if (pooled_) {
+      // hop h: α_h × the pooled rows' gradient; hop 0 also R's gradient on the ego rows (unpropagated)
+      const bool with_reg = loss_.options().reg_weight != 0.0;
+      prop_.backward_sparse(
+          *adj_, d,
+          [&](index_t h, Scalar* Y, index_t ldy) {
+            if (alpha_[h] != Scalar(0)) scatter(Y, ldy, 0, d, alpha_[h]);
+            if (h == 0 && with_reg) scatter_rows(Y, ldy, 0, d, Scalar(1), dU0_, dP0_, dN0_);
+          },
+          grad_e0, prop_.n_hops() > 2 ? layers_.data() : nullptr);
+      return;
+    }
     if (H == 1) {
       // MF: the stack is E0, scatter straight into the gradient rows.
       scatter(grad_e0.data(), d, 0, d);
@@ -198,15 +238,20 @@ class ans_objective {
   // T[u_b] += dU[b], T[n_u+p_b] += dP[b], T[n_u+c_j] += dN[j], columns c0..c0+w of the gradient rows into
   // the w-wide rows of T (row stride ldt), in the serial order (users and positives by b, then candidates by
   // j) for every thread count (owned_scatter).
-  void scatter(Scalar* T, index_t ldt, index_t c0, index_t w) const {
-    const index_t nu = adj_->n_users, B = ids_.B, BK = ids_.B * ids_.K, lds = dU_.cols();
-    const Scalar *GU = dU_.data() + c0, *GP = dP_.data() + c0, *GN = dN_.data() + c0;
+  void scatter(Scalar* T, index_t ldt, index_t c0, index_t w, Scalar s = Scalar(1)) const {
+    scatter_rows(T, ldt, c0, w, s, dU_, dP_, dN_);
+  }
+  // The same for any three gradient arrays laid out as dU, dP, dN, scaled by s.
+  void scatter_rows(Scalar* T, index_t ldt, index_t c0, index_t w, Scalar s, const matrix<Scalar>& gU,
+                    const matrix<Scalar>& gP, const matrix<Scalar>& gN) const {
+    const index_t nu = adj_->n_users, B = ids_.B, BK = ids_.B * ids_.K, lds = gU.cols();
+    const Scalar *GU = gU.data() + c0, *GP = gP.data() + c0, *GN = gN.data() + c0;
     owned_scatter(T, ldt, w, BK * w > (1 << 14), [&](auto&& add) {
       for (index_t b = 0; b < B; ++b) {
-        add(ids_.users[b], GU + b * lds, Scalar(1));
-        add(nu + ids_.pos_items[b], GP + b * lds, Scalar(1));
+        add(ids_.users[b], GU + b * lds, s);
+        add(nu + ids_.pos_items[b], GP + b * lds, s);
       }
-      for (index_t j = 0; j < BK; ++j) add(nu + ids_.cand_items[j], GN + j * lds, Scalar(1));
+      for (index_t j = 0; j < BK; ++j) add(nu + ids_.cand_items[j], GN + j * lds, s);
     });
   }
 
@@ -226,6 +271,9 @@ class ans_objective {
   batch_shape shape_{};
   matrix<Scalar> layers_;  ///< S_1..S_L hop-major ((L*N) x d); after the gather, the backward's workspace
   matrix<Scalar> U_, P_, N_, dU_, dP_, dN_;
+  bool pooled_ = false;
+  std::vector<Scalar> alpha_;                  ///< readout weights (pooled mode)
+  matrix<Scalar> U0_, P0_, N0_, dU0_, dP0_, dN0_;  ///< pooled mode: the ego rows R acts on, and their gradient
   touched_set touched_;
 };
 

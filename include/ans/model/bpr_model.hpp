@@ -236,7 +236,7 @@ class bpr_objective {
       index_t* ks = kstar_.data() + b * H;
       Scalar* ub = concat ? nullptr : Ub_.row(b).data();
       if (o_.selection == negative_selection::mixgcf) {
-        if (!concat) propagation::readout_row(u, d, a, H, d, ub);  // ū
+        if (!concat) propagation::readout_row([&](index_t h) { return u + h * d; }, a, H, d, ub);  // ū
         auto r = sampling::stream(seed, 0x4D4958ULL /* "MIX" */, step, static_cast<std::uint64_t>(b));
         sampling::mixgcf_sample(concat ? u : ub, p, cand, iota_.data(), K, H, r, o_.mix, alpha_.row(b).data(), n, ks,
                                 !concat);
@@ -251,8 +251,8 @@ class bpr_objective {
       } else {
         Scalar* pb = Pb_.row(b).data();
         Scalar* nb = Nb_.row(b).data();
-        propagation::readout_row(p, d, a, H, d, pb);  // p̄
-        propagation::readout_row(n, d, a, H, d, nb);  // n̄* = Σ_h w_h n*_h
+        propagation::readout_row([&](index_t h) { return p + h * d; }, a, H, d, pb);  // p̄
+        propagation::readout_row([&](index_t h) { return n + h * d; }, a, H, d, nb);  // n̄* = Σ_h w_h n*_h
         x_[b] = dot(ub, pb, d) - dot(ub, nb, d);      // <ū, p̄> − <ū, n̄*>
       }
     }

@@ -66,14 +66,16 @@ std::vector<Scalar> readout_weights(readout_kind k, int n_layers) {
   return {};
 }
 
-/// Row kernel of a weighted readout: out[0..d) = Σ_h α_h x[h·ld_hop + 0..d) (x: the H hop rows of one node,
-/// `ld_hop` apart). The one place the pooled row is formed (batch rows, tables).
-template <class Scalar>
-inline void readout_row(const Scalar* x, index_t ld_hop, const Scalar* alpha, index_t H, index_t d, Scalar* out) {
-  for (index_t c = 0; c < d; ++c) out[c] = alpha[0] * x[c];
+/// Row kernel of a weighted readout: out[0..d) = Σ_h α_h x_h, with `hop_row(h)` the address of the node's hop-h
+/// row (wherever the hops live: a stacked [H·d] row, or E0 and the hop-major layers). The one place a pooled
+/// row is formed outside the table-wide forward (batch rows of the BPR and ANS objectives).
+template <class Scalar, class HopRow>
+inline void readout_row(HopRow&& hop_row, const Scalar* alpha, index_t H, index_t d, Scalar* out) {
+  const Scalar* x0 = hop_row(index_t(0));
+  for (index_t c = 0; c < d; ++c) out[c] = alpha[0] * x0[c];
   for (index_t h = 1; h < H; ++h) {
     const Scalar a = alpha[h];
-    const Scalar* xh = x + h * ld_hop;
+    const Scalar* xh = hop_row(h);
     for (index_t c = 0; c < d; ++c) out[c] += a * xh[c];
   }
 }

@@ -108,7 +108,7 @@ class trainer {
         batcher_(data.train, cfg.batch_size, cfg.seed),
         neg_exclude_(cfg.negatives_exclude_eval ? union_of(data) : data::interactions{}),
         sampler_(cfg.negatives_exclude_eval ? neg_exclude_ : data.train),
-        ans_obj_(cfg.n_layers, make_ans_options(cfg)),
+        ans_obj_(cfg.n_layers, make_ans_options(cfg), effective_readout(cfg)),
         bpr_obj_(cfg.n_layers, make_bpr_options(cfg)) {
     ANS_CHECK(cfg.dim > 0, "dim must be positive, got " << cfg.dim);
     ANS_CHECK(cfg.num_neg >= 1, "num_neg (K) must be >= 1, got " << cfg.num_neg);
