@@ -62,7 +62,7 @@ struct options {
   std::string model = "ANS", encoder = "", dataset, path, json, save, load, mode = "faithful";
   std::string preset;  // "" = auto: rechorus for BPRMF/LightGCN, recbole otherwise
   std::string scoring, log, margin;
-  std::optional<std::string> optimizer, init, readout, main_metric, stop_rule;
+  std::optional<std::string> optimizer, init, readout, main_metric, stop_rule, pair_sampling;
   int emb = 64, max_batches = 0, layers = -1, workers = 0;
   std::optional<int> epochs, early_stop, eval_every, test_all;
   std::optional<long> batch, num_neg;
@@ -79,7 +79,7 @@ const char* kUsage =
     "  [--preset rechorus|lightgcn|mixgcf|recbole] (default: rechorus for BPRMF/LightGCN, recbole otherwise)\n"
     "  [--emb_size 64] [--lr 1e-3] [--l2 WD (Adam weight decay, ReChorus)] [--reg_weight LAMBDA (RecBole EmbLoss)]\n"
     "  [--neg_exclude train|all] [--epoch N] [--batch_size B] [--num_neg K] [--n_layers L] [--readout mean|sum|last|concat]\n"
-    "  [--init xavier|normal] [--init_std S] [--loss_n BPR] [--model_mode ''|TopK]\n"
+    "  [--init xavier|normal] [--init_std S] [--pair_sampling shuffle|user_uniform] [--loss_n BPR] [--model_mode ''|TopK]\n"
     "  [--gamma 0.1] [--eps 0.1] [--noise_scale 0.1] [--margin inv_sigmoid|sigmoid_neg|clamped|none] [--mode faithful|fixed] [--random_seed 0] [--num_workers T]\n"
     "  [--early_stop N] [--stop_rule patience|rechorus|rechorus_head] [--metric NDCG,HR,Recall,Precision,MRR] [--topk 5,10] [--main_metric NDCG@5] [--test_all 0|1]\n"
     "  [--valid_ratio 0.1] [--eval_every N] [--optimizer lazy_adam|adam|sgd] [--scoring trained|ego]\n"
@@ -127,6 +127,9 @@ options parse(int argc, char** argv) {
     } else if (f == "--init") {
       if (v != "xavier" && v != "normal") bad(f, "expected xavier or normal");
       o.init = v;
+    } else if (f == "--pair_sampling") {
+      if (v != "shuffle" && v != "user_uniform") bad(f, "expected shuffle or user_uniform");
+      o.pair_sampling = v;
     } else if (f == "--init_std") { o.init_std = to_double(f, v); if (!(*o.init_std > 0)) bad(f, "must be > 0");
     } else if (f == "--dataset") { o.dataset = v;
     } else if (f == "--path") { o.path = v;
@@ -196,7 +199,8 @@ options parse(int argc, char** argv) {
 //             per pair redrawn each epoch outside the train items, normal(0, 0.01) init), LightGCN.py (xavier,
 //             mean of the layers)
 //   lightgcn  gusye1234/LightGCN-PyTorch: code/world.py, model.py, utils.py (normal(0, 0.1), decay 1e-4 on
-//             ½(‖u⁰‖²+‖p⁰‖²+‖n⁰‖²)/B, softplus BPR, batch 2048, lr 1e-3, test every 10 epochs, full ranking)
+//             ½(‖u⁰‖²+‖p⁰‖²+‖n⁰‖²)/B, softplus BPR, batch 2048, lr 1e-3, user-uniform pair draws
+//             (UniformSample_original), test every 10 epochs, full ranking on test: no validation split)
 //   mixgcf    huangtinglin/MixGCF and Riwei-HEU/DENS: main.py, modules/LightGCN.py (xavier, λ 1e-4 on the
 //             squared ego rows, softplus BPR, batch 2048, 16 candidates, test every 5 epochs, stop after 10
 //             evaluations without a better Recall@20, full ranking)
@@ -227,6 +231,7 @@ void preset_defaults(options& o, bool synthetic) {
     set(o.num_neg, sampler ? 16L : 1L);
     set(o.init, std::string("normal"));
     set(o.init_std, 0.1);
+    set(o.pair_sampling, std::string("user_uniform"));
     set(o.epochs, 1000);
     set(o.eval_every, 10);
     set(o.early_stop, 0);
@@ -262,6 +267,7 @@ void preset_defaults(options& o, bool synthetic) {
     set(o.topk, std::vector<ans::index_t>{20});
   }
   set(o.init_std, 0.01);
+  set(o.pair_sampling, std::string("shuffle"));
   set(o.stop_rule, std::string("patience"));
   set(o.valid_ratio, 0.1);
 }
@@ -369,6 +375,7 @@ int run(options o) {
   if (o.readout) cfg.readout = propagation::parse_readout(*o.readout);
   cfg.init = *o.init == "normal" ? train::init_kind::normal : train::init_kind::xavier;
   cfg.init_std = *o.init_std;
+  cfg.pair_order = *o.pair_sampling == "user_uniform" ? sampling::pair_order::user_uniform : sampling::pair_order::shuffle;
   {
     auto ao = ans_options::make(cfg.m);
     ao.gamma = o.gamma;
@@ -424,7 +431,7 @@ int run(options o) {
           {"reg_form", q(paper_loss || cfg.m == mode::fixed ? "squared/2B" : "norm/B")},
           {"bpr_form", q(cfg.bpr_stable ? "softplus" : "log(sigmoid+1e-10)")},
           {"init", q(*o.init == "normal" ? "normal(0, " + num(*o.init_std) + ")" : "xavier_uniform")},
-          {"optimizer", q(optimizer)}, {"batch_size", std::to_string(batch)}, {"num_neg", std::to_string(*o.num_neg)},
+          {"optimizer", q(optimizer)}, {"pair_sampling", q(*o.pair_sampling)}, {"batch_size", std::to_string(batch)}, {"num_neg", std::to_string(*o.num_neg)},
           {"neg_exclude", q(o.neg_exclude_all ? "all" : "train")}, {"gamma", num(o.gamma)}, {"eps", num(o.eps)},
           {"noise_scale", num(cfg.ans->noise_scale)}, {"mode", q(o.mode)}, {"random_seed", std::to_string(o.seed)},
           {"num_workers", std::to_string(ans::max_threads())}, {"epoch", std::to_string(epochs)},

@@ -177,7 +177,8 @@ for part in $PARTS; do
     gowalla_lgcn)
       # issue 11: the LightGCN-PyTorch command (--preset lightgcn), tested every epoch for the curve
       ours gowalla_lgcn "LightGCN_s$FIRST_SEED" --model_name LightGCN --preset lightgcn --n_layers 3 --dataset gowalla \
-        --path $DATA --epoch ${GOWALLA_LGCN_EPOCHS:-40} --eval_every 1 --num_workers $THREADS --quiet --random_seed $FIRST_SEED ;;
+        --path $DATA --epoch ${GOWALLA_LGCN_EPOCHS:-40} --eval_every 1 --num_workers $THREADS --quiet --random_seed $FIRST_SEED \
+        --log "$OUT/gowalla_lgcn/LightGCN_s$FIRST_SEED.jsonl" ;;
     beauty_dens)
       # issue 11: Beauty LightGCN (L = 3, mean pooling) under the DENS logs' protocol (--preset mixgcf: test every
       # 5 epochs, stop after 10 evaluations without a better test Recall@20: best-on-test, as the logs), and

@@ -199,6 +199,35 @@ TEST_CASE("batcher: epochs are seeded permutations of all pairs", "[train]") {
   CHECK(dl.n_batches() == train.nnz() / 16);
 }
 
+TEST_CASE("batcher: user-uniform draws (LightGCN-PyTorch) pick users uniformly, not by degree", "[train]") {
+  // user 0 has 1 item, user 1 has 9, user 2 none: a shuffle serves user 1 nine times as often as user 0;
+  // user-uniform draws serve them equally and never user 2
+  auto train = ans::data::from_pairs(3, 10, {{0, 0}, {1, 1}, {1, 2}, {1, 3}, {1, 4}, {1, 5}, {1, 6}, {1, 7}, {1, 8}, {1, 9}});
+  std::vector<double> count(3, 0), item(10, 0);
+  pair_batcher pb(train, 4, 5, false, ans::sampling::pair_order::user_uniform);
+  CHECK(pb.n_batches() == 3);  // nnz draws an epoch
+  std::vector<index_t> first;
+  for (index_t e = 0; e < 2000; ++e) {
+    pb.start_epoch(e);
+    for (index_t k = 0; k < pb.n_batches(); ++k) {
+      auto bt = pb.batch(k);
+      for (index_t j = 0; j < bt.size; ++j) {
+        REQUIRE(train.contains(bt.users[j], bt.items[j]));
+        count[bt.users[j]] += 1, item[bt.items[j]] += 1;
+        if (e == 0) first.push_back(bt.users[j]);
+      }
+    }
+  }
+  CHECK(count[2] == 0);
+  CHECK(count[0] / count[1] == Approx(1.0).epsilon(0.05));
+  CHECK(item[1] / item[9] == Approx(1.0).epsilon(0.15));  // the user's items uniformly
+  pair_batcher again(train, 4, 5, false, ans::sampling::pair_order::user_uniform);
+  std::vector<index_t> f2;
+  for (index_t k = 0; k < again.n_batches(); ++k)
+    for (index_t j = 0; j < again.batch(k).size; ++j) f2.push_back(again.batch(k).users[j]);
+  CHECK(f2 == first);  // (seed, epoch) decide the draws
+}
+
 TEST_CASE("sample_batch is deterministic and thread-count independent", "[train]") {
   auto train = dense_ish(40, 50, 4);
   pair_batcher pb(train, 64, 1);

@@ -26,15 +26,25 @@ struct pair_batch {
   index_t index = 0;  ///< batch number within the epoch
 };
 
-/// Shuffles all nnz training pairs every epoch and serves them in batches of `batch_size`.
+/// How an epoch's nnz training pairs are drawn.
+enum class pair_order {
+  shuffle,      ///< every training pair once, in a shuffled order (RecBole, ReChorus, MixGCF, DENS)
+  user_uniform  ///< nnz draws of a uniform user, then one of its training items uniformly, with replacement
+                ///< (LightGCN-PyTorch's UniformSample_original; users without items are redrawn)
+};
+
+/// Serves an epoch of training pairs in batches of `batch_size`: all nnz pairs shuffled (pair_order::shuffle)
+/// or nnz user-uniform draws (pair_order::user_uniform).
 ///
-/// The permutation of epoch e is a Fisher–Yates shuffle of [0, nnz) driven by `stream(seed, tag, e)`, so it
-/// depends only on (seed, epoch). The last batch is smaller when batch_size does not divide nnz, unless
-/// `drop_last` is set. Memory: 3 arrays of nnz entries, allocated once.
+/// The order of epoch e is driven by `stream(seed, tag, e)` (a Fisher–Yates shuffle of [0, nnz), or the
+/// draws), so it depends only on (seed, epoch). The last batch is smaller when batch_size does not divide nnz,
+/// unless `drop_last` is set. Memory: 3 arrays of nnz entries, allocated once.
 class pair_batcher {
  public:
-  pair_batcher(const data::interactions& train, index_t batch_size, std::uint64_t seed, bool drop_last = false)
-      : batch_size_(batch_size), seed_(seed), drop_last_(drop_last) {
+  pair_batcher(const data::interactions& train, index_t batch_size, std::uint64_t seed, bool drop_last = false,
+               pair_order order = pair_order::shuffle)
+      : batch_size_(batch_size), seed_(seed), drop_last_(drop_last), order_(order),
+        indptr_(train.indptr.begin(), train.indptr.end()) {
     ANS_CHECK(batch_size >= 1, "pair_batcher: batch_size must be >= 1, got " << batch_size);
     const index_t n = train.nnz();
     row_of_.resize(n);
@@ -51,6 +61,22 @@ class pair_batcher {
   void start_epoch(index_t epoch) {
     epoch_ = epoch;
     const index_t n = nnz();
+    if (order_ == pair_order::user_uniform) {
+      auto r = stream(seed_, 0x55534552ULL /* "USER" */, static_cast<std::uint64_t>(epoch));
+      const auto nu = static_cast<std::uint64_t>(indptr_.size() - 1);
+      for (index_t i = 0; i < n; ++i) {
+        index_t u, deg;
+        do {
+          u = static_cast<index_t>(r.uniform_int(nu));
+          deg = indptr_[u + 1] - indptr_[u];
+        } while (deg == 0);  // n > 0, so some user has items
+        const index_t j = indptr_[u] + static_cast<index_t>(r.uniform_int(static_cast<std::uint64_t>(deg)));
+        perm_[i] = j;
+        users_[i] = u;
+        items_[i] = item_of_[j];
+      }
+      return;
+    }
     std::iota(perm_.begin(), perm_.end(), index_t{0});
     auto r = stream(seed_, 0x5348554646ULL /* "SHUFF" */, static_cast<std::uint64_t>(epoch));
     for (index_t i = n - 1; i > 0; --i) {
@@ -81,13 +107,16 @@ class pair_batcher {
     return pair_batch{users_.data() + begin, items_.data() + begin, end - begin, epoch_, b};
   }
 
-  /// The epoch's permutation: position -> nonzero index in the CSR.
+  pair_order order() const { return order_; }
+  /// The epoch's order: position -> nonzero index in the CSR (a permutation for pair_order::shuffle).
   const std::vector<index_t>& permutation() const { return perm_; }
 
  private:
   index_t batch_size_;
   std::uint64_t seed_;
   bool drop_last_;
+  pair_order order_;
+  std::vector<index_t> indptr_;
   index_t epoch_ = 0;
   std::vector<index_t> row_of_;
   std::vector<std::int32_t> item_of_;

@@ -72,6 +72,8 @@ struct trainer_config {
   /// Σ_h <u_h, i_h>) for ANS in faithful mode.
   std::optional<propagation::readout_kind> readout;
   init_kind init = init_kind::xavier;
+  /// How each epoch's training pairs are drawn (shuffle: every pair once; user_uniform: LightGCN-PyTorch).
+  sampling::pair_order pair_order = sampling::pair_order::shuffle;
   double init_std = 0.01;        ///< σ of init_kind::normal
   mode m = mode::faithful;
   double gamma = 0.1, eps = 0.1;
@@ -105,7 +107,7 @@ class trainer {
         // MF (L = 0) never propagates: keep the node counts, not the O(nnz) edge list
         adj_(cfg.n_layers > 0 ? graph::build_normalized_adjacency<Scalar>(data.train)
                               : graph::node_counts_only<Scalar>(data.train)),
-        batcher_(data.train, cfg.batch_size, cfg.seed),
+        batcher_(data.train, cfg.batch_size, cfg.seed, false, cfg.pair_order),
         neg_exclude_(cfg.negatives_exclude_eval ? union_of(data) : data::interactions{}),
         sampler_(cfg.negatives_exclude_eval ? neg_exclude_ : data.train),
         ans_obj_(cfg.n_layers, make_ans_options(cfg), effective_readout(cfg)),
