@@ -450,7 +450,7 @@ class trainer {
   trainer_config cfg_;
   graph::normalized_adjacency<Scalar> adj_;
   sampling::pair_batcher batcher_;
-  data::interactions neg_exclude_;  ///< train ∪ dev ∪ test when negatives_exclude_eval (ReChorus)
+  data::interactions neg_exclude_;  ///< train ∪ dev ∪ test when negatives_exclude_eval (ReChorus before 2021-03)
   sampling::uniform_sampler sampler_;
   model::ans_objective<Scalar> ans_obj_;
   model::bpr_objective<Scalar> bpr_obj_;
