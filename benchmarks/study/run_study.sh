@@ -12,6 +12,8 @@
 #   PARTS         space-separated subset of: beauty_mf long mixgcf_mf beauty_lgcn ref gowalla grocery ablation sens
 #                 grocery_rechorus gowalla_lgcn beauty_dens (issue 11: the framework presets; RECHORUS_SEEDS "0 1 2 3 4",
 #                 RECHORUS_MODELS "BPRMF LightGCN", GOWALLA_LGCN_EPOCHS 40, DENS_SEEDS "0 1 2", DENS_SAMPLERS "RNS DNS MixGCF")
+#                 beauty_lgcn_ans (pooled vs per-hop ANS fixed on LightGCN; LGCN_ANS_SEEDS "0 1 2", LGCN_ANS_EPOCHS 60)
+#                 mf_check (the Beauty MF RNS/DNS runs again: MF results unchanged by the readout)
 #                 escape (extra seeds of ANS faithful, ours ESCAPE_SEEDS "3 4 5 6 7 8 9" and the reference's
 #                 REF_ESCAPE_SEEDS "3 4", ESCAPE_EPOCHS 60 / REF_ESCAPE_EPOCHS 40: when each leaves the initial plateau)
 #   LONG_EPOCHS   epochs of the "long" part (200); LONG_SEEDS (SEEDS), LONG_MODELS ("ANS_faithful ANS_fixed RNS DNS")
@@ -194,6 +196,22 @@ for part in $PARTS; do
           ours beauty_dens "${m}_valid_s$s" $M --preset mixgcf --n_layers 3 --dataset amazon_beauty --path $DATA \
             --valid_ratio 0.1 --num_workers $THREADS --quiet --random_seed $s
         done
+      done ;;
+    beauty_lgcn_ans)
+      # issue 11: ANS in fixed mode on LightGCN (L = 3), pooled (mean readout: one gate pass, the default) against
+      # per hop (--readout concat: the reference's H gate passes), validation-selected
+      for s in ${LGCN_ANS_SEEDS:-0 1 2}; do
+        for r in mean concat; do
+          ours beauty_lgcn_ans "ANS_fixed_${r}_s$s" --model_name ANS --encoder lightgcn --n_layers 3 --mode fixed \
+            --readout $r $BEAUTY $COMMON --epoch ${LGCN_ANS_EPOCHS:-60} --random_seed $s --optimizer adam
+        done
+      done ;;
+    mf_check)
+      # issue 11: MF has one hop (the readout is the identity): the Beauty MF RNS/DNS runs of beauty_mf again
+      for s in $SEEDS; do
+        E="--epoch $EPOCHS --random_seed $s --optimizer $OPTIMIZER"
+        ours mf_check "RNS_s$s" --model_name BPRMF $BEAUTY $COMMON $E
+        ours mf_check "DNS_s$s" --model_name DNS --encoder mf $BEAUTY $COMMON $E
       done ;;
     escape)
       for s in ${ESCAPE_SEEDS:-3 4 5 6 7 8 9}; do

@@ -159,23 +159,27 @@ class ans_objective {
         propagation::readout_row([&](index_t l) { return hop_row(node, l); }, alpha_.data(), H, d, out);
         return;
       }
-      for (index_t l = 0; l < H; ++l) std::copy(hop_row(node, l), hop_row(node, l) + d, out + l * d);
+      std::copy(E + node * d, E + (node + 1) * d, out);  // [S_0 | S_1 | ... | S_L]
+      for (index_t l = 1; l < H; ++l) {
+        const Scalar* src = Ld + ((l - 1) * nn + node) * d;
+        std::copy(src, src + d, out + l * d);
+      }
     };
+    const bool ego_copy = pooled_ && with_reg;  // pooled rows are not E0: R needs its own copy of the ego rows
     auto ego = [&](index_t node, matrix<Scalar>& dst, index_t r) {
-      if (pooled_ && with_reg) std::copy(E + node * d, E + (node + 1) * d, dst.row(r).data());
+      std::copy(E + node * d, E + (node + 1) * d, dst.row(r).data());
     };
 #if ANS_HAS_OPENMP
 #pragma omp parallel for schedule(static)
 #endif
     for (index_t j = 0; j < B * K; ++j) {  // row j = b*K + k; the pair rows ride along at k == 0
       row(nu + ids.cand_items[j], N_.data() + j * Hd);
-      ego(nu + ids.cand_items[j], N0_, j);
+      if (ego_copy) ego(nu + ids.cand_items[j], N0_, j);
       if (j % K == 0) {
         const index_t b = j / K;
         row(ids.users[b], U_.data() + b * Hd);
         row(nu + ids.pos_items[b], P_.data() + b * Hd);
-        ego(ids.users[b], U0_, b);
-        ego(nu + ids.pos_items[b], P0_, b);
+        if (ego_copy) ego(ids.users[b], U0_, b), ego(nu + ids.pos_items[b], P0_, b);
       }
     }
     ego_rows<Scalar> rows{};
