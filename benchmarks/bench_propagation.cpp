@@ -1,4 +1,5 @@
-// Adjacency build and LightGCN propagation (forward: node-major stack and hop-major layers; backward) on the
+// Adjacency build, LightGCN propagation (forward: node-major stack and hop-major layers; backward) and the mean
+// readout (forward, backward) on the
 // Gowalla training graph
 // ($ANS_DATA_DIR/gowalla), or on a synthetic graph of similar size when the data is absent.
 // Counters: edges/s for the build; GB/s (bytes the SpMM must move: CSR + gathered rows + written rows) and
@@ -12,6 +13,7 @@
 #include "bench_data.hpp"
 #include "ans/graph/adjacency.hpp"
 #include "ans/propagation/lightgcn.hpp"
+#include "ans/propagation/readout.hpp"
 
 namespace {
 
@@ -93,5 +95,42 @@ static void BM_propagation_backward(benchmark::State& state) {
                                                  benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_propagation_backward)->Args({3, 64})->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// The mean readout ē = Σ_h Â^h E0 / (L+1) as the BPR trainers and the evaluation compute it (running sum over
+// two N x d buffers, no stack), and its backward (reverse Horner from an N x d gradient).
+static void BM_readout_mean_forward(benchmark::State& state) {
+  const auto& g = graph();
+  const int layers = static_cast<int>(state.range(0));
+  const ans::index_t d = state.range(1);
+  auto adj = ans::graph::build_normalized_adjacency<float>(g);
+  ans::matrix<float> e0 = ans::matrix<float>::Random(adj.n_nodes(), d), out;
+  ans::propagation::readout<float> ro(layers, ans::propagation::readout_kind::mean);
+  ro.forward(adj, e0, out);
+  for (auto _ : state) {
+    ro.forward(adj, e0, out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(layers * spmm_bytes(adj, d) * state.iterations() / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_readout_mean_forward)->Args({3, 64})->UseRealTime()->Unit(benchmark::kMillisecond);
+
+static void BM_readout_mean_backward(benchmark::State& state) {
+  const auto& g = graph();
+  const int layers = static_cast<int>(state.range(0));
+  const ans::index_t d = state.range(1);
+  auto adj = ans::graph::build_normalized_adjacency<float>(g);
+  ans::matrix<float> go = ans::matrix<float>::Random(adj.n_nodes(), d);
+  ans::matrix<float> ge = ans::matrix<float>::Zero(adj.n_nodes(), d);
+  ans::propagation::readout<float> ro(layers, ans::propagation::readout_kind::mean);
+  ro.backward(adj, go, ge);
+  for (auto _ : state) {
+    ro.backward(adj, go, ge);
+    benchmark::DoNotOptimize(ge.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(layers * spmm_bytes(adj, d) * state.iterations() / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_readout_mean_backward)->Args({3, 64})->UseRealTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

@@ -7,7 +7,9 @@
 //                                           forward_backward (fused=1, what the trainer runs), L=0 (MF-ANS)
 //                                           and L=3 (LightGCN-ANS), faithful mode, candidates pre-sampled;
 //                                           eigen_serial=1 turns Eigen's GEMM threading off (OpenMP loops keep
-//                                           their threads).
+//                                           their threads); pooled=1: the mean readout (one gate pass).
+//   BM_bpr_objective_step/L/selection     : ans::model::bpr_objective<float> forward + backward, mean readout,
+//                                           selection 0 = RNS (K = 1), 1 = DNS, 2 = MixGCF.
 //
 // Counters: samples/s = training pairs (B) per second; draws/s = negative candidates (B*K) per second.
 // The time column is the time per batch. Threaded kernels are timed in real (wall) time: Google Benchmark's
@@ -123,6 +125,8 @@ void BM_objective_step(benchmark::State& st) {
   // OMP_NUM_THREADS. Diagnoses Eigen's parallel GEMM on the gate's weight gradients (k = B*K*H, 64x64 out).
   const bool eigen_serial = st.range(1) != 0;
   const bool fused = st.range(2) != 0;
+  // range(3) = 1: pooled ANS (mean readout: one gate pass on ē, fixed mode's default on LightGCN)
+  const auto readout = st.range(3) != 0 ? ans::propagation::readout_kind::mean : ans::propagation::readout_kind::concat;
   const int eigen_threads_before = Eigen::nbThreads();
   if (eigen_serial) Eigen::setNbThreads(1);
   const auto adj = ans::graph::build_normalized_adjacency<float>(g);
@@ -131,7 +135,7 @@ void BM_objective_step(benchmark::State& st) {
   ans::matrix<float> grad_e0 = ans::matrix<float>::Zero(adj.n_nodes(), kD);
   auto prm = ans::model::ans_params<float>::init(kD, ans::mode::faithful, 3);
   auto grads = ans::model::ans_params<float>::zeros(kD);
-  ans::model::ans_objective<float> obj(L, ans::ans_options::make(ans::mode::faithful));
+  ans::model::ans_objective<float> obj(L, ans::ans_options::make(ans::mode::faithful), readout);
   obj.loss().set_compute_stats(false);
   std::uint64_t step = 0;
   int i = 0;
@@ -163,12 +167,52 @@ BENCHMARK(BM_sample_batch_uniform)->UseRealTime()->Unit(benchmark::kMicrosecond)
 BENCHMARK(BM_sample_batch_popularity)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_dns_select)->Arg(1)->Arg(4)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_objective_step)
-    ->ArgNames({"L", "eigen_serial", "fused"})
-    ->Args({0, 0, 0})
-    ->Args({0, 0, 1})
-    ->Args({3, 0, 0})
-    ->Args({3, 0, 1})
-    ->Args({0, 1, 1})
-    ->Args({3, 1, 1})
+    ->ArgNames({"L", "eigen_serial", "fused", "pooled"})
+    ->Args({0, 0, 0, 0})
+    ->Args({0, 0, 1, 0})
+    ->Args({3, 0, 0, 0})
+    ->Args({3, 0, 1, 0})
+    ->Args({0, 1, 1, 0})
+    ->Args({3, 1, 1, 0})
+    ->Args({3, 1, 1, 1})
+    ->UseRealTime()->Unit(benchmark::kMillisecond);
+
+namespace {
+// The BPR objective step of the baseline trainers (forward + backward to E0) with the mean readout: RNS (K = 1)
+// and DNS (K = 16) on the pooled table, MixGCF on the per-hop rows; L = 0 (MF) and L = 3.
+void BM_bpr_objective_step(benchmark::State& st) {
+  const auto& g = train();
+  const int L = static_cast<int>(st.range(0));
+  const auto sel = static_cast<ans::model::negative_selection>(st.range(1));
+  const auto adj = ans::graph::build_normalized_adjacency<float>(g);
+  const auto& p = pool();
+  const ans::matrix<float> e0 = random_matrix(adj.n_nodes(), kD, 3);
+  ans::matrix<float> grad_e0 = ans::matrix<float>::Zero(adj.n_nodes(), kD);
+  ans::model::bpr_options o;
+  o.selection = sel;
+  ans::model::bpr_objective<float> obj(L, o);
+  int i = 0;
+  std::uint64_t step = 0;
+  for (auto _ : st) {
+    auto ids = p.ids(i);
+    if (sel == ans::model::negative_selection::first) ids.K = 1;  // RNS: one (valid, uniform) item per pair
+    benchmark::DoNotOptimize(obj.forward(adj, e0, ids, 1, step++));
+    if (L >= 1) ans::parallel_zero(grad_e0.data(), grad_e0.size());
+    obj.backward(grad_e0);
+    if (L == 0)
+      for (auto r : obj.touched_rows()) grad_e0.row(r).setZero();
+    benchmark::DoNotOptimize(grad_e0.data());
+    i = (i + 1) % batch_pool::n;
+  }
+  st.counters["samples/s"] = benchmark::Counter(double(kB), benchmark::Counter::kIsIterationInvariantRate);
+}
+}  // namespace
+BENCHMARK(BM_bpr_objective_step)
+    ->ArgNames({"L", "selection"})
+    ->Args({0, 0})
+    ->Args({0, 1})
+    ->Args({3, 0})
+    ->Args({3, 1})
+    ->Args({3, 2})
     ->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();

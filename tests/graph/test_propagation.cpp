@@ -172,7 +172,7 @@ TEST_CASE("readout: mean, sum, last and concat match Σ_h α_h Â^h E0 built fro
   CHECK_THROWS_WITH(ans::propagation::parse_readout("avg"), Catch::Contains("readout.hpp:") && Catch::Contains("mean, sum, last, concat"));
 }
 
-TEST_CASE("readout: backward matches finite differences; the isolated node gets exactly zero", "[graph][readout][gradcheck]") {
+TEST_CASE("readout: backward matches finite differences, the isolated node gets exactly zero", "[graph][readout][gradcheck]") {
   using ans::propagation::readout_kind;
   auto adj = ans::graph::build_normalized_adjacency<double>(small_graph());
   const ans::index_t n = adj.n_nodes(), d = 2;

@@ -134,7 +134,7 @@ TEST_CASE("trainer: bad configuration and bad checkpoints are reported", "[train
   CHECK_THROWS_WITH(t.load("/nonexistent/ckpt"), Catch::Contains("manifest.json"));
 }
 
-TEST_CASE("trainer: a LightGCN model is ranked with the readout it trains with; ego scoring only on request", "[trainer][readout]") {
+TEST_CASE("trainer: a LightGCN model is ranked with the readout it trains with, ego scoring only on request", "[trainer][readout]") {
   const auto& data = synthetic();
   using ans::propagation::readout_kind;
   for (auto ro : {readout_kind::mean, readout_kind::concat}) {
@@ -175,7 +175,7 @@ TEST_CASE("trainer: a LightGCN model is ranked with the readout it trains with; 
   CHECK(ans::train::trainer<float>::effective_readout(c) == readout_kind::mean);
 }
 
-TEST_CASE("trainer: normal init has the requested spread; a bad init_std is reported", "[trainer]") {
+TEST_CASE("trainer: normal init has the requested spread, a bad init_std is reported", "[trainer]") {
   auto c = small_config(ans::train::sampler_kind::rns);
   c.init = ans::train::init_kind::normal;
   c.init_std = 0.1;
