@@ -202,7 +202,8 @@ options parse(int argc, char** argv) {
 //             ½(‖u⁰‖²+‖p⁰‖²+‖n⁰‖²)/B, softplus BPR, batch 2048, lr 1e-3, user-uniform pair draws
 //             (UniformSample_original), test every 10 epochs, full ranking on test: no validation split)
 //   mixgcf    huangtinglin/MixGCF and Riwei-HEU/DENS: main.py, modules/LightGCN.py (xavier, λ 1e-4 on the
-//             squared ego rows, softplus BPR, batch 2048, 16 candidates, test every 5 epochs, stop after 10
+//             squared ego rows, softplus BPR, batch 2048, 16 candidates (MixGCF README's Amazon command,
+//             --n_negs 16), test every 5 epochs, stop after 10
 //             evaluations without a better Recall@20, full ranking)
 //   recbole   the ANS reference (RecBole): xavier, λ 1e-4 EmbLoss, batch 2048, 16 candidates, lazy Adam for MF
 void preset_defaults(options& o, bool synthetic) {
