@@ -350,7 +350,7 @@ def frameworks_section(runs, img):
             if vals:
                 mu = statistics.mean(vals)
                 rows.append(f"- Beauty LightGCN {m} (best-on-test, DENS protocol): {mu:.5f} Recall@20 (target ≥ "
-                            f"{DENS_TARGET[m]:.3f}; DENS log {ref[0]:.5f}) → {'met' if mu >= DENS_TARGET[m] else 'missed by %.5f' % (DENS_TARGET[m] - mu)}")
+                            f"{DENS_TARGET[m]:.3f}; DENS log {ref[0]:.5f}) → {'met' if mu >= DENS_TARGET[m] else 'missed by %.1e' % (DENS_TARGET[m] - mu)}")
         plot_curves(runs, [(m, "beauty_dens", f"{m}_test", "-") for m in ("RNS", "DNS", "MixGCF")], "Recall@20",
                     os.path.join(img, "results_beauty_dens_curves.png"),
                     "Beauty LightGCN (L = 3, mean), --preset mixgcf: test Recall@20 every 5 epochs", split="test")
