@@ -2,8 +2,11 @@
 // format, detected) or, without --dataset, on the built-in synthetic dataset, with the flags of the ReChorus
 // command the method was evaluated with:
 //
-//   ans-train --model_name ANS --emb_size 64 --lr 1e-3 --l2 0 --dataset NAME --path DIR
-//             --metric NDCG,HR --topk 1,2,3,5,10 --main_metric NDCG@2
+//   ans-train --model_name ANS --emb_size 64 --lr 1e-3 --l2 0 --loss_n BPR --dataset NAME --path DIR
+//             --metric NDCG,HR --topk 1,2,3,5,10 --main_metric NDCG@2 --model_mode TopK
+//
+// Values left unset come from a framework preset (--preset rechorus|lightgcn|mixgcf|recbole; see
+// preset_defaults and docs/training.md); the effective configuration is printed and written to the JSON.
 //
 // Bad flags or values give a one-line error naming the flag and exit code 2.
 #include <sys/stat.h>

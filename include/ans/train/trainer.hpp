@@ -78,7 +78,7 @@ struct trainer_config {
   mode m = mode::faithful;
   double gamma = 0.1, eps = 0.1;
   /// When set, the ANS loss uses exactly these options (every §6 flag, γ, ε and λ) instead of
-  /// `ans_options::make(m)` with gamma, eps and l2 above.
+  /// `ans_options::make(m)` with gamma, eps and reg_weight above.
   std::optional<ans_options> ans;
   optimizer_kind optimizer = optimizer_kind::lazy_adam;  ///< lazy Adam falls back to dense Adam for L ≥ 1
   scoring_kind scoring = scoring_kind::trained;
