@@ -181,6 +181,12 @@ for part in $PARTS; do
       ours gowalla_lgcn "LightGCN_s$FIRST_SEED" --model_name LightGCN --preset lightgcn --n_layers 3 --dataset gowalla \
         --path $DATA --epoch ${GOWALLA_LGCN_EPOCHS:-40} --eval_every 1 --num_workers $THREADS --quiet --random_seed $FIRST_SEED \
         --log "$OUT/gowalla_lgcn/LightGCN_s$FIRST_SEED.jsonl" ;;
+    gowalla_lgcn_long)
+      # issue 11: the same command for longer (tested every 4 epochs); the JSON lines log keeps the curve of a run
+      # that a session ended early (summarize.py reads it, marked partial)
+      ours gowalla_lgcn_long "LightGCN_s$FIRST_SEED" --model_name LightGCN --preset lightgcn --n_layers 3 --dataset gowalla \
+        --path $DATA --epoch ${GOWALLA_LONG_EPOCHS:-120} --eval_every 4 --num_workers $THREADS --quiet --random_seed $FIRST_SEED \
+        --log "$OUT/gowalla_lgcn_long/LightGCN_s$FIRST_SEED.jsonl" ;;
     beauty_dens)
       # issue 11: Beauty LightGCN (L = 3, mean pooling) under the DENS logs' protocol (--preset mixgcf: test every
       # 5 epochs, stop after 10 evaluations without a better test Recall@20: best-on-test, as the logs), and
