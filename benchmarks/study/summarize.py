@@ -354,7 +354,7 @@ def frameworks_section(runs, img):
         xs, ys = curve(run, "Recall@20", split)
         _, nds = curve(run, "NDCG@20", split)
         md.append(f"\n### Gowalla, the same command for longer (`gowalla_lgcn_long`, tested every 4 epochs"
-                  f"{', partial: the session ended the run' if run['partial'] else ''})\n")
+                  f"{', partial: the run had not finished when this was generated' if run['partial'] else ''})\n")
         md.append("| epoch | " + " | ".join(str(x) for x in xs) + " |")
         md.append("|---|" + "---|" * len(xs))
         md.append("| Recall@20 | " + " | ".join(f"{y:.4f}" for y in ys) + " |")
