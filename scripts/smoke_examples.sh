@@ -43,6 +43,18 @@ if [ -x "$BIN/ans-train" ]; then
     run "$BIN/ans-train" --model_name BPRMF --dataset grocery_and_gourmet_food --path "$DATA" --epoch 1 \
       --metric NDCG,HR --topk 1,2,3,5,10 --main_metric NDCG@2 --quiet
   fi
+  # Each preset resolves to its framework's settings (the effective configuration line)
+  conf() { "$BIN/ans-train" "$@" --epoch 0 --quiet | sed -n 's/^config: //p'; ran+=(ans-train); }
+  want() { for kv in "${@:2}"; do grep -qF -- " $kv " <<<" $1 " || { echo "preset: expected $kv in: $1" >&2; exit 1; }; done; }
+  want "$(conf --model_name BPRMF)" 'preset="rechorus"' 'optimizer="adam"' batch_size=256 num_neg=1 \
+    'init="normal(0, 0.01)"' 'stop_rule="rechorus"' reg_weight=0 'metric="NDCG,HR"' 'topk="5,10,20,50"'
+  want "$(conf --model_name LightGCN)" 'preset="rechorus"' 'readout="mean"' 'init="xavier_uniform"' 'scoring="trained"'
+  want "$(conf --model_name LightGCN --preset lightgcn)" 'init="normal(0, 0.1)"' 'pair_sampling="user_uniform"' \
+    'reg_form="squared/2B"' 'bpr_form="softplus"' 'protocol="full"' batch_size=2048 eval_every=10
+  want "$(conf --model_name MixGCF --encoder lightgcn --preset mixgcf)" num_neg=16 eval_every=5 'readout="mean"'
+  want "$(conf --model_name ANS --encoder lightgcn)" 'preset="recbole"' 'readout="concat"' 'mode="faithful"'
+  want "$(conf --model_name ANS --encoder lightgcn --mode fixed)" 'readout="mean"'
+  want "$(conf --model_name ANS --l2 1e-6 --reg_weight 0.5)" l2=1e-06 weight_decay=1e-06 reg_weight=0.5
   # Bad flags: a one-line error and exit code 2.
   for bad in "--lr -1" "--num_neg 0" "--metric Foo" "--bogus 1" "--dataset missing --path /nonexistent" \
              "--loss_n BCE" "--model_mode Impression" "--model_mode CTR" "--preset torch" "--readout avg" \
