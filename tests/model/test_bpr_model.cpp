@@ -7,6 +7,8 @@
 #include <cmath>
 #include <random>
 #include <set>
+#include <type_traits>
+#include <utility>
 
 #include "ans/model/bpr_model.hpp"
 #include "ans/propagation/readout.hpp"
@@ -131,4 +133,23 @@ TEST_CASE("bpr objective: a wrong gradient buffer is reported with both shapes b
   ans::matrix<double> e_bad = ans::matrix<double>::Zero(12, 3);
   CHECK_THROWS_WITH(obj.forward(f.adj, e_bad, ids), Catch::Contains("bpr_objective") && Catch::Contains("12 x 3") &&
                                                         Catch::Contains("13 nodes"));
+}
+
+namespace {
+template <class Adj, class E0, class = void>
+struct can_forward : std::false_type {};
+template <class Adj, class E0>
+struct can_forward<Adj, E0, std::void_t<decltype(std::declval<ans::model::bpr_objective<double>&>().forward(
+                                std::declval<Adj>(), std::declval<E0>(), std::declval<const ans::model::batch_ids&>()))>>
+    : std::true_type {};
+}  // namespace
+
+TEST_CASE("bpr objective: forward rejects temporaries it would keep the address of", "[model][bpr]") {
+  using G = ans::graph::normalized_adjacency<double>;
+  using M = ans::matrix<double>;
+  STATIC_REQUIRE(can_forward<const G&, const M&>::value);
+  STATIC_REQUIRE(!can_forward<G&&, const M&>::value);
+  STATIC_REQUIRE(!can_forward<const G&, M&&>::value);
+  // an Eigen Map would be copied into a temporary matrix: rejected too
+  STATIC_REQUIRE(!can_forward<const G&, Eigen::Map<M>>::value);
 }

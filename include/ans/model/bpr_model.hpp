@@ -110,6 +110,13 @@ class bpr_objective {
     return loss;
   }
 
+  /// `forward` keeps the addresses of the graph and of E0 for `backward`: temporaries (an E0 built from an
+  /// Eigen expression or Map, a graph returned by value) are rejected at compile time.
+  Scalar forward(graph::normalized_adjacency<Scalar>&&, const matrix<Scalar>&, const batch_ids&, std::uint64_t = 0,
+                 std::uint64_t = 0) = delete;
+  Scalar forward(const graph::normalized_adjacency<Scalar>&, matrix<Scalar>&&, const batch_ids&, std::uint64_t = 0,
+                 std::uint64_t = 0) = delete;
+
   /// Accumulates ∂L/∂E0 (+=). For L = 0 only `touched_rows()` change (all rows may for L >= 1).
   void backward(matrix<Scalar>& grad_e0) {
     ANS_CHECK(adj_ != nullptr, "bpr_objective::backward called before forward");
