@@ -102,6 +102,11 @@ class bpr_objective {
       forward_pooled(adj, e0);
     else
       forward_per_hop(adj, e0, seed, step);
+    user_ids_.resize(static_cast<size_t>(B));  // the regulariser's ego rows (hop 0's selected negative)
+    pos_ids_.resize(static_cast<size_t>(B));
+    neg_ids_.resize(static_cast<size_t>(B));
+    for (index_t b = 0; b < B; ++b)
+      user_ids_[b] = ids.users[b], pos_ids_[b] = nu + ids.pos_items[b], neg_ids_[b] = neg_node_[b * H];
     Scalar loss = 0;
     for (index_t b = 0; b < B; ++b)
       loss += o_.bpr_stable ? math::softplus(-x_[b]) : -std::log(math::sigmoid(x_[b]) + Scalar(o_.bpr_eps));
@@ -303,16 +308,8 @@ class bpr_objective {
     }
   }
 
+  // The regulariser's three blocks over the id lists the forward built.
   std::vector<loss::emb_block<Scalar>> reg_blocks(Scalar* grad) {
-    const index_t H = ro_.n_layers() + 1;
-    user_ids_.resize(static_cast<size_t>(ids_.B));
-    pos_ids_.resize(static_cast<size_t>(ids_.B));
-    neg_ids_.resize(static_cast<size_t>(ids_.B));
-    for (index_t b = 0; b < ids_.B; ++b) {
-      user_ids_[b] = ids_.users[b];
-      pos_ids_[b] = adj_->n_users + ids_.pos_items[b];
-      neg_ids_[b] = neg_node_[b * H];  // hop 0's selected candidate
-    }
     const Scalar* t = e0_->data();
     return {{t, d_, ids_.B, user_ids_.data(), grad}, {t, d_, ids_.B, pos_ids_.data(), grad},
             {t, d_, ids_.B, neg_ids_.data(), grad}};

@@ -100,11 +100,11 @@ class readout {
     const index_t n = adj.n_nodes(), d = e0.cols();
     ANS_CHECK(e0.rows() == n, "readout::forward: E0 is " << e0.rows() << " x " << d << ", the graph has " << n
                                                           << " nodes");
-    if (kind_ == readout_kind::concat || prop_.n_layers() == 0) {
-      if (prop_.n_layers() == 0) {
-        out = e0;
-        return;
-      }
+    if (prop_.n_layers() == 0) {  // every readout is the identity
+      out = e0;
+      return;
+    }
+    if (kind_ == readout_kind::concat) {  // the stack itself
       prop_.forward(adj, e0, out);
       return;
     }
