@@ -85,7 +85,7 @@ const char* kUsage =
     "  [--init xavier|normal] [--init_std S] [--pair_sampling shuffle|user_uniform] [--loss_n BPR] [--model_mode ''|TopK]\n"
     "  [--gamma 0.1] [--eps 0.1] [--noise_scale 0.1] [--margin inv_sigmoid|sigmoid_neg|clamped|none] [--mode faithful|fixed] [--random_seed 0] [--num_workers T]\n"
     "  [--early_stop N] [--stop_rule patience|rechorus|rechorus_head] [--metric NDCG,HR,Recall,Precision,MRR] [--topk 5,10] [--main_metric NDCG@5] [--test_all 0|1]\n"
-    "  [--valid_ratio 0.1] [--eval_every N] [--optimizer lazy_adam|adam|sgd] [--scoring trained|ego]\n"
+    "  [--valid_ratio 0.1] [--eval_every N] [--optimizer lazy_adam|adam|sgd|hogwild_sgd] [--scoring trained|ego]\n"
     "  [--save DIR] [--load DIR] [--json FILE] [--log FILE.jsonl] [--max_batches N] [--quiet]\n";
 
 options parse(int argc, char** argv) {
@@ -176,7 +176,8 @@ options parse(int argc, char** argv) {
     } else if (f == "--test_all") { o.test_all = int(to_int(f, v)); if (*o.test_all != 0 && *o.test_all != 1) bad(f, "expected 0 or 1");
     } else if (f == "--valid_ratio") { o.valid_ratio = to_double(f, v); if (*o.valid_ratio < 0 || *o.valid_ratio >= 1) bad(f, "must be in [0, 1)");
     } else if (f == "--optimizer") {
-      if (v != "lazy_adam" && v != "adam" && v != "sgd") bad(f, "expected lazy_adam, adam or sgd");
+      if (v != "lazy_adam" && v != "adam" && v != "sgd" && v != "hogwild_sgd")
+        bad(f, "expected lazy_adam, adam, sgd or hogwild_sgd");
       o.optimizer = v;
     } else if (f == "--scoring") {
       if (v == "stack") bad(f, "'stack' is now '--readout concat' (scored with the training score by default)");
@@ -394,8 +395,13 @@ int run(options o) {
     cfg.ans = ao;
   }
   cfg.seed = o.seed;
-  cfg.optimizer = *o.optimizer == "adam" ? train::optimizer_kind::adam
-                  : *o.optimizer == "sgd" ? train::optimizer_kind::sgd : train::optimizer_kind::lazy_adam;
+  cfg.optimizer = *o.optimizer == "adam"          ? train::optimizer_kind::adam
+                  : *o.optimizer == "sgd"         ? train::optimizer_kind::sgd
+                  : *o.optimizer == "hogwild_sgd" ? train::optimizer_kind::hogwild_sgd
+                                                  : train::optimizer_kind::lazy_adam;
+  if (cfg.optimizer == train::optimizer_kind::hogwild_sgd &&
+      (cfg.n_layers != 0 || (cfg.sampler != train::sampler_kind::rns && cfg.sampler != train::sampler_kind::dns)))
+    bad("--optimizer", "hogwild_sgd trains MF (BPRMF or DNS with --encoder mf) only");
   const std::string scoring = !o.scoring.empty() ? o.scoring : "trained";
   cfg.scoring = scoring == "ego" ? train::scoring_kind::ego : train::scoring_kind::trained;
   cfg.topk = *o.topk;

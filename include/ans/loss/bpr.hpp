@@ -14,14 +14,17 @@
 
 namespace ans::loss {
 
+/// One pair's term of B·M: −log(σ(x) + δ) (faithful) or softplus(−x) (stable).
+template <class Scalar>
+inline Scalar bpr_term(Scalar x, bool stable, Scalar delta) {
+  return stable ? math::softplus(-x) : -std::log(math::sigmoid(x) + delta);
+}
+
 /// Value of M for `B` pairs of scores.
 template <class Scalar>
 Scalar bpr_forward(index_t B, const Scalar* pos, const Scalar* neg, bool stable, Scalar delta) {
   Scalar total = 0;
-  for (index_t b = 0; b < B; ++b) {
-    const Scalar x = pos[b] - neg[b];
-    total += stable ? math::softplus(-x) : -std::log(math::sigmoid(x) + delta);
-  }
+  for (index_t b = 0; b < B; ++b) total += bpr_term(pos[b] - neg[b], stable, delta);
   return total / Scalar(B);
 }
 

@@ -38,6 +38,39 @@ namespace detail {
 constexpr index_t kNormChunk = 1024;
 }  // namespace detail
 
+/// ‖r‖² of one row of d entries: per-row SIMD partial sums in a fixed lane order (deterministic, vectorised).
+template <class Scalar>
+inline Scalar row_sq_norm(const Scalar* r, index_t d) {
+  Scalar rs = 0;
+#if ANS_HAS_OPENMP
+#pragma omp simd reduction(+ : rs)
+#endif
+  for (index_t j = 0; j < d; ++j) rs += r[j] * r[j];
+  return rs;
+}
+
+/// ‖T‖_F from the rows' squared norms sq[0..n) (row_sq_norm), summed exactly as emb_block_norm sums them
+/// (rows in order within chunks of kNormChunk, chunk partials in order): the same bits for the same rows.
+template <class Scalar>
+Scalar norm_from_row_squares(const Scalar* sq, index_t n) {
+  Scalar ss = 0;
+  for (index_t c0 = 0; c0 < n; c0 += detail::kNormChunk) {
+    Scalar part = 0;
+    for (index_t i = c0; i < std::min(n, c0 + detail::kNormChunk); ++i) part += sq[i];
+    ss += part;
+  }
+  return std::sqrt(ss);
+}
+
+/// The factor c of a block's gradient rows, ∂(scale·R)/∂T_row = c·T_row: scale/B (require_pow) or
+/// scale/(B‖T‖_F) (0 when ‖T‖ = 0).
+template <class Scalar>
+inline Scalar emb_loss_coef(Scalar scale, index_t B, bool require_pow, Scalar norm) {
+  const Scalar c = scale / Scalar(B);  // require_pow: ∂R/∂T = T/B
+  if (require_pow) return c;
+  return norm == Scalar(0) ? Scalar(0) : c / norm;  // ∂R/∂T = T/(B‖T‖_F)
+}
+
 /// Frobenius norm of one block (duplicates counted per occurrence). Parallel over fixed chunks of rows whose
 /// partial sums are added in chunk order, so the result does not depend on the thread count.
 template <class Scalar>
@@ -54,15 +87,7 @@ Scalar emb_block_norm(const emb_block<Scalar>& blk) {
     // per-row SIMD partial sums (a fixed lane order), rows added in order: deterministic, vectorised
     Scalar ss = 0;
     const index_t i1 = std::min(blk.n, (c + 1) * detail::kNormChunk);
-    for (index_t i = c * detail::kNormChunk; i < i1; ++i) {
-      const Scalar* r = blk.row(i);
-      Scalar rs = 0;
-#if ANS_HAS_OPENMP
-#pragma omp simd reduction(+ : rs)
-#endif
-      for (index_t j = 0; j < blk.d; ++j) rs += r[j] * r[j];
-      ss += rs;
-    }
+    for (index_t i = c * detail::kNormChunk; i < i1; ++i) ss += row_sq_norm(blk.row(i), blk.d);
     part[c] = ss;
   }
   Scalar ss = 0;
@@ -101,12 +126,9 @@ void emb_loss_backward(const emb_block<Scalar>* blocks, size_t nb, index_t B, bo
   for (size_t ib = 0; ib < nb; ++ib) {
     const auto& blk = blocks[ib];
     if (!blk.grad) continue;
-    Scalar c = scale / Scalar(B);  // require_pow: ∂R/∂T = T/B
-    if (!require_pow) {
-      const Scalar nrm = norms ? norms[ib] : emb_block_norm(blk);
-      if (nrm == Scalar(0)) continue;
-      c /= nrm;  // ∂R/∂T = T/(B‖T‖_F)
-    }
+    const Scalar nrm = require_pow ? Scalar(1) : norms ? norms[ib] : emb_block_norm(blk);
+    const Scalar c = emb_loss_coef(scale, B, require_pow, nrm);
+    if (c == Scalar(0)) continue;
     auto rows = [&](index_t i0, index_t i1) {
       for (index_t i = i0; i < i1; ++i) {
         const Scalar* r = blk.row(i);

@@ -51,6 +51,27 @@ enum class negative_selection {
   mixgcf   ///< MixGCF: positive mixing + hop mixing (see the file comment)
 };
 
+/// One pair's score on pooled rows: x = <ū, p̄> − <ū, n̄*> (d entries each, summed in index order).
+template <class Scalar>
+inline Scalar bpr_pair_score(const Scalar* u, const Scalar* p, const Scalar* n, index_t d) {
+  Scalar sp = 0, sn = 0;
+  for (index_t j = 0; j < d; ++j) sp += u[j] * p[j];
+  for (index_t j = 0; j < d; ++j) sn += u[j] * n[j];
+  return sp - sn;
+}
+
+/// One pair's row gradients on pooled rows, given β = ∂L/∂x (written, not accumulated):
+///   ∂L/∂ū = β (p̄ − n̄*),  ∂L/∂p̄ = β ū,  ∂L/∂n̄* = −β ū.
+template <class Scalar>
+inline void bpr_pair_gradients(Scalar beta, const Scalar* u, const Scalar* p, const Scalar* n, index_t d, Scalar* gu,
+                               Scalar* gp, Scalar* gn) {
+  for (index_t j = 0; j < d; ++j) {
+    gu[j] = beta * (p[j] - n[j]);  // ∂L/∂ū = β (p̄ − n̄*)
+    gp[j] = beta * u[j];           // ∂L/∂p̄ = β ū
+    gn[j] = -beta * u[j];          // ∂L/∂n̄* = −β ū
+  }
+}
+
 /// Options of bpr_objective.
 struct bpr_options {
   negative_selection selection = negative_selection::first;
@@ -108,8 +129,7 @@ class bpr_objective {
     for (index_t b = 0; b < B; ++b)
       user_ids_[b] = ids.users[b], pos_ids_[b] = nu + ids.pos_items[b], neg_ids_[b] = neg_node_[b * H];
     Scalar loss = 0;
-    for (index_t b = 0; b < B; ++b)
-      loss += o_.bpr_stable ? math::softplus(-x_[b]) : -std::log(math::sigmoid(x_[b]) + Scalar(o_.bpr_eps));
+    for (index_t b = 0; b < B; ++b) loss += loss::bpr_term(x_[b], o_.bpr_stable, Scalar(o_.bpr_eps));
     loss /= Scalar(B);
     if (o_.reg_weight != 0) loss += Scalar(o_.reg_weight) * loss::emb_loss_forward(reg_blocks(nullptr), B, o_.reg_require_pow);
     return loss;
@@ -181,12 +201,6 @@ class bpr_objective {
     if (m.rows() != r || m.cols() != c) m.resize(r, c);
   }
 
-  static Scalar dot(const Scalar* a, const Scalar* b, index_t n) {
-    Scalar s = 0;
-    for (index_t j = 0; j < n; ++j) s += a[j] * b[j];
-    return s;
-  }
-
   // RNS/DNS on the pooled N x d table (E0 itself for L = 0).
   void forward_pooled(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0) {
     const index_t d = d_, H = ro_.n_layers() + 1, B = ids_.B, K = ids_.K, nu = adj.n_users;
@@ -206,7 +220,7 @@ class bpr_objective {
       std::copy(u, u + d, U_.row(b).data());
       std::copy(p, p + d, P_.row(b).data());
       std::copy(n, n + d, N_.row(b).data());
-      x_[b] = dot(u, p, d) - dot(u, n, d);  // x = <ū, p̄> − <ū, n̄*>
+      x_[b] = bpr_pair_score(u, p, n, d);
       for (index_t h = 0; h < H; ++h) kstar_[b * H + h] = k, neg_node_[b * H + h] = nu + c[k];
     }
   }
@@ -259,13 +273,13 @@ class bpr_objective {
       }
       for (index_t h = 0; h < H; ++h) neg_node_[b * H + h] = nu + c[ks[h]];
       if (concat) {
-        x_[b] = dot(u, p, Hd) - dot(u, n, Hd);  // Σ_h <u_h, p_h − n*_h>
+        x_[b] = bpr_pair_score(u, p, n, Hd);  // Σ_h <u_h, p_h − n*_h>
       } else {
         Scalar* pb = Pb_.row(b).data();
         Scalar* nb = Nb_.row(b).data();
         propagation::readout_row([&](index_t h) { return p + h * d; }, a, H, d, pb);  // p̄
         propagation::readout_row([&](index_t h) { return n + h * d; }, a, H, d, nb);  // n̄* = Σ_h w_h n*_h
-        x_[b] = dot(ub, pb, d) - dot(ub, nb, d);      // <ū, p̄> − <ū, n̄*>
+        x_[b] = bpr_pair_score(ub, pb, nb, d);  // <ū, p̄> − <ū, n̄*>
       }
     }
   }
@@ -275,12 +289,7 @@ class bpr_objective {
     const index_t d = d_, H = ro_.n_layers() + 1;
     Scalar *gu = gU_.row(b).data(), *gp = gP_.row(b).data(), *gn = gN_.row(b).data();
     if (pooled_) {
-      const Scalar *u = U_.row(b).data(), *p = P_.row(b).data(), *n = N_.row(b).data();
-      for (index_t j = 0; j < d; ++j) {
-        gu[j] = beta * (p[j] - n[j]);  // ∂L/∂ū = β (p̄ − n̄*)
-        gp[j] = beta * u[j];           // ∂L/∂p̄ = β ū
-        gn[j] = -beta * u[j];          // ∂L/∂n̄* = −β ū
-      }
+      bpr_pair_gradients(beta, U_.row(b).data(), P_.row(b).data(), N_.row(b).data(), d, gu, gp, gn);
       return;
     }
     const bool concat = o_.readout == propagation::readout_kind::concat;

@@ -110,9 +110,7 @@ class adam {
  private:
   template <bool Clear = false, class Grad>
   void run(Scalar* param, Grad* grad) {
-    ++t_;
-    const double bc1 = 1.0 - std::pow(o_.beta1, static_cast<double>(t_)),
-                 bc2 = 1.0 - std::pow(o_.beta2, static_cast<double>(t_));
+    begin_step();
     const index_t n = size();
     constexpr index_t chunk = 1 << 14;
     const index_t n_chunks = (n + chunk - 1) / chunk;
@@ -120,12 +118,27 @@ class adam {
 #pragma omp parallel for schedule(static) if (n_chunks > 1)
 #endif
     for (index_t c = 0; c < n_chunks; ++c) {
-      const index_t b = c * chunk, e = std::min(n, b + chunk);
-      detail::adam_update_corrected<Clear>(param + b, grad + b, m_.data() + b, v_.data() + b, e - b, bc1, bc2, o_);
+      const index_t b = c * chunk;
+      update_range<Clear>(param, grad, b, std::min(n, b + chunk) - b);
     }
   }
 
  public:
+  /// The two halves of a step, for callers that schedule the entries themselves (train/row_update.hpp): one
+  /// `begin_step()`, then `update_range(param, grad, offset, n)` over disjoint ranges that together cover all
+  /// size() entries, from any threads (the update is element-wise). Bits do not depend on how the entries are
+  /// split when every range starts at a multiple of 256 (the kernel's chunk).
+  void begin_step() {
+    ++t_;
+    bc1_ = 1.0 - std::pow(o_.beta1, static_cast<double>(t_));
+    bc2_ = 1.0 - std::pow(o_.beta2, static_cast<double>(t_));
+  }
+  /// Adam on entries [offset, offset + n) of the block (gradient set to 0 after use when Clear).
+  template <bool Clear = false, class Grad>
+  void update_range(Scalar* param, Grad* grad, index_t offset, index_t n) {
+    detail::adam_update_corrected<Clear>(param + offset, grad + offset, m_.data() + offset, v_.data() + offset, n,
+                                         bc1_, bc2_, o_);
+  }
 
   /// One step over an Eigen block (any dense, contiguous storage of size() entries).
   template <class P, class G>
@@ -156,6 +169,7 @@ class adam {
   adam_options o_;
   std::vector<Scalar> m_, v_;
   std::int64_t t_ = 0;
+  double bc1_ = 0, bc2_ = 0;  ///< 1−β1^t, 1−β2^t of the current step
 };
 
 }  // namespace ans::optim

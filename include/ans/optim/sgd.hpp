@@ -64,21 +64,10 @@ class sgd {
     for (index_t i = 0; i < n; ++i) update_row(table, rows[i], grads + i * dim_);
   }
 
-  index_t size() const { return size_; }
-  std::int64_t step_count() const { return t_; }
-  sgd_options& options() { return o_; }
-  std::vector<Scalar>& momentum_buffer() { return buf_; }
-
-  /// Named state: "momentum_buffer" (empty without momentum); counters "step", "row_started".
-  state_view<Scalar> state() {
-    state_view<Scalar> s;
-    s.arrays.push_back({"momentum_buffer", buf_.data(), buf_.size()});
-    s.counters.push_back({"step", &t_, 1});
-    s.counters.push_back({"row_started", started_.data(), started_.size()});
-    return s;
-  }
-
- private:
+  /// The two halves of a step, for callers that schedule the rows themselves (train/row_update.hpp): one
+  /// `begin_step()`, then `update_row(table, r, g)` once per row, from any threads (rows are independent).
+  void begin_step() { ++t_; }
+  /// The update of row r (dim entries) with gradient row `g_row`.
   void update_row(Scalar* table, index_t r, const Scalar* g_row) {
     Scalar* p = table + r * dim_;
     const auto lr = static_cast<Scalar>(o_.lr), wd = static_cast<Scalar>(o_.weight_decay);
@@ -97,6 +86,22 @@ class sgd {
     }
   }
 
+  index_t size() const { return size_; }
+  index_t dim() const { return dim_; }
+  std::int64_t step_count() const { return t_; }
+  sgd_options& options() { return o_; }
+  std::vector<Scalar>& momentum_buffer() { return buf_; }
+
+  /// Named state: "momentum_buffer" (empty without momentum); counters "step", "row_started".
+  state_view<Scalar> state() {
+    state_view<Scalar> s;
+    s.arrays.push_back({"momentum_buffer", buf_.data(), buf_.size()});
+    s.counters.push_back({"step", &t_, 1});
+    s.counters.push_back({"row_started", started_.data(), started_.size()});
+    return s;
+  }
+
+ private:
   sgd_options o_;
   index_t size_ = 0;
   index_t dim_;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "ans/config.hpp"
@@ -63,18 +64,30 @@ class sparse_adam {
   template <bool Clear, class GradOf>
   void run(Scalar* table, const index_t* rows, index_t n, GradOf grad_of) {
     check_rows(rows, n);
-    ++t_;
-    corrections_up_to(t_);
+    begin_step();
 #if ANS_HAS_OPENMP
 #pragma omp parallel for schedule(static) if (n * dim_ > (1 << 14))
 #endif
-    for (index_t i = 0; i < n; ++i) {
-      const index_t r = rows[i];
-      const std::int64_t t = counting_ == sparse_step_count::global ? t_ : ++row_steps_[r];
-      detail::adam_update_corrected<Clear>(table + r * dim_, grad_of(i, r), m_.data() + r * dim_,
-                                           v_.data() + r * dim_, dim_, bc1(t), bc2(t), o_);
-    }
+    for (index_t i = 0; i < n; ++i) update_row<Clear>(table, rows[i], grad_of(i, rows[i]));
   }
+
+ public:
+  /// The two halves of a step, for callers that schedule the rows themselves (train/row_update.hpp): one
+  /// `begin_step()`, then `update_row(table, r, g)` once for each distinct row r of the step, from any threads
+  /// (rows are independent; a row must not be updated twice in one step, which is not checked here).
+  void begin_step() {
+    ++t_;
+    corrections_up_to(t_);
+  }
+  /// Adam on table row r with gradient row `g` (dim entries; set to 0 after use when Clear).
+  template <bool Clear = false>
+  void update_row(Scalar* table, index_t r, std::conditional_t<Clear, Scalar*, const Scalar*> g) {
+    const std::int64_t t = counting_ == sparse_step_count::global ? t_ : ++row_steps_[r];
+    detail::adam_update_corrected<Clear>(table + r * dim_, g, m_.data() + r * dim_, v_.data() + r * dim_, dim_,
+                                         bc1(t), bc2(t), o_);
+  }
+
+ private:
 
   // Rows in range and distinct (serial: an exception must not leave a parallel region).
   void check_rows(const index_t* rows, index_t n) {

@@ -125,6 +125,16 @@ class pair_batcher {
   std::vector<std::int32_t> items_;
 };
 
+/// The K candidates of pair b of `batch` into out[0..K): row b draws from
+/// `stream(seed, "NEG", batch.epoch, batch.index, b)` (the row kernel of sample_batch).
+template <class Sampler>
+inline void sample_pair(const Sampler& sampler, const pair_batch& batch, index_t b, index_t K, std::uint64_t seed,
+                        std::int32_t* out) {
+  auto r = stream(seed, 0x4E4547ULL /* "NEG" */, static_cast<std::uint64_t>(batch.epoch),
+                  static_cast<std::uint64_t>(batch.index), static_cast<std::uint64_t>(b));
+  sampler.sample(batch.users[b], batch.items[b], r, item_span(out, K));
+}
+
 /// Fills `out[b*K + k]` (layout [B, K], row-major) with K candidates for every pair of `batch`.
 ///
 /// Row b draws from `stream(seed, tag, batch.epoch, batch.index, b)`: counter-based, so the result is the
@@ -136,7 +146,6 @@ void sample_batch(const Sampler& sampler, const pair_batch& batch, index_t K, st
   static_assert(is_sampler_v<Sampler>, "sample_batch: Sampler does not model the sampler concept");
   ANS_CHECK(K >= 1, "sample_batch: K must be >= 1, got " << K);
   const index_t B = batch.size;
-  const auto ep = static_cast<std::uint64_t>(batch.epoch), bi = static_cast<std::uint64_t>(batch.index);
   // Exceptions must not escape an OpenMP region: capture the first and rethrow.
   bool failed = false;
   std::string message;
@@ -145,8 +154,7 @@ void sample_batch(const Sampler& sampler, const pair_batch& batch, index_t K, st
 #endif
   for (index_t b = 0; b < B; ++b) {
     try {
-      auto r = stream(seed, 0x4E4547ULL /* "NEG" */, ep, bi, static_cast<std::uint64_t>(b));
-      sampler.sample(batch.users[b], batch.items[b], r, item_span(out + b * K, K));
+      sample_pair(sampler, batch, b, K, seed, out + b * K);
     } catch (const std::exception& e) {
 #if ANS_HAS_OPENMP
 #pragma omp critical(ans_sample_batch_error)

@@ -33,13 +33,16 @@
 #include "ans/propagation/readout.hpp"
 #include "ans/sampling/batch.hpp"
 #include "ans/sampling/uniform.hpp"
+#include "ans/train/mf_step.hpp"
 
 namespace ans::train {
 
 /// Which negative sampler / loss the trainer runs.
 enum class sampler_kind { rns, dns, mixgcf, ans };
-/// The embedding optimiser. Gate and margin parameters always use dense Adam.
-enum class optimizer_kind { adam, lazy_adam, sgd };
+/// The embedding optimiser. Gate and margin parameters always use dense Adam. `hogwild_sgd` (MF with RNS or
+/// DNS only) is one lock-free SGD step per sampled pair (train/mf_step.hpp): batch_size only groups the
+/// pairs' random streams, and with more than one thread the result is not deterministic.
+enum class optimizer_kind { adam, lazy_adam, sgd, hogwild_sgd };
 /// How evaluation scores a (user, item) pair: `trained` = the score the model trains with, <ē_u, ē_i> for the
 /// run's readout (mean: LightGCN and every framework; concat: Σ_h <S[u,h], S[i,h]>, the ANS reference's
 /// training score); `ego` = <E0[u], E0[i]>, the ANS reference's full_sort_predict (spec §6.7), kept only to
@@ -81,6 +84,9 @@ struct trainer_config {
   /// `ans_options::make(m)` with gamma, eps and reg_weight above.
   std::optional<ans_options> ans;
   optimizer_kind optimizer = optimizer_kind::lazy_adam;  ///< lazy Adam falls back to dense Adam for L ≥ 1
+  /// MF with RNS or DNS runs each step as one parallel region (train/mf_step.hpp), bit-identical to the
+  /// composed objective + optimiser path, which `false` selects (for checking).
+  bool fused_mf_step = true;
   scoring_kind scoring = scoring_kind::trained;
   std::uint64_t seed = 0;
   std::vector<index_t> topk{20};
@@ -118,6 +124,10 @@ class trainer {
     ANS_CHECK(cfg.lr > 0 && std::isfinite(cfg.lr), "lr must be positive, got " << cfg.lr);
     ANS_CHECK(cfg.n_layers >= 0, "n_layers must be >= 0, got " << cfg.n_layers);
     ANS_CHECK(data.train.nnz() > 0, "the training split of '" << data.name << "' is empty");
+    ANS_CHECK(cfg.optimizer != optimizer_kind::hogwild_sgd ||
+                  (cfg.n_layers == 0 && (cfg.sampler == sampler_kind::rns || cfg.sampler == sampler_kind::dns)),
+              "optimizer hogwild_sgd runs MF (n_layers 0) with RNS or DNS only, not " << to_string(cfg.sampler)
+                                                                                      << " with n_layers " << cfg.n_layers);
     // Our kernels parallelise over rows themselves; Eigen's own GEMM threads only add synchronisation on the
     // small d x d products of the gate (measured: benchmarks/bench_sampling.cpp), so keep Eigen serial.
     Eigen::setNbThreads(1);
@@ -147,7 +157,9 @@ class trainer {
     optim::adam_options ao;
     ao.lr = cfg.lr;
     const bool lazy = cfg.optimizer == optimizer_kind::lazy_adam && cfg.n_layers == 0;
-    if (cfg.optimizer == optimizer_kind::sgd) {
+    if (cfg.optimizer == optimizer_kind::hogwild_sgd) {
+      // no optimiser state: every pair's step is applied in place
+    } else if (cfg.optimizer == optimizer_kind::sgd) {
       optim::sgd_options so;
       so.lr = cfg.lr;
       so.weight_decay = cfg.weight_decay;
@@ -192,15 +204,49 @@ class trainer {
     index_t samples = 0;
     sat_sum_ = 0;
     sat_n_ = 0;
+    if (cfg_.optimizer == optimizer_kind::hogwild_sgd) {
+      hogwild_options ho;
+      ho.lr = cfg_.lr;
+      ho.weight_decay = cfg_.weight_decay;
+      ho.reg_weight = bpr_obj_.options().reg_weight;
+      ho.reg_require_pow = bpr_obj_.options().reg_require_pow;
+      ho.bpr_stable = cfg_.bpr_stable;
+      ho.dns = cfg_.sampler == sampler_kind::dns;
+      const index_t pairs = std::min(batcher_.nnz(), nb * batcher_.batch_size());
+      const double loss = hogwild_bpr_epoch(e0_, adj_.n_users, batcher_, pairs, sampler_, K_, cfg_.seed, ho);
+      ANS_CHECK(std::isfinite(loss) && e0_.allFinite(), "hogwild_sgd: the loss or the embeddings are not finite after epoch "
+                                                             << epoch << " (try a smaller lr)");
+      on_batch(nb - 1, loss, pairs);
+      ++epochs_done_;
+      return loss;
+    }
+    const bool fused = cfg_.fused_mf_step && cfg_.n_layers == 0 &&
+                       (cfg_.sampler == sampler_kind::rns || cfg_.sampler == sampler_kind::dns);
     for (index_t b = 0; b < nb; ++b) {
       const auto batch = batcher_.batch(b);
+      const std::uint64_t step = static_cast<std::uint64_t>(epoch) * 0x100000000ULL + static_cast<std::uint64_t>(b);
+      if (fused) {
+        mf_bpr_options mo;
+        mo.dns = cfg_.sampler == sampler_kind::dns;
+        mo.reg_weight = bpr_obj_.options().reg_weight;
+        mo.reg_require_pow = bpr_obj_.options().reg_require_pow;
+        mo.bpr_stable = bpr_obj_.options().bpr_stable;
+        mo.bpr_eps = bpr_obj_.options().bpr_eps;
+        const double loss =
+            mf_step_.run(e0_, grad_e0_, adj_.n_users, batch, sampler_, K_, cfg_.seed, mo, table_update<Scalar>{
+                                                                                           sparse_adam_.get(), adam_.get(), sgd_.get(), cfg_.dim});
+        ANS_CHECK(std::isfinite(loss), "loss is not finite at epoch " << epoch << ", batch " << b << " (try a smaller lr)");
+        loss_sum += loss;
+        samples += batch.size;
+        on_batch(b, loss_sum / double(b + 1), samples);
+        continue;
+      }
       cands_.resize(static_cast<size_t>(batch.size * K_));
       sampling::sample_batch(sampler_, batch, K_, cfg_.seed, cands_.data());
       users_.resize(static_cast<size_t>(batch.size));
       for (index_t j = 0; j < batch.size; ++j) users_[j] = static_cast<std::int32_t>(batch.users[j]);
       items_.assign(batch.items, batch.items + batch.size);
       const model::batch_ids ids{users_.data(), items_.data(), cands_.data(), batch.size, K_};
-      const std::uint64_t step = static_cast<std::uint64_t>(epoch) * 0x100000000ULL + static_cast<std::uint64_t>(b);
       double loss;
       const std::vector<index_t>* touched;
       if (cfg_.sampler == sampler_kind::ans) {
@@ -454,6 +500,7 @@ class trainer {
   sampling::uniform_sampler sampler_;
   model::ans_objective<Scalar> ans_obj_;
   model::bpr_objective<Scalar> bpr_obj_;
+  mf_bpr_step<Scalar> mf_step_;
   matrix<Scalar> e0_, grad_e0_, eval_table_;
   eval::sampled_rows dev_rows_, test_rows_;
   model::ans_params<Scalar> params_, pgrads_;

@@ -1,0 +1,296 @@
+/// @file mf_step.hpp
+/// @brief The MF (L = 0) BPR training step with RNS or DNS negatives in one parallel region, and a Hogwild!
+/// SGD epoch for the same model.
+///
+/// `mf_bpr_step::run` is the composition sample_batch → bpr_objective::forward/backward → optimiser step of
+/// the trainer, fused so that a step has one fork, one barrier and one join instead of five parallel regions
+/// (each with its own barrier; under load, a thread that waits at a barrier for a descheduled peer is what made
+/// two threads slower than one). It computes the same numbers in the same order:
+///   phase A (pairs, dynamic chunks): the pair's candidates (sample_pair, the row stream of sample_batch), its
+///     negative (first or dns_select), x = <u, p> − <u, n*> (bpr_pair_score), β = ∂L/∂x (bpr_dx), the three
+///     gradient rows (bpr_pair_gradients) and, when λ ≠ 0, the rows' squared norms (row_sq_norm);
+///   barrier;
+///   phase C (row groups, dynamic): group g owns the rows r with (r / 16) % G = g. For its rows, a thread adds
+///     the gradient rows in the order (b, user/positive/negative) — owned_scatter's order — then the
+///     regulariser's c_T·T_row block by block (emb_loss_backward's order), then runs the optimiser on them:
+///     lazy Adam on the group's distinct touched rows, dense Adam / SGD on all its rows (16-row blocks), each
+///     clearing the gradient it read.
+/// Every row's arithmetic is that of the composed path whatever G and the thread count are, so the parameters
+/// are bit-identical to it and to themselves for any number of threads (tests/trainer/test_trainer.cpp).
+///
+/// `hogwild_bpr_epoch` is a different algorithm, chosen explicitly (optimizer hogwild_sgd): one SGD step per
+/// sampled pair (B = 1), applied in place without locks by whichever thread holds the pair (Recht et al. 2011,
+/// the scheme of `implicit`'s BPR). With one thread it is deterministic; with more, concurrent updates of a
+/// row race and the result depends on the schedule: no determinism is promised.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "ans/config.hpp"
+#include "ans/loss/bpr.hpp"
+#include "ans/loss/l2.hpp"
+#include "ans/model/bpr_model.hpp"
+#include "ans/optim/adam.hpp"
+#include "ans/optim/sgd.hpp"
+#include "ans/optim/sparse_adam.hpp"
+#include "ans/sampling/batch.hpp"
+#include "ans/sampling/dns.hpp"
+#include "ans/types.hpp"
+
+namespace ans::train {
+
+/// The embedding optimiser as a grouped step sees it: exactly one of the three is set.
+template <class Scalar>
+struct table_update {
+  optim::sparse_adam<Scalar>* lazy = nullptr;  ///< row-sparse: only the step's touched rows move
+  optim::adam<Scalar>* adam = nullptr;         ///< dense: every row moves
+  optim::sgd<Scalar>* sgd = nullptr;           ///< dense
+  index_t d = 0;
+
+  void begin_step() const {
+    if (lazy) lazy->begin_step();
+    if (adam) adam->begin_step();
+    if (sgd) sgd->begin_step();
+  }
+  /// Lazy Adam on row r, clearing its gradient row.
+  void sparse_row(Scalar* table, Scalar* grad, index_t r) const { lazy->template update_row<true>(table, r, grad + r * d); }
+  /// A dense optimiser on rows [r0, r1), clearing their gradient rows.
+  void dense_rows(Scalar* table, Scalar* grad, index_t r0, index_t r1) const {
+    if (adam) {
+      adam->template update_range<true>(table, grad, r0 * d, (r1 - r0) * d);
+      return;
+    }
+    for (index_t r = r0; r < r1; ++r) sgd->update_row(table, r, grad + r * d);
+    std::fill(grad + r0 * d, grad + r1 * d, Scalar(0));
+  }
+};
+
+/// Options of mf_bpr_step (the BPR objective's, see model::bpr_options).
+struct mf_bpr_options {
+  bool dns = false;              ///< DNS: argmax_k <u, c_k>; else RNS (the first candidate)
+  double reg_weight = 0;         ///< λ of the EmbLoss regulariser on the batch's rows
+  bool reg_require_pow = false;  ///< squared regulariser
+  bool bpr_stable = false;       ///< softplus form
+  double bpr_eps = 1e-10;
+};
+
+/// One fused MF BPR step (see the file comment). Workspaces are sized on the first call of a shape: no
+/// allocation afterwards.
+template <class Scalar>
+class mf_bpr_step {
+ public:
+  /// Samples, scores and differentiates the batch, then updates `e0` ([n_users + n_items] x d) through `upd`.
+  /// `grad` (e0's shape) must be zero on entry and is zero on return. Returns the batch loss (that of
+  /// bpr_objective::forward). On an exception (a user with no free item) nothing is updated, but the
+  /// optimiser's step counter has advanced.
+  template <class Sampler>
+  Scalar run(matrix<Scalar>& e0, matrix<Scalar>& grad, index_t n_users, const sampling::pair_batch& batch,
+             const Sampler& sampler, index_t K, std::uint64_t seed, const mf_bpr_options& o,
+             const table_update<Scalar>& upd) {
+    const index_t B = batch.size, d = e0.cols(), n = e0.rows(), nu = n_users;
+    ANS_CHECK(B > 0 && K > 0, "mf_bpr_step: empty batch: B = " << B << ", K = " << K);
+    ANS_CHECK(grad.rows() == n && grad.cols() == d, "mf_bpr_step: grad is " << grad.rows() << " x " << grad.cols()
+                                                                             << ", E0 is " << n << " x " << d);
+    ANS_CHECK(nu > 0 && nu < n, "mf_bpr_step: " << nu << " users in a table of " << n << " rows");
+    ANS_CHECK(upd.d == d && (upd.lazy != nullptr) + (upd.adam != nullptr) + (upd.sgd != nullptr) == 1,
+              "mf_bpr_step: the table update must hold exactly one optimiser of width " << d << " (has " << upd.d << ")");
+    const bool reg = o.reg_weight != 0;
+    const index_t nt = max_threads(), G = nt == 1 ? 1 : 8 * nt;
+    cand_.resize(static_cast<size_t>(B * K));
+    g_.resize(static_cast<size_t>(3 * B * d));
+    row_.resize(static_cast<size_t>(3 * B));
+    grp_.resize(static_cast<size_t>(3 * B));
+    term_.resize(static_cast<size_t>(B));
+    sq_.resize(reg ? static_cast<size_t>(3 * B) : 0);
+    if (upd.lazy) {
+      if (static_cast<index_t>(mark_.size()) != n) mark_.assign(static_cast<size_t>(n), 0);
+      lists_.resize(static_cast<size_t>(G));
+      for (auto& l : lists_) l.reserve(static_cast<size_t>(3 * B));
+    }
+    Scalar* E = e0.data();
+    Scalar* Gt = grad.data();
+    const auto items = e0.bottomRows(n - nu);
+    const auto stable = o.bpr_stable;
+    const auto eps = Scalar(o.bpr_eps);
+    upd.begin_step();
+    bool failed = false;
+    std::string message;
+#if ANS_HAS_OPENMP
+#pragma omp parallel
+#endif
+    {
+      // phase A: one pair per iteration, independent
+#if ANS_HAS_OPENMP
+#pragma omp for schedule(dynamic, 32)
+#endif
+      for (index_t b = 0; b < B; ++b) {
+        try {
+          std::int32_t* c = cand_.data() + b * K;
+          sampling::sample_pair(sampler, batch, b, K, seed, c);
+          const index_t ru = batch.users[b], rp = nu + batch.items[b];
+          const Scalar *u = E + ru * d, *p = E + rp * d;
+          const index_t k = o.dns ? sampling::dns_select(u, items, c, K) : 0;
+          const index_t rn = nu + c[k];
+          const Scalar* nr = E + rn * d;
+          const Scalar x = model::bpr_pair_score(u, p, nr, d);
+          term_[b] = loss::bpr_term(x, stable, eps);
+          Scalar* g = g_.data() + 3 * b * d;
+          model::bpr_pair_gradients(loss::bpr_dx(B, x, stable, eps), u, p, nr, d, g, g + d, g + 2 * d);
+          row_[3 * b] = ru, row_[3 * b + 1] = rp, row_[3 * b + 2] = rn;
+          for (index_t j = 0; j < 3; ++j) grp_[3 * b + j] = static_cast<std::uint16_t>((row_[3 * b + j] >> 4) % G);
+          if (reg) {  // block layout [users | positives | negatives], as the regulariser's three blocks
+            sq_[b] = loss::row_sq_norm(u, d);
+            sq_[B + b] = loss::row_sq_norm(p, d);
+            sq_[2 * B + b] = loss::row_sq_norm(nr, d);
+          }
+        } catch (const std::exception& e) {
+#if ANS_HAS_OPENMP
+#pragma omp critical(ans_mf_step_error)
+#endif
+          if (!failed) failed = true, message = e.what();
+        }
+      }
+      // (the loop's barrier: every gradient row is written)
+      if (!failed) {
+        Scalar coef[3] = {0, 0, 0};  // the regulariser's c_T of each block, computed alike by every thread
+        if (reg)
+          for (index_t t = 0; t < 3; ++t)
+            coef[t] = loss::emb_loss_coef(Scalar(o.reg_weight), B, o.reg_require_pow,
+                                          o.reg_require_pow ? Scalar(1) : loss::norm_from_row_squares(sq_.data() + t * B, B));
+        // phase C: row groups, each with its own rows' scatter, regulariser and optimiser step
+#if ANS_HAS_OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (index_t gi = 0; gi < G; ++gi) {
+          const auto gg = static_cast<std::uint16_t>(gi);
+          std::vector<index_t>* list = upd.lazy ? &lists_[gi] : nullptr;
+          if (list) list->clear();
+          for (index_t e = 0; e < 3 * B; ++e) {
+            if (grp_[e] != gg) continue;
+            const index_t r = row_[e];
+            Scalar* t = Gt + r * d;
+            const Scalar* g = g_.data() + e * d;
+            for (index_t j = 0; j < d; ++j) t[j] += g[j];  // owned_scatter's add
+            if (list && !mark_[r]) mark_[r] = 1, list->push_back(r);
+          }
+          if (reg)
+            for (index_t t = 0; t < 3; ++t) {
+              if (coef[t] == Scalar(0)) continue;
+              for (index_t b = 0; b < B; ++b) {
+                const index_t e = 3 * b + t;
+                if (grp_[e] != gg) continue;
+                const Scalar* r = E + row_[e] * d;
+                Scalar* gr = Gt + row_[e] * d;
+                for (index_t j = 0; j < d; ++j) gr[j] += coef[t] * r[j];  // ∂(λR)/∂T_row = c_T·T_row
+              }
+            }
+          if (list) {
+            for (const index_t r : *list) mark_[r] = 0, upd.sparse_row(E, Gt, r);
+          } else {
+            for (index_t r0 = 16 * gi; r0 < n; r0 += 16 * G) upd.dense_rows(E, Gt, r0, std::min(n, r0 + 16));
+          }
+        }
+      }
+    }
+    if (failed) throw error(message);
+    Scalar loss = 0;
+    for (index_t b = 0; b < B; ++b) loss += term_[b];
+    loss /= Scalar(B);
+    if (reg) {
+      Scalar r = 0;
+      for (index_t t = 0; t < 3; ++t) {
+        const Scalar nrm = loss::norm_from_row_squares(sq_.data() + t * B, B);
+        r += o.reg_require_pow ? nrm * nrm / Scalar(2) : nrm;
+      }
+      loss += Scalar(o.reg_weight) * (r / Scalar(B));
+    }
+    return loss;
+  }
+
+ private:
+  std::vector<std::int32_t> cand_;
+  std::vector<Scalar> g_, term_, sq_;
+  std::vector<index_t> row_;
+  std::vector<std::uint16_t> grp_;
+  std::vector<char> mark_;
+  std::vector<std::vector<index_t>> lists_;
+};
+
+/// Options of hogwild_bpr_epoch: plain SGD per pair, p ← p − lr·(∂ℓ/∂p + weight_decay·p) on the pair's rows.
+struct hogwild_options {
+  double lr = 0.01;
+  double weight_decay = 0;       ///< L2 on the pair's three rows at each of its steps (implicit's `regularization`)
+  double reg_weight = 0;         ///< λ of the EmbLoss regulariser of the pair (B = 1)
+  bool reg_require_pow = false;
+  bool bpr_stable = false;
+  double bpr_eps = 1e-10;
+  bool dns = false;
+};
+
+/// One Hogwild! epoch over the first `n_pairs` pairs of the batcher's current epoch (its batches in order; the
+/// candidates of pair b of batch i come from sample_pair, as in the minibatch path). Each pair is one SGD step
+/// on its user, positive and negative rows with the BPR gradient of that pair alone (B = 1):
+///   β = ∂ℓ/∂x (bpr_dx with B = 1), g_u = β(p − n*), g_p = β u, g_n = −β u (bpr_pair_gradients),
+///   r ← r − lr·(g_r + weight_decay·r + λ·c_r·r) for r ∈ {u, p, n*}, c_r = emb_loss_coef(1, 1, pow, ‖r‖).
+/// Rows are read and written without locks. Returns the mean of the pairs' losses.
+template <class Scalar, class Sampler>
+double hogwild_bpr_epoch(matrix<Scalar>& e0, index_t n_users, const sampling::pair_batcher& batcher, index_t n_pairs,
+                         const Sampler& sampler, index_t K, std::uint64_t seed, const hogwild_options& o) {
+  const index_t d = e0.cols(), n = e0.rows(), nu = n_users, bs = batcher.batch_size();
+  ANS_CHECK(K > 0 && n_pairs >= 0 && n_pairs <= batcher.nnz(),
+            "hogwild_bpr_epoch: K = " << K << ", " << n_pairs << " pairs of " << batcher.nnz());
+  ANS_CHECK(nu > 0 && nu < n, "hogwild_bpr_epoch: " << nu << " users in a table of " << n << " rows");
+  Scalar* E = e0.data();
+  const auto items = e0.bottomRows(n - nu);
+  const auto lr = Scalar(o.lr), wd = Scalar(o.weight_decay), lam = Scalar(o.reg_weight), eps = Scalar(o.bpr_eps);
+  double loss = 0;
+  bool failed = false;
+  std::string message;
+#if ANS_HAS_OPENMP
+#pragma omp parallel reduction(+ : loss)
+#endif
+  {
+    std::vector<Scalar> gbuf(static_cast<size_t>(3 * d));  // per thread, once per epoch
+    std::vector<std::int32_t> cbuf(static_cast<size_t>(K));
+    Scalar* g = gbuf.data();
+#if ANS_HAS_OPENMP
+#pragma omp for schedule(dynamic, 256)
+#endif
+    for (index_t i = 0; i < n_pairs; ++i) {
+      try {
+        const auto batch = batcher.batch(i / bs);
+        const index_t b = i % bs;
+        sampling::sample_pair(sampler, batch, b, K, seed, cbuf.data());
+        Scalar* u = E + batch.users[b] * d;
+        Scalar* p = E + (nu + batch.items[b]) * d;
+        const index_t k = o.dns ? sampling::dns_select(u, items, cbuf.data(), K) : 0;
+        Scalar* nr = E + (nu + cbuf[k]) * d;
+        const Scalar x = model::bpr_pair_score(u, p, nr, d);
+        loss += double(loss::bpr_term(x, o.bpr_stable, eps));
+        model::bpr_pair_gradients(loss::bpr_dx(index_t{1}, x, o.bpr_stable, eps), u, p, nr, d, g, g + d, g + 2 * d);
+        Scalar* rows[3] = {u, p, nr};
+        for (index_t t = 0; t < 3; ++t) {
+          Scalar* r = rows[t];
+          const Scalar* gr = g + t * d;
+          const Scalar c = wd + (lam != Scalar(0) ? lam * loss::emb_loss_coef(Scalar(1), 1, o.reg_require_pow,
+                                                                              o.reg_require_pow ? Scalar(1) : std::sqrt(loss::row_sq_norm(r, d)))
+                                                  : Scalar(0));
+          for (index_t j = 0; j < d; ++j) r[j] -= lr * (gr[j] + c * r[j]);  // r ← r − lr·(g_r + (wd + λc_r)·r)
+        }
+      } catch (const std::exception& e) {
+#if ANS_HAS_OPENMP
+#pragma omp critical(ans_hogwild_error)
+#endif
+        if (!failed) failed = true, message = e.what();
+      }
+    }
+  }
+  if (failed) throw error(message);
+  return n_pairs > 0 ? loss / double(n_pairs) : 0.0;
+}
+
+}  // namespace ans::train
