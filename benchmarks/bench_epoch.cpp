@@ -4,6 +4,8 @@
 //   BM_epoch_gowalla/L:0          MF-ANS, one full Gowalla epoch (396 batches); counters s/epoch, samples/s
 //   BM_epoch_gowalla/L:3          LightGCN-ANS L=3, capped at ANS_BENCH_LGCN_BATCHES (default 8) batches;
 //                                 s/epoch is extrapolated (time per batch x batches per epoch)
+//   BM_bpr_mf_gowalla/opt:o/dns:n  BPR-MF baselines, full Gowalla epochs: o = 0 lazy Adam, 1 dense Adam, 2 SGD,
+//                                 3 hogwild_sgd; n = 0 RNS (K = 1), 1 DNS (K = 16)
 //   BM_epoch_synthetic/L:0/nnz:N  MF-ANS on ans::data::generate_synthetic with ~N interactions (1e5..1e7);
 //                                 capped at ANS_BENCH_SYN_BATCHES (default 0 = full epoch)
 //   BM_epoch_synthetic/L:3/nnz:N  LightGCN-ANS L=3 on the same graphs, capped at ANS_BENCH_LGCN_BATCHES
@@ -74,8 +76,8 @@ const ans::data::dataset& synthetic(long nnz) {
   return *d;
 }
 
-void run_epochs(benchmark::State& st, const ans::data::dataset& data, int L, long cap) {
-  ans::train::trainer<float> tr(data, config(L));
+void run_epochs(benchmark::State& st, const ans::data::dataset& data, const ans::train::trainer_config& cfg, long cap) {
+  ans::train::trainer<float> tr(data, cfg);
   if (cap > 0) tr.set_max_batches(cap);
   const long nb = cap > 0 ? std::min<long>(cap, tr.batches_per_epoch()) : tr.batches_per_epoch();
   int epoch = 0;
@@ -100,18 +102,43 @@ void BM_epoch_gowalla(benchmark::State& st) {
     return;
   }
   const int L = static_cast<int>(st.range(0));
-  run_epochs(st, *d, L, L == 0 ? env_or("ANS_BENCH_MF_BATCHES", 0) : env_or("ANS_BENCH_LGCN_BATCHES", 8));
+  run_epochs(st, *d, config(L), L == 0 ? env_or("ANS_BENCH_MF_BATCHES", 0) : env_or("ANS_BENCH_LGCN_BATCHES", 8));
+}
+
+// The MF baselines on Gowalla, one full epoch: opt 0 lazy Adam, 1 dense Adam, 2 SGD, 3 hogwild_sgd; neg 0 RNS
+// (K = 1), 1 DNS (K = 16). lr 1e-3 (hogwild: 0.01, implicit's default), λ = 0.
+void BM_bpr_mf_gowalla(benchmark::State& st) {
+  const auto* d = gowalla();
+  if (!d) {
+    st.SkipWithError("no $ANS_DATA_DIR/gowalla");
+    return;
+  }
+  using O = ans::train::optimizer_kind;
+  auto c = config(0);
+  const O opts[] = {O::lazy_adam, O::adam, O::sgd, O::hogwild_sgd};
+  c.optimizer = opts[st.range(0)];
+  c.sampler = st.range(1) ? ans::train::sampler_kind::dns : ans::train::sampler_kind::rns;
+  c.num_neg = st.range(1) ? 16 : 1;
+  c.reg_weight = 0;
+  c.lr = c.optimizer == O::hogwild_sgd || c.optimizer == O::sgd ? 0.01 : 1e-3;
+  run_epochs(st, *d, c, env_or("ANS_BENCH_MF_BATCHES", 0));
 }
 
 void BM_epoch_synthetic(benchmark::State& st) {
   const auto& d = synthetic(st.range(1));
   const int L = static_cast<int>(st.range(0));
-  run_epochs(st, d, L, L == 0 ? env_or("ANS_BENCH_SYN_BATCHES", 0) : env_or("ANS_BENCH_LGCN_BATCHES", 8));
+  run_epochs(st, d, config(L), L == 0 ? env_or("ANS_BENCH_SYN_BATCHES", 0) : env_or("ANS_BENCH_LGCN_BATCHES", 8));
 }
 
 }  // namespace
 
 BENCHMARK(BM_epoch_gowalla)->ArgNames({"L"})->Arg(0)->Arg(3)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);
+BENCHMARK(BM_bpr_mf_gowalla)
+    ->ArgNames({"opt", "dns"})
+    ->ArgsProduct({{0, 1, 2, 3}, {0, 1}})
+    ->Iterations(2)
+    ->UseRealTime()
+    ->Unit(benchmark::kSecond);
 BENCHMARK(BM_epoch_synthetic)
     ->ArgNames({"L", "nnz"})
     ->ArgsProduct({{0, 3}, {100000, 300000, 1000000, 3000000, 10000000}})

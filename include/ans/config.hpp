@@ -57,6 +57,13 @@ inline int thread_id() {
 
 }  // namespace ans
 
+/// A read prefetch hint for the cache line holding `p` (no-op where the builtin is missing).
+#if defined(__GNUC__) || defined(__clang__)
+#define ANS_PREFETCH(p) __builtin_prefetch(static_cast<const void*>(p))
+#else
+#define ANS_PREFETCH(p) ((void)(p))
+#endif
+
 /// Throws ans::error with the current source file and line prepended. `msg` is a stream expression:
 /// `ANS_THROW("bad K = " << k)`.
 #define ANS_THROW(msg)                                  \

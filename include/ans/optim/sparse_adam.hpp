@@ -79,6 +79,15 @@ class sparse_adam {
     ++t_;
     corrections_up_to(t_);
   }
+  /// Prefetches row r of the table and of both moments (a hint: rows updated in a data-dependent order miss
+  /// the cache otherwise).
+  void prefetch_row(const Scalar* table, index_t r) const {
+    for (index_t j = 0; j < dim_; j += 64 / static_cast<index_t>(sizeof(Scalar))) {
+      ANS_PREFETCH(table + r * dim_ + j);
+      ANS_PREFETCH(m_.data() + r * dim_ + j);
+      ANS_PREFETCH(v_.data() + r * dim_ + j);
+    }
+  }
   /// Adam on table row r with gradient row `g` (dim entries; set to 0 after use when Clear).
   template <bool Clear = false>
   void update_row(Scalar* table, index_t r, std::conditional_t<Clear, Scalar*, const Scalar*> g) {

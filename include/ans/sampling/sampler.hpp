@@ -47,7 +47,17 @@ template <class S>
 struct is_sampler_impl<S, std::void_t<decltype(std::declval<const S&>().sample(
                               index_t{}, index_t{}, std::declval<rng&>(), std::declval<item_span>()))>>
     : std::true_type {};
+
+template <class S, class = void>
+struct has_prefetch_impl : std::false_type {};
+template <class S>
+struct has_prefetch_impl<S, std::void_t<decltype(std::declval<const S&>().prefetch(index_t{}))>> : std::true_type {};
 }  // namespace detail
+
+/// True when `S` has the optional `void prefetch(index_t user) const`: a hint, called a few pairs ahead, that
+/// the sampler will soon draw for `user` (e.g. to bring the user's row of the training matrix into cache).
+template <class S>
+inline constexpr bool has_prefetch_v = detail::has_prefetch_impl<S>::value;
 
 /// True when `S` satisfies the sampler concept with the default generator.
 template <class S>

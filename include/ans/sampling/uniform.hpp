@@ -43,6 +43,11 @@ class uniform_sampler {
     for (index_t k = 0; k < out.size(); ++k) out[k] = draw(user, rng);
   }
 
+  /// Cache hint for a later draw for `user` (its row of the training matrix).
+  void prefetch(index_t user) const {
+    if (user >= 0 && user < train_->n_users) ANS_PREFETCH(train_->row_begin(user));
+  }
+
   /// One candidate for `user`.
   template <class Rng>
   std::int32_t draw(index_t user, Rng& rng) const {

@@ -56,8 +56,10 @@ struct table_update {
     if (adam) adam->begin_step();
     if (sgd) sgd->begin_step();
   }
-  /// Lazy Adam on row r, clearing its gradient row.
-  void sparse_row(Scalar* table, Scalar* grad, index_t r) const { lazy->template update_row<true>(table, r, grad + r * d); }
+  /// Prefetches what sparse_row(table, r, ·) reads of the table and the optimiser state.
+  void prefetch_row(const Scalar* table, index_t r) const { lazy->prefetch_row(table, r); }
+  /// Lazy Adam on row r with gradient row `g` (d entries, cleared).
+  void sparse_row(Scalar* table, index_t r, Scalar* g) const { lazy->template update_row<true>(table, r, g); }
   /// A dense optimiser on rows [r0, r1), clearing their gradient rows.
   void dense_rows(Scalar* table, Scalar* grad, index_t r0, index_t r1) const {
     if (adam) {
@@ -106,16 +108,14 @@ class mf_bpr_step {
     grp_.resize(static_cast<size_t>(3 * B));
     term_.resize(static_cast<size_t>(B));
     sq_.resize(reg ? static_cast<size_t>(3 * B) : 0);
-    if (upd.lazy) {
-      if (static_cast<index_t>(mark_.size()) != n) mark_.assign(static_cast<size_t>(n), 0);
+    if (upd.lazy) {  // the step's distinct rows get compact gradient slots: `grad` is not used
+      if (static_cast<index_t>(slot_.size()) != n) slot_.assign(static_cast<size_t>(n), -1);
       lists_.resize(static_cast<size_t>(G));
       for (auto& l : lists_) l.reserve(static_cast<size_t>(3 * B));
+      slots_.resize(static_cast<size_t>(G));
+      for (auto& sl : slots_) sl.reserve(static_cast<size_t>(3 * B * d));
     }
-    Scalar* E = e0.data();
-    Scalar* Gt = grad.data();
-    const auto items = e0.bottomRows(n - nu);
-    const auto stable = o.bpr_stable;
-    const auto eps = Scalar(o.bpr_eps);
+    c_ = ctx{e0.data(), grad.data(), n, d, nu, B, K, G, reg, &o, &upd};
     upd.begin_step();
     bool failed = false;
     std::string message;
@@ -129,24 +129,7 @@ class mf_bpr_step {
 #endif
       for (index_t b = 0; b < B; ++b) {
         try {
-          std::int32_t* c = cand_.data() + b * K;
-          sampling::sample_pair(sampler, batch, b, K, seed, c);
-          const index_t ru = batch.users[b], rp = nu + batch.items[b];
-          const Scalar *u = E + ru * d, *p = E + rp * d;
-          const index_t k = o.dns ? sampling::dns_select(u, items, c, K) : 0;
-          const index_t rn = nu + c[k];
-          const Scalar* nr = E + rn * d;
-          const Scalar x = model::bpr_pair_score(u, p, nr, d);
-          term_[b] = loss::bpr_term(x, stable, eps);
-          Scalar* g = g_.data() + 3 * b * d;
-          model::bpr_pair_gradients(loss::bpr_dx(B, x, stable, eps), u, p, nr, d, g, g + d, g + 2 * d);
-          row_[3 * b] = ru, row_[3 * b + 1] = rp, row_[3 * b + 2] = rn;
-          for (index_t j = 0; j < 3; ++j) grp_[3 * b + j] = static_cast<std::uint16_t>((row_[3 * b + j] >> 4) % G);
-          if (reg) {  // block layout [users | positives | negatives], as the regulariser's three blocks
-            sq_[b] = loss::row_sq_norm(u, d);
-            sq_[B + b] = loss::row_sq_norm(p, d);
-            sq_[2 * B + b] = loss::row_sq_norm(nr, d);
-          }
+          pair_kernel(b, batch, sampler, seed, e0.bottomRows(n - nu));
         } catch (const std::exception& e) {
 #if ANS_HAS_OPENMP
 #pragma omp critical(ans_mf_step_error)
@@ -165,35 +148,7 @@ class mf_bpr_step {
 #if ANS_HAS_OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
-        for (index_t gi = 0; gi < G; ++gi) {
-          const auto gg = static_cast<std::uint16_t>(gi);
-          std::vector<index_t>* list = upd.lazy ? &lists_[gi] : nullptr;
-          if (list) list->clear();
-          for (index_t e = 0; e < 3 * B; ++e) {
-            if (grp_[e] != gg) continue;
-            const index_t r = row_[e];
-            Scalar* t = Gt + r * d;
-            const Scalar* g = g_.data() + e * d;
-            for (index_t j = 0; j < d; ++j) t[j] += g[j];  // owned_scatter's add
-            if (list && !mark_[r]) mark_[r] = 1, list->push_back(r);
-          }
-          if (reg)
-            for (index_t t = 0; t < 3; ++t) {
-              if (coef[t] == Scalar(0)) continue;
-              for (index_t b = 0; b < B; ++b) {
-                const index_t e = 3 * b + t;
-                if (grp_[e] != gg) continue;
-                const Scalar* r = E + row_[e] * d;
-                Scalar* gr = Gt + row_[e] * d;
-                for (index_t j = 0; j < d; ++j) gr[j] += coef[t] * r[j];  // ∂(λR)/∂T_row = c_T·T_row
-              }
-            }
-          if (list) {
-            for (const index_t r : *list) mark_[r] = 0, upd.sparse_row(E, Gt, r);
-          } else {
-            for (index_t r0 = 16 * gi; r0 < n; r0 += 16 * G) upd.dense_rows(E, Gt, r0, std::min(n, r0 + 16));
-          }
-        }
+        for (index_t gi = 0; gi < G; ++gi) group_kernel(gi, coef);
       }
     }
     if (failed) throw error(message);
@@ -212,12 +167,107 @@ class mf_bpr_step {
   }
 
  private:
+  struct ctx {  // the current step's shapes and arguments
+    Scalar* E;
+    Scalar* grad;
+    index_t n, d, nu, B, K, G;
+    bool reg;
+    const mf_bpr_options* o;
+    const table_update<Scalar>* upd;
+  };
+
+  // Phase A, pair b: candidates, negative, score, loss term, gradient rows, squared norms.
+  template <class Sampler, class Items>
+  void pair_kernel(index_t b, const sampling::pair_batch& batch, const Sampler& sampler, std::uint64_t seed,
+                   const Items& items) {
+    const index_t d = c_.d, nu = c_.nu, B = c_.B, K = c_.K;
+    const Scalar* E = c_.E;
+    const auto stable = c_.o->bpr_stable;
+    const auto eps = Scalar(c_.o->bpr_eps);
+    if (b + 4 < B) {  // the rows of a later pair, known before its candidates are drawn
+      for (index_t j = 0; j < d; j += 64 / static_cast<index_t>(sizeof(Scalar)))
+        ANS_PREFETCH(E + batch.users[b + 4] * d + j), ANS_PREFETCH(E + (nu + batch.items[b + 4]) * d + j);
+      if constexpr (sampling::has_prefetch_v<Sampler>) sampler.prefetch(batch.users[b + 4]);
+    }
+    std::int32_t* c = cand_.data() + b * K;
+    sampling::sample_pair(sampler, batch, b, K, seed, c);
+    const index_t ru = batch.users[b], rp = nu + batch.items[b];
+    const Scalar *u = E + ru * d, *p = E + rp * d;
+    const index_t k = c_.o->dns ? sampling::dns_select(u, items, c, K) : 0;
+    const index_t rn = nu + c[k];
+    const Scalar* nr = E + rn * d;
+    const Scalar x = model::bpr_pair_score(u, p, nr, d);
+    term_[b] = loss::bpr_term(x, stable, eps);
+    Scalar* g = g_.data() + 3 * b * d;
+    model::bpr_pair_gradients(loss::bpr_dx(B, x, stable, eps), u, p, nr, d, g, g + d, g + 2 * d);
+    row_[3 * b] = ru, row_[3 * b + 1] = rp, row_[3 * b + 2] = rn;
+    for (index_t j = 0; j < 3; ++j) grp_[3 * b + j] = static_cast<std::uint16_t>((row_[3 * b + j] >> 4) % c_.G);
+    if (c_.reg) {  // block layout [users | positives | negatives], as the regulariser's three blocks
+      sq_[b] = loss::row_sq_norm(u, d);
+      sq_[B + b] = loss::row_sq_norm(p, d);
+      sq_[2 * B + b] = loss::row_sq_norm(nr, d);
+    }
+  }
+
+  // Phase C, group gi: the group's gradient rows (owned_scatter's order), the regulariser (emb_loss_backward's
+  // order), then the optimiser on the group's rows.
+  void group_kernel(index_t gi, const Scalar* coef) {
+    const index_t d = c_.d, n = c_.n, B = c_.B, G = c_.G;
+    Scalar *E = c_.E, *Gt = c_.grad;
+    const auto& upd = *c_.upd;
+    const auto gg = static_cast<std::uint16_t>(gi);
+    // Lazy: the group's distinct rows in order of first appearance, each with a compact gradient slot (zero,
+    // then the same additions in the same order as the table row would get). Dense: the gradient table.
+    std::vector<index_t>* list = upd.lazy ? &lists_[gi] : nullptr;
+    std::vector<Scalar>* slots = upd.lazy ? &slots_[gi] : nullptr;
+    auto grad_row = [&](index_t r) -> Scalar* {
+      if (!list) return Gt + r * d;
+      if (slot_[r] < 0) {
+        slot_[r] = static_cast<std::int32_t>(list->size());
+        list->push_back(r);
+        slots->resize(list->size() * static_cast<size_t>(d), Scalar(0));  // capacity reserved: no allocation
+      }
+      return slots->data() + slot_[r] * d;
+    };
+    if (list) list->clear(), slots->clear();
+    for (index_t e = 0; e < 3 * B; ++e) {
+      if (grp_[e] != gg) continue;
+      Scalar* t = grad_row(row_[e]);
+      const Scalar* g = g_.data() + e * d;
+      for (index_t j = 0; j < d; ++j) t[j] += g[j];  // owned_scatter's add
+    }
+    if (c_.reg)
+      for (index_t t = 0; t < 3; ++t) {
+        if (coef[t] == Scalar(0)) continue;
+        for (index_t b = 0; b < B; ++b) {
+          const index_t e = 3 * b + t;
+          if (grp_[e] != gg) continue;
+          const Scalar* r = E + row_[e] * d;
+          Scalar* gr = grad_row(row_[e]);
+          for (index_t j = 0; j < d; ++j) gr[j] += coef[t] * r[j];  // ∂(λR)/∂T_row = c_T·T_row
+        }
+      }
+    if (list) {
+      const index_t m = static_cast<index_t>(list->size());
+      const index_t* rows = list->data();
+      for (index_t i = 0; i < m; ++i) {
+        if (i + 8 < m) upd.prefetch_row(E, rows[i + 8]);
+        slot_[rows[i]] = -1;
+        upd.sparse_row(E, rows[i], slots->data() + i * d);
+      }
+    } else {
+      for (index_t r0 = 16 * gi; r0 < n; r0 += 16 * G) upd.dense_rows(E, Gt, r0, std::min(n, r0 + 16));
+    }
+  }
+
+  ctx c_{};
   std::vector<std::int32_t> cand_;
   std::vector<Scalar> g_, term_, sq_;
   std::vector<index_t> row_;
   std::vector<std::uint16_t> grp_;
-  std::vector<char> mark_;
+  std::vector<std::int32_t> slot_;  ///< lazy: a row's gradient slot in its group during a step, else -1
   std::vector<std::vector<index_t>> lists_;
+  std::vector<std::vector<Scalar>> slots_;
 };
 
 /// Options of hogwild_bpr_epoch: plain SGD per pair, p ← p − lr·(∂ℓ/∂p + weight_decay·p) on the pair's rows.
