@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "ans/core/wait_policy.hpp"
 #include "ans/data/detect.hpp"
 #include "ans/data/split.hpp"
 #include "ans/data/synthetic.hpp"
@@ -444,7 +445,9 @@ int run(options o) {
           {"optimizer", q(optimizer)}, {"pair_sampling", q(*o.pair_sampling)}, {"batch_size", std::to_string(batch)}, {"num_neg", std::to_string(*o.num_neg)},
           {"neg_exclude", q(o.neg_exclude_all ? "all" : "train")}, {"gamma", num(o.gamma)}, {"eps", num(o.eps)},
           {"noise_scale", num(cfg.ans->noise_scale)}, {"mode", q(o.mode)}, {"random_seed", std::to_string(o.seed)},
-          {"num_workers", std::to_string(ans::max_threads())}, {"epoch", std::to_string(epochs)},
+          {"num_workers", std::to_string(ans::max_threads())},
+          {"omp_wait_policy", q(std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "libgomp default")},
+          {"epoch", std::to_string(epochs)},
           {"eval_every", std::to_string(*o.eval_every)}, {"early_stop", std::to_string(*o.early_stop)},
           {"stop_rule", q(*o.stop_rule)}, {"metric", q(ms)}, {"topk", q(ks)},
           {"protocol", q(full ? "full" : "sampled99")}, {"selection", q(selection)}, {"main_metric", q(main_metric)}};
@@ -551,6 +554,7 @@ int run(options o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ans::core::use_passive_wait(argv);  // OMP_WAIT_POLICY=passive unless set (see the header)
   options o;
   try {
     o = parse(argc, argv);

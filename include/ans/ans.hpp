@@ -24,6 +24,7 @@
 #include "ans/core/mode.hpp"
 #include "ans/core/math.hpp"
 #include "ans/core/batch.hpp"
+#include "ans/core/wait_policy.hpp"
 #include "ans/disentangle/gate.hpp"
 #include "ans/augment/margin.hpp"
 #include "ans/augment/noise.hpp"

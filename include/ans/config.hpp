@@ -46,6 +46,15 @@ inline int max_threads() {
 #endif
 }
 
+/// Number of threads in the calling OpenMP region's team (1 outside a region and without OpenMP).
+inline int team_size() {
+#if ANS_HAS_OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
 /// Index of the calling thread inside an OpenMP region (0 without OpenMP).
 inline int thread_id() {
 #if ANS_HAS_OPENMP

@@ -25,7 +25,9 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <exception>
 #include <string>
 #include <vector>
@@ -102,6 +104,7 @@ class mf_bpr_step {
               "mf_bpr_step: the table update must hold exactly one optimiser of width " << d << " (has " << upd.d << ")");
     const bool reg = o.reg_weight != 0;
     const index_t nt = max_threads(), G = nt == 1 ? 1 : 8 * nt;
+    if (static_cast<index_t>(claimed_size_) < G) claimed_ = std::make_unique<std::atomic<int>[]>(G), claimed_size_ = G;
     cand_.resize(static_cast<size_t>(B * K));
     g_.resize(static_cast<size_t>(3 * B * d));
     row_.resize(static_cast<size_t>(3 * B));
@@ -116,6 +119,7 @@ class mf_bpr_step {
       for (auto& sl : slots_) sl.reserve(static_cast<size_t>(3 * B * d));
     }
     c_ = ctx{e0.data(), grad.data(), n, d, nu, B, K, G, reg, &o, &upd};
+    for (index_t gi = 0; gi < G; ++gi) claimed_[gi].store(0, std::memory_order_relaxed);
     upd.begin_step();
     bool failed = false;
     std::string message;
@@ -144,11 +148,15 @@ class mf_bpr_step {
           for (index_t t = 0; t < 3; ++t)
             coef[t] = loss::emb_loss_coef(Scalar(o.reg_weight), B, o.reg_require_pow,
                                           o.reg_require_pow ? Scalar(1) : loss::norm_from_row_squares(sq_.data() + t * B, B));
-        // phase C: row groups, each with its own rows' scatter, regulariser and optimiser step
-#if ANS_HAS_OPENMP
-#pragma omp for schedule(dynamic, 1)
-#endif
-        for (index_t gi = 0; gi < G; ++gi) group_kernel(gi, coef);
+        // phase C: row groups, each with its own rows' scatter, regulariser and optimiser step. A thread runs
+        // its home groups first (the same every step, so its rows' optimiser state stays in its cache), then
+        // claims any group still unclaimed (a peer that was descheduled, or that has more rows this step).
+        const index_t me = thread_id(), nth = team_size();
+        for (index_t pass = 0; pass < nth; ++pass) {
+          const index_t owner = (me + pass) % nth;
+          for (index_t gi = owner; gi < G; gi += nth)
+            if (!claimed_[gi].exchange(1, std::memory_order_acq_rel)) group_kernel(gi, coef);
+        }
       }
     }
     if (failed) throw error(message);
@@ -201,7 +209,7 @@ class mf_bpr_step {
     Scalar* g = g_.data() + 3 * b * d;
     model::bpr_pair_gradients(loss::bpr_dx(B, x, stable, eps), u, p, nr, d, g, g + d, g + 2 * d);
     row_[3 * b] = ru, row_[3 * b + 1] = rp, row_[3 * b + 2] = rn;
-    for (index_t j = 0; j < 3; ++j) grp_[3 * b + j] = static_cast<std::uint16_t>((row_[3 * b + j] >> 4) % c_.G);
+    for (index_t j = 0; j < 3; ++j) grp_[3 * b + j] = static_cast<std::uint16_t>(group_of(row_[3 * b + j]));
     if (c_.reg) {  // block layout [users | positives | negatives], as the regulariser's three blocks
       sq_[b] = loss::row_sq_norm(u, d);
       sq_[B + b] = loss::row_sq_norm(p, d);
@@ -256,11 +264,23 @@ class mf_bpr_step {
         upd.sparse_row(E, rows[i], slots->data() + i * d);
       }
     } else {
-      for (index_t r0 = 16 * gi; r0 < n; r0 += 16 * G) upd.dense_rows(E, Gt, r0, std::min(n, r0 + 16));
+      // the group's contiguous 16-row blocks [16·⌈gi·nb/G⌉, 16·⌈(gi+1)·nb/G⌉) ∩ [0, n), one block per call
+      const index_t nb = (n + 15) / 16, b0 = (gi * nb + G - 1) / G, b1 = ((gi + 1) * nb + G - 1) / G;
+      for (index_t blk = b0; blk < b1; ++blk) upd.dense_rows(E, Gt, 16 * blk, std::min(n, 16 * blk + 16));
     }
   }
 
+  // The group of row r: 16-row blocks dealt round-robin (lazy: balances a step's random rows across groups)
+  // or contiguous ranges of blocks (dense: each group streams through one stretch of the tables). Which rows
+  // share a group never changes a row's arithmetic, only who computes it.
+  index_t group_of(index_t r) const {
+    const index_t blk = r >> 4;
+    return c_.upd->lazy ? blk % c_.G : blk * c_.G / ((c_.n + 15) / 16);
+  }
+
   ctx c_{};
+  std::unique_ptr<std::atomic<int>[]> claimed_;
+  size_t claimed_size_ = 0;
   std::vector<std::int32_t> cand_;
   std::vector<Scalar> g_, term_, sq_;
   std::vector<index_t> row_;
