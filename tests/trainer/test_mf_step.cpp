@@ -80,22 +80,25 @@ TEST_CASE("mf_bpr_step: bit-identical to the composed objective + optimiser, for
         }
 }
 
-TEST_CASE("mf_bpr_step: shape errors name both shapes", "[trainer][mf_step]") {
+TEST_CASE("mf_bpr_step: bad shapes and optimisers are reported", "[trainer][mf_step]") {
   const auto& d = data();
   ans::sampling::pair_batcher batcher(d.train, 64, 1);
   ans::sampling::uniform_sampler sampler(d.train);
   const ans::index_t n = d.train.n_users + d.train.n_items;
-  ans::matrix<float> e0 = ans::matrix<float>::Zero(n, 8), grad = ans::matrix<float>::Zero(n - 1, 8);
+  ans::matrix<float> e0 = ans::matrix<float>::Zero(n, 8);
   ans::optim::sparse_adam<float> opt(n, 8);
+  ans::optim::adam<float> dense(n * 8);
   ans::train::mf_bpr_step<float> step;
-  ans::train::table_update<float> upd{&opt, nullptr, nullptr, 8};
-  CHECK_THROWS_WITH(step.run(e0, grad, d.train.n_users, batcher.batch(0), sampler, 4, 0, {}, upd),
-                    Catch::Contains("mf_step.hpp:") && Catch::Contains("grad is " + std::to_string(n - 1) + " x 8") &&
-                        Catch::Contains("E0 is " + std::to_string(n) + " x 8"));
-  grad = ans::matrix<float>::Zero(n, 8);
-  upd.d = 4;
-  CHECK_THROWS_WITH(step.run(e0, grad, d.train.n_users, batcher.batch(0), sampler, 4, 0, {}, upd),
-                    Catch::Contains("exactly one optimiser of width 8"));
+  ans::train::table_update<float> upd{&opt, nullptr, nullptr, 4};
+  CHECK_THROWS_WITH(step.run(e0, d.train.n_users, batcher.batch(0), sampler, 4, 0, {}, upd),
+                    Catch::Contains("mf_step.hpp:") && Catch::Contains("exactly one optimiser of width 8 (has 4)"));
+  upd = {&opt, &dense, nullptr, 8};
+  CHECK_THROWS_WITH(step.run(e0, d.train.n_users, batcher.batch(0), sampler, 4, 0, {}, upd),
+                    Catch::Contains("exactly one optimiser"));
+  upd = {&opt, nullptr, nullptr, 8};
+  CHECK_THROWS_WITH(step.run(e0, n, batcher.batch(0), sampler, 4, 0, {}, upd),
+                    Catch::Contains(std::to_string(n) + " users in a table of " + std::to_string(n) + " rows"));
+  CHECK_NOTHROW(step.run(e0, d.train.n_users, batcher.batch(0), sampler, 4, 0, {}, upd));
 }
 
 TEST_CASE("hogwild_sgd: learns, is deterministic with one thread, and is refused where it does not apply", "[trainer][mf_step]") {

@@ -3,6 +3,11 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
+
+#if defined(__AVX512F__) || defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 namespace ans::math {
 
@@ -47,6 +52,30 @@ inline Scalar lane_sum(Scalar (&a)[16]) {
   for (int w = 8; w >= 1; w /= 2)
     for (int l = 0; l < w; ++l) a[l] += a[l + w];
   return a[0];
+}
+
+/// out[i] = sqrt(in[i]) for i < n, correctly rounded (IEEE sqrt) in every lane: the vector body (AVX-512 or
+/// AVX sqrt instructions) and the scalar tail give the same bits, so the result of an entry never depends on
+/// where a caller splits an array. (Eigen's packet sqrt under EIGEN_FAST_MATH is an rsqrt + Newton
+/// approximation for float: the bits of an entry then depend on whether it falls in a packet or the tail.)
+inline void sqrt_exact(const float* in, float* out, std::ptrdiff_t n) {
+  std::ptrdiff_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, _mm512_sqrt_ps(_mm512_loadu_ps(in + i)));
+#elif defined(__AVX__)
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_sqrt_ps(_mm256_loadu_ps(in + i)));
+#endif
+  for (; i < n; ++i) out[i] = std::sqrt(in[i]);
+}
+/// Double-precision sqrt_exact.
+inline void sqrt_exact(const double* in, double* out, std::ptrdiff_t n) {
+  std::ptrdiff_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 8 <= n; i += 8) _mm512_storeu_pd(out + i, _mm512_sqrt_pd(_mm512_loadu_pd(in + i)));
+#elif defined(__AVX__)
+  for (; i + 4 <= n; i += 4) _mm256_storeu_pd(out + i, _mm256_sqrt_pd(_mm256_loadu_pd(in + i)));
+#endif
+  for (; i < n; ++i) out[i] = std::sqrt(in[i]);
 }
 
 }  // namespace ans::math

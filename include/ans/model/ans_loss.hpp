@@ -176,7 +176,7 @@ class ans_loss {
     if (a_n_.rows() != s.cand_rows() || a_n_.cols() != s.d) a_n_.resize(s.cand_rows(), s.d);
     const index_t nblk = n_blocks();
 #if ANS_HAS_OPENMP
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)  // blocks are independent: any thread, same result
 #endif
     for (index_t blk = 0; blk < nblk; ++blk) {
       const index_t r0 = rows_of(blk).r0;
@@ -308,12 +308,14 @@ class ans_loss {
     return {b0, b1, b0 * shape_.H, (b1 - b0) * shape_.H, b0 * shape_.K * shape_.H, (b1 - b0) * shape_.K * shape_.H};
   }
 
-  // The parallel loop of the backward passes over the fixed groups of blocks (static schedule): each group
-  // zeroes its parameter partial, then runs body(blk, thread scratch, partial) on its blocks in order.
+  // The parallel loop of the backward passes over the fixed groups of blocks: each group zeroes its parameter
+  // partial, then runs body(blk, thread scratch, partial) on its blocks in order. Groups are handed out
+  // dynamically (a thread that was descheduled on a busy machine does not hold the others at the barrier);
+  // the result does not depend on which thread runs a group.
   template <class Body>
   void for_each_group(index_t nblk, index_t ngrp, Body&& body) {
 #if ANS_HAS_OPENMP
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
 #endif
     for (index_t grp = 0; grp < ngrp; ++grp) {
       thread_scratch& ts = scratch_[static_cast<size_t>(thread_id())];

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ans/config.hpp"
+#include "ans/core/math.hpp"
 #include "ans/optim/state.hpp"
 #include "ans/types.hpp"
 
@@ -49,14 +50,13 @@ inline void adam_update_corrected(Scalar* p, Grad* grad, Scalar* m, Scalar* v, i
   const auto wd = static_cast<Scalar>(o.weight_decay);
   const bool decay = o.weight_decay != 0.0;
   // Three vectorisable passes per chunk of <= 256 entries (kept in L1): the moments (plain loop), sqrt(v) by
-  // Eigen (vectorised; a loop around std::sqrt stays scalar under GCC's default -fmath-errno: the lazy Adam step
-  // was 19 % of an MF-ANS training step that way), the update (plain loop). Eigen's packet sqrt may be its
-  // EIGEN_FAST_MATH form (rsqrt + one Newton step, within ~1 ulp of the exact root); the 64-byte aligned buffer
-  // means Eigen never peels a misaligned head, so which entries take the packet path depends only on their
-  // position in the chunk, never on addresses: same inputs, same bits.
+  // math::sqrt_exact (the vector sqrt instruction; a loop around std::sqrt stays scalar under GCC's default
+  // -fmath-errno: the lazy Adam step was 19 % of an MF-ANS training step that way), the update (plain loop).
+  // The root is correctly rounded in every lane, so an entry's bits never depend on how a caller splits the
+  // array into calls (row by row, 16-row blocks, 16 384-entry chunks): the fused MF step relies on it. (Eigen's
+  // packet sqrt, used before, is an rsqrt + Newton approximation under EIGEN_FAST_MATH.)
   constexpr index_t chunk = 256;
   alignas(64) Scalar root[chunk];
-  using arr = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
   for (index_t c0 = 0; c0 < n; c0 += chunk) {
     const index_t len = std::min(chunk, n - c0);
     Scalar *pc = p + c0, *mc = m + c0, *vc = v + c0;
@@ -66,7 +66,7 @@ inline void adam_update_corrected(Scalar* p, Grad* grad, Scalar* m, Scalar* v, i
       mc[j] += w1 * (g - mc[j]);        // m ← m + (1−β1)(g − m)
       vc[j] = b2 * vc[j] + w2 * g * g;  // v ← β2·v + (1−β2)·g²
     }
-    Eigen::Map<arr>(root, len) = Eigen::Map<const arr>(vc, len).sqrt();
+    math::sqrt_exact(vc, root, len);
     for (index_t j = 0; j < len; ++j) {
       pc[j] -= step_size * (mc[j] / (root[j] / bc2_sqrt + eps));  // p ← p − lr/bc1 · m/(sqrt(v)/sqrt(bc2) + eps)
       if constexpr (ClearGrad) gc[j] = Scalar(0);
@@ -119,7 +119,7 @@ class adam {
 #endif
     for (index_t c = 0; c < n_chunks; ++c) {
       const index_t b = c * chunk;
-      update_range<Clear>(param, grad, b, std::min(n, b + chunk) - b);
+      update_range<Clear>(param + b, grad + b, b, std::min(n, b + chunk) - b);
     }
   }
 
@@ -133,11 +133,12 @@ class adam {
     bc1_ = 1.0 - std::pow(o_.beta1, static_cast<double>(t_));
     bc2_ = 1.0 - std::pow(o_.beta2, static_cast<double>(t_));
   }
-  /// Adam on entries [offset, offset + n) of the block (gradient set to 0 after use when Clear).
+  /// Adam on entries [offset, offset + n) of the block: `param` and `grad` point at entry `offset` of the
+  /// parameters and of their gradient (which may live elsewhere, e.g. a compact row); the gradient is set to 0
+  /// after use when Clear.
   template <bool Clear = false, class Grad>
   void update_range(Scalar* param, Grad* grad, index_t offset, index_t n) {
-    detail::adam_update_corrected<Clear>(param + offset, grad + offset, m_.data() + offset, v_.data() + offset, n,
-                                         bc1_, bc2_, o_);
+    detail::adam_update_corrected<Clear>(param, grad, m_.data() + offset, v_.data() + offset, n, bc1_, bc2_, o_);
   }
 
   /// One step over an Eigen block (any dense, contiguous storage of size() entries).

@@ -60,16 +60,18 @@ struct table_update {
   }
   /// Prefetches what sparse_row(table, r, ·) reads of the table and the optimiser state.
   void prefetch_row(const Scalar* table, index_t r) const { lazy->prefetch_row(table, r); }
+  // The row kernels clear the gradient row they read, as the composed path's step_table / step_and_clear do:
+  // the same kernel instantiation, so the same code and the same bits.
   /// Lazy Adam on row r with gradient row `g` (d entries, cleared).
   void sparse_row(Scalar* table, index_t r, Scalar* g) const { lazy->template update_row<true>(table, r, g); }
-  /// A dense optimiser on rows [r0, r1), clearing their gradient rows.
-  void dense_rows(Scalar* table, Scalar* grad, index_t r0, index_t r1) const {
+  /// A dense optimiser on row r with gradient row `g` (the step's accumulated row, or zeros; cleared).
+  void dense_row(Scalar* table, index_t r, Scalar* g) const {
     if (adam) {
-      adam->template update_range<true>(table, grad, r0 * d, (r1 - r0) * d);
-      return;
+      adam->template update_range<true>(table + r * d, g, r * d, d);
+    } else {
+      sgd->update_row(table, r, g);
+      std::fill(g, g + d, Scalar(0));
     }
-    for (index_t r = r0; r < r1; ++r) sgd->update_row(table, r, grad + r * d);
-    std::fill(grad + r0 * d, grad + r1 * d, Scalar(0));
   }
 };
 
@@ -88,17 +90,15 @@ template <class Scalar>
 class mf_bpr_step {
  public:
   /// Samples, scores and differentiates the batch, then updates `e0` ([n_users + n_items] x d) through `upd`.
-  /// `grad` (e0's shape) must be zero on entry and is zero on return. Returns the batch loss (that of
+  /// The gradient of a row lives only in a compact slot for the step (no N x d gradient table: a dense
+  /// optimiser reads zeros for the rows the batch did not touch). Returns the batch loss (that of
   /// bpr_objective::forward). On an exception (a user with no free item) nothing is updated, but the
   /// optimiser's step counter has advanced.
   template <class Sampler>
-  Scalar run(matrix<Scalar>& e0, matrix<Scalar>& grad, index_t n_users, const sampling::pair_batch& batch,
-             const Sampler& sampler, index_t K, std::uint64_t seed, const mf_bpr_options& o,
-             const table_update<Scalar>& upd) {
+  Scalar run(matrix<Scalar>& e0, index_t n_users, const sampling::pair_batch& batch, const Sampler& sampler,
+             index_t K, std::uint64_t seed, const mf_bpr_options& o, const table_update<Scalar>& upd) {
     const index_t B = batch.size, d = e0.cols(), n = e0.rows(), nu = n_users;
     ANS_CHECK(B > 0 && K > 0, "mf_bpr_step: empty batch: B = " << B << ", K = " << K);
-    ANS_CHECK(grad.rows() == n && grad.cols() == d, "mf_bpr_step: grad is " << grad.rows() << " x " << grad.cols()
-                                                                             << ", E0 is " << n << " x " << d);
     ANS_CHECK(nu > 0 && nu < n, "mf_bpr_step: " << nu << " users in a table of " << n << " rows");
     ANS_CHECK(upd.d == d && (upd.lazy != nullptr) + (upd.adam != nullptr) + (upd.sgd != nullptr) == 1,
               "mf_bpr_step: the table update must hold exactly one optimiser of width " << d << " (has " << upd.d << ")");
@@ -111,14 +111,16 @@ class mf_bpr_step {
     grp_.resize(static_cast<size_t>(3 * B));
     term_.resize(static_cast<size_t>(B));
     sq_.resize(reg ? static_cast<size_t>(3 * B) : 0);
-    if (upd.lazy) {  // the step's distinct rows get compact gradient slots: `grad` is not used
-      if (static_cast<index_t>(slot_.size()) != n) slot_.assign(static_cast<size_t>(n), -1);
-      lists_.resize(static_cast<size_t>(G));
-      for (auto& l : lists_) l.reserve(static_cast<size_t>(3 * B));
-      slots_.resize(static_cast<size_t>(G));
-      for (auto& sl : slots_) sl.reserve(static_cast<size_t>(3 * B * d));
-    }
-    c_ = ctx{e0.data(), grad.data(), n, d, nu, B, K, G, reg, &o, &upd};
+    entries_.resize(static_cast<size_t>(G));
+    for (auto& m : entries_) m.reserve(static_cast<size_t>(3 * B));
+    // the step's distinct rows get compact gradient slots, per group
+    if (static_cast<index_t>(slot_.size()) != n) slot_.assign(static_cast<size_t>(n), -1);
+    lists_.resize(static_cast<size_t>(G));
+    for (auto& l : lists_) l.reserve(static_cast<size_t>(3 * B));
+    slots_.resize(static_cast<size_t>(G));
+    for (auto& sl : slots_) sl.reserve(static_cast<size_t>(3 * B * d));
+    zero_.assign(static_cast<size_t>(G * d), Scalar(0));
+    c_ = ctx{e0.data(), n, d, nu, B, K, G, reg, &o, &upd};
     for (index_t gi = 0; gi < G; ++gi) claimed_[gi].store(0, std::memory_order_relaxed);
     upd.begin_step();
     bool failed = false;
@@ -177,7 +179,6 @@ class mf_bpr_step {
  private:
   struct ctx {  // the current step's shapes and arguments
     Scalar* E;
-    Scalar* grad;
     index_t n, d, nu, B, K, G;
     bool reg;
     const mf_bpr_options* o;
@@ -221,15 +222,14 @@ class mf_bpr_step {
   // order), then the optimiser on the group's rows.
   void group_kernel(index_t gi, const Scalar* coef) {
     const index_t d = c_.d, n = c_.n, B = c_.B, G = c_.G;
-    Scalar *E = c_.E, *Gt = c_.grad;
+    Scalar* E = c_.E;
     const auto& upd = *c_.upd;
     const auto gg = static_cast<std::uint16_t>(gi);
-    // Lazy: the group's distinct rows in order of first appearance, each with a compact gradient slot (zero,
-    // then the same additions in the same order as the table row would get). Dense: the gradient table.
-    std::vector<index_t>* list = upd.lazy ? &lists_[gi] : nullptr;
-    std::vector<Scalar>* slots = upd.lazy ? &slots_[gi] : nullptr;
+    // The group's distinct rows in order of first appearance, each with a compact gradient slot (zero, then
+    // the same additions in the same order as a gradient table row would get).
+    std::vector<index_t>* list = &lists_[gi];
+    std::vector<Scalar>* slots = &slots_[gi];
     auto grad_row = [&](index_t r) -> Scalar* {
-      if (!list) return Gt + r * d;
       if (slot_[r] < 0) {
         slot_[r] = static_cast<std::int32_t>(list->size());
         list->push_back(r);
@@ -237,9 +237,18 @@ class mf_bpr_step {
       }
       return slots->data() + slot_[r] * d;
     };
-    if (list) list->clear(), slots->clear();
-    for (index_t e = 0; e < 3 * B; ++e) {
-      if (grp_[e] != gg) continue;
+    list->clear(), slots->clear();
+    // the group's entries in order, then their additions with the gradient rows of later entries prefetched
+    // (a pair's rows were written by whichever thread ran the pair)
+    std::vector<index_t>& mine = entries_[gi];
+    mine.clear();
+    for (index_t e = 0; e < 3 * B; ++e)
+      if (grp_[e] == gg) mine.push_back(e);
+    const index_t nm = static_cast<index_t>(mine.size());
+    for (index_t i = 0; i < nm; ++i) {
+      if (i + 4 < nm)
+        for (index_t j = 0; j < d; j += 64 / static_cast<index_t>(sizeof(Scalar))) ANS_PREFETCH(g_.data() + mine[i + 4] * d + j);
+      const index_t e = mine[i];
       Scalar* t = grad_row(row_[e]);
       const Scalar* g = g_.data() + e * d;
       for (index_t j = 0; j < d; ++j) t[j] += g[j];  // owned_scatter's add
@@ -247,15 +256,14 @@ class mf_bpr_step {
     if (c_.reg)
       for (index_t t = 0; t < 3; ++t) {
         if (coef[t] == Scalar(0)) continue;
-        for (index_t b = 0; b < B; ++b) {
-          const index_t e = 3 * b + t;
-          if (grp_[e] != gg) continue;
+        for (const index_t e : mine) {  // block t's rows of the group, in pair order
+          if (e % 3 != t) continue;
           const Scalar* r = E + row_[e] * d;
           Scalar* gr = grad_row(row_[e]);
           for (index_t j = 0; j < d; ++j) gr[j] += coef[t] * r[j];  // ∂(λR)/∂T_row = c_T·T_row
         }
       }
-    if (list) {
+    if (upd.lazy) {  // lazy: the touched rows only
       const index_t m = static_cast<index_t>(list->size());
       const index_t* rows = list->data();
       for (index_t i = 0; i < m; ++i) {
@@ -263,11 +271,17 @@ class mf_bpr_step {
         slot_[rows[i]] = -1;
         upd.sparse_row(E, rows[i], slots->data() + i * d);
       }
-    } else {
-      // the group's contiguous 16-row blocks [16·⌈gi·nb/G⌉, 16·⌈(gi+1)·nb/G⌉) ∩ [0, n), one block per call
-      const index_t nb = (n + 15) / 16, b0 = (gi * nb + G - 1) / G, b1 = ((gi + 1) * nb + G - 1) / G;
-      for (index_t blk = b0; blk < b1; ++blk) upd.dense_rows(E, Gt, 16 * blk, std::min(n, 16 * blk + 16));
+      return;
     }
+    // dense: every row of the group's contiguous 16-row blocks [16·⌈gi·nb/G⌉, 16·⌈(gi+1)·nb/G⌉) ∩ [0, n), with
+    // its slot or zeros (no gradient table to read and clear: 6 of the 8 streams a table-based step moves)
+    const index_t nb = (n + 15) / 16, r0 = 16 * ((gi * nb + G - 1) / G), r1 = std::min(n, 16 * (((gi + 1) * nb + G - 1) / G));
+    Scalar* zero = zero_.data() + gi * d;  // the group's own zero row (the kernel writes it back as zeros)
+    for (index_t r = r0; r < r1; ++r) {
+      const std::int32_t sl = slot_[r];
+      upd.dense_row(E, r, sl < 0 ? zero : slots->data() + sl * d);
+    }
+    for (const index_t r : *list) slot_[r] = -1;
   }
 
   // The group of row r: 16-row blocks dealt round-robin (lazy: balances a step's random rows across groups)
@@ -282,11 +296,11 @@ class mf_bpr_step {
   std::unique_ptr<std::atomic<int>[]> claimed_;
   size_t claimed_size_ = 0;
   std::vector<std::int32_t> cand_;
-  std::vector<Scalar> g_, term_, sq_;
+  std::vector<Scalar> g_, term_, sq_, zero_;
   std::vector<index_t> row_;
   std::vector<std::uint16_t> grp_;
   std::vector<std::int32_t> slot_;  ///< lazy: a row's gradient slot in its group during a step, else -1
-  std::vector<std::vector<index_t>> lists_;
+  std::vector<std::vector<index_t>> lists_, entries_;
   std::vector<std::vector<Scalar>> slots_;
 };
 

@@ -233,8 +233,8 @@ class trainer {
         mo.bpr_stable = bpr_obj_.options().bpr_stable;
         mo.bpr_eps = bpr_obj_.options().bpr_eps;
         const double loss =
-            mf_step_.run(e0_, grad_e0_, adj_.n_users, batch, sampler_, K_, cfg_.seed, mo, table_update<Scalar>{
-                                                                                           sparse_adam_.get(), adam_.get(), sgd_.get(), cfg_.dim});
+            mf_step_.run(e0_, adj_.n_users, batch, sampler_, K_, cfg_.seed, mo,
+                         table_update<Scalar>{sparse_adam_.get(), adam_.get(), sgd_.get(), cfg_.dim});
         ANS_CHECK(std::isfinite(loss), "loss is not finite at epoch " << epoch << ", batch " << b << " (try a smaller lr)");
         loss_sum += loss;
         samples += batch.size;
