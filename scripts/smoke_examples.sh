@@ -58,13 +58,16 @@ if [ -x "$BIN/ans-train" ]; then
   # Bad flags: a one-line error and exit code 2.
   for bad in "--lr -1" "--num_neg 0" "--metric Foo" "--bogus 1" "--dataset missing --path /nonexistent" \
              "--loss_n BCE" "--model_mode Impression" "--model_mode CTR" "--preset torch" "--readout avg" \
-             "--scoring stack"; do
+             "--scoring stack" "--optimizer hogwild_sgd" "--model_name LightGCN --optimizer hogwild_sgd"; do
     set +e; err=$("$BIN/ans-train" $bad 2>&1 >/dev/null); rc=$?; set -e
     [ "$rc" -eq 2 ] || { echo "ans-train $bad exited $rc, expected 2" >&2; exit 1; }
     [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || { echo "ans-train $bad: expected one error line, got: $err" >&2; exit 1; }
   done
   err=$("$BIN/ans-train" --model_mode Impression 2>&1 >/dev/null || true)
   grep -q "not supported yet" <<<"$err" || { echo "--model_mode Impression: '$err'" >&2; exit 1; }
+  # hogwild_sgd trains BPR-MF; the effective configuration says so, and the wait policy is passive unless set
+  want "$(unset OMP_WAIT_POLICY; conf --model_name BPRMF --optimizer hogwild_sgd)" 'optimizer="hogwild_sgd"' 'omp_wait_policy="passive"'
+  want "$(OMP_WAIT_POLICY=active conf --model_name BPRMF)" 'omp_wait_policy="active"'
   err=$("$BIN/ans-train" --loss_n BCE 2>&1 >/dev/null || true)
   grep -q "supported: BPR" <<<"$err" || { echo "--loss_n BCE: '$err'" >&2; exit 1; }
 fi

@@ -78,9 +78,12 @@ const ans::data::dataset& data() {
 }
 
 // Allocations during steps 1..n_steps-1 of one capped epoch.
-long steady_state_allocs(int n_layers, ans::index_t B, int n_steps) {
+long steady_state_allocs(int n_layers, ans::index_t B, int n_steps,
+                         ans::train::sampler_kind sampler = ans::train::sampler_kind::ans,
+                         ans::train::optimizer_kind opt = ans::train::optimizer_kind::lazy_adam) {
   ans::train::trainer_config cfg;
-  cfg.sampler = ans::train::sampler_kind::ans;
+  cfg.sampler = sampler;
+  cfg.optimizer = opt;
   cfg.n_layers = n_layers;
   cfg.dim = 32;
   cfg.batch_size = B;
@@ -123,4 +126,15 @@ TEST_CASE("perf: the steady-state training step does not allocate", "[perf]") {
     CHECK(small <= 4 * 16);      // a small constant per step ...
     CHECK(large <= small + 8);   // ... independent of B (no per-sample allocation)
   }
+  // The fused MF BPR step (train/mf_step.hpp): workspaces sized once, nothing allocated per step.
+  using S = ans::train::sampler_kind;
+  using O = ans::train::optimizer_kind;
+  for (S s : {S::rns, S::dns})
+    for (O o : {O::lazy_adam, O::adam}) {
+      const long small = steady_state_allocs(0, 256, 5, s, o), large = steady_state_allocs(0, 1024, 5, s, o);
+      INFO(ans::train::to_string(s) << ", optimizer " << int(o) << ": " << small << " / " << large
+                                    << " allocations over 4 steps at B = 256 / 1024");
+      CHECK(small <= 4);
+      CHECK(large <= 4);
+    }
 }
