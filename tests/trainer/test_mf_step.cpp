@@ -99,6 +99,11 @@ TEST_CASE("mf_bpr_step: bad shapes and optimisers are reported", "[trainer][mf_s
   CHECK_THROWS_WITH(step.run(e0, n, batcher.batch(0), sampler, 4, 0, {}, upd),
                     Catch::Contains(std::to_string(n) + " users in a table of " + std::to_string(n) + " rows"));
   CHECK_NOTHROW(step.run(e0, d.train.n_users, batcher.batch(0), sampler, 4, 0, {}, upd));
+  ans::matrix<float> small = ans::matrix<float>::Zero(d.train.n_users + 3, 8);  // too few item rows
+  ans::optim::sparse_adam<float> opt_small(small.rows(), 8);
+  upd = {&opt_small, nullptr, nullptr, 8};
+  CHECK_THROWS_WITH(step.run(small, d.train.n_users, batcher.batch(0), sampler, 4, 0, {}, upd),
+                    Catch::Contains("outside the " + std::to_string(d.train.n_users) + " x 3 table"));
 }
 
 TEST_CASE("hogwild_sgd: learns, is deterministic with one thread, and is refused where it does not apply", "[trainer][mf_step]") {

@@ -102,8 +102,13 @@ class mf_bpr_step {
     ANS_CHECK(nu > 0 && nu < n, "mf_bpr_step: " << nu << " users in a table of " << n << " rows");
     ANS_CHECK(upd.d == d && (upd.lazy != nullptr) + (upd.adam != nullptr) + (upd.sgd != nullptr) == 1,
               "mf_bpr_step: the table update must hold exactly one optimiser of width " << d << " (has " << upd.d << ")");
+    for (index_t b = 0; b < B; ++b)  // serial: an exception must not leave a parallel region
+      ANS_CHECK(batch.users[b] >= 0 && batch.users[b] < nu && batch.items[b] >= 0 && batch.items[b] < n - nu,
+                "mf_bpr_step: pair " << b << " is (" << batch.users[b] << ", " << batch.items[b] << "), outside the "
+                                     << nu << " x " << (n - nu) << " table");
     const bool reg = o.reg_weight != 0;
     const index_t nt = max_threads(), G = nt == 1 ? 1 : 8 * nt;
+    ANS_CHECK(G <= 65535, "mf_bpr_step: " << nt << " threads: at most 8191 are supported");
     if (static_cast<index_t>(claimed_size_) < G) claimed_ = std::make_unique<std::atomic<int>[]>(G), claimed_size_ = G;
     cand_.resize(static_cast<size_t>(B * K));
     g_.resize(static_cast<size_t>(3 * B * d));
@@ -320,7 +325,8 @@ struct hogwild_options {
 /// on its user, positive and negative rows with the BPR gradient of that pair alone (B = 1):
 ///   β = ∂ℓ/∂x (bpr_dx with B = 1), g_u = β(p − n*), g_p = β u, g_n = −β u (bpr_pair_gradients),
 ///   r ← r − lr·(g_r + weight_decay·r + λ·c_r·r) for r ∈ {u, p, n*}, c_r = emb_loss_coef(1, 1, pow, ‖r‖).
-/// Rows are read and written without locks. Returns the mean of the pairs' losses.
+/// Rows are read and written without locks. `e0` must be [n_users + n_items] x d of the batcher's training
+/// matrix (the pairs' ids are not re-checked per pair). Returns the mean of the pairs' losses.
 template <class Scalar, class Sampler>
 double hogwild_bpr_epoch(matrix<Scalar>& e0, index_t n_users, const sampling::pair_batcher& batcher, index_t n_pairs,
                          const Sampler& sampler, index_t K, std::uint64_t seed, const hogwild_options& o) {
