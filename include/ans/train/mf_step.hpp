@@ -134,13 +134,26 @@ class mf_bpr_step {
 #pragma omp parallel
 #endif
     {
-      // phase A: one pair per iteration, independent
+      // phase A: chunks of 32 independent pairs. Within a chunk the candidates are drawn kLookahead pairs
+      // ahead, and their rows prefetched, so that a pair's rows are in cache when it is scored.
+      const index_t n_chunks = (B + 31) / 32;
 #if ANS_HAS_OPENMP
-#pragma omp for schedule(dynamic, 32)
+#pragma omp for schedule(dynamic, 1)
 #endif
-      for (index_t b = 0; b < B; ++b) {
+      for (index_t ch = 0; ch < n_chunks; ++ch) {
         try {
-          pair_kernel(b, batch, sampler, seed, e0.bottomRows(n - nu));
+          const index_t b0 = 32 * ch, b1 = std::min(B, b0 + 32);
+          auto hint = [&](index_t b) {  // the sampler's data for a pair two lookaheads on (its optional hook)
+            if constexpr (sampling::has_prefetch_v<Sampler>)
+              if (b < b1) sampler.prefetch(batch.users[b]);
+          };
+          for (index_t b = b0; b < std::min(b1, b0 + 2 * kLookahead); ++b) hint(b);
+          for (index_t b = b0; b < std::min(b1, b0 + kLookahead); ++b) draw_and_prefetch(b, batch, sampler, seed);
+          for (index_t b = b0; b < b1; ++b) {
+            hint(b + 2 * kLookahead);
+            if (b + kLookahead < b1) draw_and_prefetch(b + kLookahead, batch, sampler, seed);
+            pair_kernel(b, batch, e0.bottomRows(n - nu));
+          }
         } catch (const std::exception& e) {
 #if ANS_HAS_OPENMP
 #pragma omp critical(ans_mf_step_error)
@@ -190,21 +203,32 @@ class mf_bpr_step {
     const table_update<Scalar>* upd;
   };
 
-  // Phase A, pair b: candidates, negative, score, loss term, gradient rows, squared norms.
-  template <class Sampler, class Items>
-  void pair_kernel(index_t b, const sampling::pair_batch& batch, const Sampler& sampler, std::uint64_t seed,
-                   const Items& items) {
+  static constexpr index_t kLookahead = 4;  ///< pairs between drawing a pair's candidates and scoring it
+
+  void prefetch_row(const Scalar* r) const {
+    for (index_t j = 0; j < c_.d; j += 64 / static_cast<index_t>(sizeof(Scalar))) ANS_PREFETCH(r + j);
+  }
+
+  // Phase A, ahead of pair b: its candidates (the stream of sample_batch's row b), and a prefetch of the rows
+  // it will read (user, positive, the candidates DNS scores or RNS's first).
+  template <class Sampler>
+  void draw_and_prefetch(index_t b, const sampling::pair_batch& batch, const Sampler& sampler, std::uint64_t seed) {
+    const index_t d = c_.d, nu = c_.nu, K = c_.K;
+    std::int32_t* c = cand_.data() + b * K;
+    sampling::sample_pair(sampler, batch, b, K, seed, c);
+    prefetch_row(c_.E + batch.users[b] * d);
+    prefetch_row(c_.E + (nu + batch.items[b]) * d);
+    for (index_t k = 0; k < (c_.o->dns ? K : 1); ++k) prefetch_row(c_.E + (nu + c[k]) * d);
+  }
+
+  // Phase A, pair b (candidates drawn): negative, score, loss term, gradient rows, squared norms.
+  template <class Items>
+  void pair_kernel(index_t b, const sampling::pair_batch& batch, const Items& items) {
     const index_t d = c_.d, nu = c_.nu, B = c_.B, K = c_.K;
     const Scalar* E = c_.E;
     const auto stable = c_.o->bpr_stable;
     const auto eps = Scalar(c_.o->bpr_eps);
-    if (b + 4 < B) {  // the rows of a later pair, known before its candidates are drawn
-      for (index_t j = 0; j < d; j += 64 / static_cast<index_t>(sizeof(Scalar)))
-        ANS_PREFETCH(E + batch.users[b + 4] * d + j), ANS_PREFETCH(E + (nu + batch.items[b + 4]) * d + j);
-      if constexpr (sampling::has_prefetch_v<Sampler>) sampler.prefetch(batch.users[b + 4]);
-    }
-    std::int32_t* c = cand_.data() + b * K;
-    sampling::sample_pair(sampler, batch, b, K, seed, c);
+    const std::int32_t* c = cand_.data() + b * K;
     const index_t ru = batch.users[b], rp = nu + batch.items[b];
     const Scalar *u = E + ru * d, *p = E + rp * d;
     const index_t k = c_.o->dns ? sampling::dns_select(u, items, c, K) : 0;
