@@ -151,7 +151,9 @@ class trainer {
     };
     fill(0, adj_.n_users);
     fill(adj_.n_users, adj_.n_items);
-    grad_e0_ = matrix<Scalar>::Zero(n, d);
+    // the N x d gradient table of the composed paths (the fused MF step and hogwild_sgd keep none)
+    const bool mf_bpr = cfg.n_layers == 0 && (cfg.sampler == sampler_kind::rns || cfg.sampler == sampler_kind::dns);
+    if (!(mf_bpr && (cfg.fused_mf_step || cfg.optimizer == optimizer_kind::hogwild_sgd))) grad_e0_ = matrix<Scalar>::Zero(n, d);
     params_ = model::ans_params<Scalar>::init(d, cfg.m, cfg.seed + 1);
     pgrads_ = model::ans_params<Scalar>::zeros(d);
     optim::adam_options ao;
