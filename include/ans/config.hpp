@@ -73,6 +73,14 @@ inline int thread_id() {
 #define ANS_PREFETCH(p) ((void)(p))
 #endif
 
+namespace ans {
+/// Prefetches the cache lines of n contiguous elements starting at p (a hint, one ANS_PREFETCH per 64 bytes).
+template <class T>
+inline void prefetch_span(const T* p, index_t n) {
+  for (index_t j = 0; j < n; j += 64 / static_cast<index_t>(sizeof(T))) ANS_PREFETCH(p + j);
+}
+}  // namespace ans
+
 /// Throws ans::error with the current source file and line prepended. `msg` is a stream expression:
 /// `ANS_THROW("bad K = " << k)`.
 #define ANS_THROW(msg)                                  \

@@ -82,11 +82,9 @@ class sparse_adam {
   /// Prefetches row r of the table and of both moments (a hint: rows updated in a data-dependent order miss
   /// the cache otherwise).
   void prefetch_row(const Scalar* table, index_t r) const {
-    for (index_t j = 0; j < dim_; j += 64 / static_cast<index_t>(sizeof(Scalar))) {
-      ANS_PREFETCH(table + r * dim_ + j);
-      ANS_PREFETCH(m_.data() + r * dim_ + j);
-      ANS_PREFETCH(v_.data() + r * dim_ + j);
-    }
+    prefetch_span(table + r * dim_, dim_);
+    prefetch_span(m_.data() + r * dim_, dim_);
+    prefetch_span(v_.data() + r * dim_, dim_);
   }
   /// Adam on table row r with gradient row `g` (dim entries; set to 0 after use when Clear).
   template <bool Clear = false>

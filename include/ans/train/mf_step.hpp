@@ -6,17 +6,20 @@
 /// the trainer, fused so that a step has one fork, one barrier and one join instead of five parallel regions
 /// (each with its own barrier; under load, a thread that waits at a barrier for a descheduled peer is what made
 /// two threads slower than one). It computes the same numbers in the same order:
-///   phase A (pairs, dynamic chunks): the pair's candidates (sample_pair, the row stream of sample_batch), its
-///     negative (first or dns_select), x = <u, p> − <u, n*> (bpr_pair_score), β = ∂L/∂x (bpr_dx), the three
-///     gradient rows (bpr_pair_gradients) and, when λ ≠ 0, the rows' squared norms (row_sq_norm);
+///   phase A (chunks of 32 pairs, dynamic): each pair's candidates (sample_pair, the row stream of
+///     sample_batch; drawn 4 pairs ahead so that the rows they need are prefetched), its negative (first or
+///     dns_select), x = <u, p> − <u, n*> (bpr_pair_score), β = ∂L/∂x (bpr_dx), the three gradient rows
+///     (bpr_pair_gradients) and, when λ ≠ 0, the rows' squared norms (row_sq_norm);
 ///   barrier;
-///   phase C (row groups, dynamic): group g owns the rows r with (r / 16) % G = g. For its rows, a thread adds
-///     the gradient rows in the order (b, user/positive/negative) — owned_scatter's order — then the
-///     regulariser's c_T·T_row block by block (emb_loss_backward's order), then runs the optimiser on them:
-///     lazy Adam on the group's distinct touched rows, dense Adam / SGD on all its rows (16-row blocks), each
-///     clearing the gradient it read.
-/// Every row's arithmetic is that of the composed path whatever G and the thread count are, so the parameters
-/// are bit-identical to it and to themselves for any number of threads (tests/trainer/test_trainer.cpp).
+///   phase C (row groups): a group owns fixed rows (lazy: 16-row blocks dealt round-robin; dense: a contiguous
+///     range of blocks). For its rows it adds the gradient rows into compact slots in the order
+///     (b, user/positive/negative) — owned_scatter's order — then the regulariser's c_T·T_row block by block
+///     (emb_loss_backward's order), then runs the optimiser: lazy Adam on the group's distinct touched rows,
+///     dense Adam / SGD on every row of the group (zeros for the untouched ones). A thread runs its home groups
+///     first and then claims any group not yet started.
+/// Every row's arithmetic is that of the composed path whatever the groups and the thread count are, so the
+/// parameters are bit-identical to it and to themselves for any number of threads
+/// (tests/trainer/test_mf_step.cpp).
 ///
 /// `hogwild_bpr_epoch` is a different algorithm, chosen explicitly (optimizer hogwild_sgd): one SGD step per
 /// sampled pair (B = 1), applied in place without locks by whichever thread holds the pair (Recht et al. 2011,
@@ -205,10 +208,6 @@ class mf_bpr_step {
 
   static constexpr index_t kLookahead = 4;  ///< pairs between drawing a pair's candidates and scoring it
 
-  void prefetch_row(const Scalar* r) const {
-    for (index_t j = 0; j < c_.d; j += 64 / static_cast<index_t>(sizeof(Scalar))) ANS_PREFETCH(r + j);
-  }
-
   // Phase A, ahead of pair b: its candidates (the stream of sample_batch's row b), and a prefetch of the rows
   // it will read (user, positive, the candidates DNS scores or RNS's first).
   template <class Sampler>
@@ -216,9 +215,9 @@ class mf_bpr_step {
     const index_t d = c_.d, nu = c_.nu, K = c_.K;
     std::int32_t* c = cand_.data() + b * K;
     sampling::sample_pair(sampler, batch, b, K, seed, c);
-    prefetch_row(c_.E + batch.users[b] * d);
-    prefetch_row(c_.E + (nu + batch.items[b]) * d);
-    for (index_t k = 0; k < (c_.o->dns ? K : 1); ++k) prefetch_row(c_.E + (nu + c[k]) * d);
+    prefetch_span(c_.E + batch.users[b] * d, d);
+    prefetch_span(c_.E + (nu + batch.items[b]) * d, d);
+    for (index_t k = 0; k < (c_.o->dns ? K : 1); ++k) prefetch_span(c_.E + (nu + c[k]) * d, d);
   }
 
   // Phase A, pair b (candidates drawn): negative, score, loss term, gradient rows, squared norms.
@@ -276,7 +275,7 @@ class mf_bpr_step {
     const index_t nm = static_cast<index_t>(mine.size());
     for (index_t i = 0; i < nm; ++i) {
       if (i + 4 < nm)
-        for (index_t j = 0; j < d; j += 64 / static_cast<index_t>(sizeof(Scalar))) ANS_PREFETCH(g_.data() + mine[i + 4] * d + j);
+        prefetch_span(g_.data() + mine[i + 4] * d, d);
       const index_t e = mine[i];
       Scalar* t = grad_row(row_[e]);
       const Scalar* g = g_.data() + e * d;

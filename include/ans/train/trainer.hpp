@@ -206,13 +206,15 @@ class trainer {
     index_t samples = 0;
     sat_sum_ = 0;
     sat_n_ = 0;
+    const model::bpr_options& bo = bpr_obj_.options();  // the MF paths below run the BPR objective's options
     if (cfg_.optimizer == optimizer_kind::hogwild_sgd) {
       hogwild_options ho;
       ho.lr = cfg_.lr;
       ho.weight_decay = cfg_.weight_decay;
-      ho.reg_weight = bpr_obj_.options().reg_weight;
-      ho.reg_require_pow = bpr_obj_.options().reg_require_pow;
-      ho.bpr_stable = cfg_.bpr_stable;
+      ho.reg_weight = bo.reg_weight;
+      ho.reg_require_pow = bo.reg_require_pow;
+      ho.bpr_stable = bo.bpr_stable;
+      ho.bpr_eps = bo.bpr_eps;
       ho.dns = cfg_.sampler == sampler_kind::dns;
       const index_t pairs = std::min(batcher_.nnz(), nb * batcher_.batch_size());
       const double loss = hogwild_bpr_epoch(e0_, adj_.n_users, batcher_, pairs, sampler_, K_, cfg_.seed, ho);
@@ -224,19 +226,18 @@ class trainer {
     }
     const bool fused = cfg_.fused_mf_step && cfg_.n_layers == 0 &&
                        (cfg_.sampler == sampler_kind::rns || cfg_.sampler == sampler_kind::dns);
+    mf_bpr_options mf_opts;
+    mf_opts.dns = cfg_.sampler == sampler_kind::dns;
+    mf_opts.reg_weight = bo.reg_weight;
+    mf_opts.reg_require_pow = bo.reg_require_pow;
+    mf_opts.bpr_stable = bo.bpr_stable;
+    mf_opts.bpr_eps = bo.bpr_eps;
     for (index_t b = 0; b < nb; ++b) {
       const auto batch = batcher_.batch(b);
       const std::uint64_t step = static_cast<std::uint64_t>(epoch) * 0x100000000ULL + static_cast<std::uint64_t>(b);
       if (fused) {
-        mf_bpr_options mo;
-        mo.dns = cfg_.sampler == sampler_kind::dns;
-        mo.reg_weight = bpr_obj_.options().reg_weight;
-        mo.reg_require_pow = bpr_obj_.options().reg_require_pow;
-        mo.bpr_stable = bpr_obj_.options().bpr_stable;
-        mo.bpr_eps = bpr_obj_.options().bpr_eps;
-        const double loss =
-            mf_step_.run(e0_, adj_.n_users, batch, sampler_, K_, cfg_.seed, mo,
-                         table_update<Scalar>{sparse_adam_.get(), adam_.get(), sgd_.get(), cfg_.dim});
+        const double loss = mf_step_.run(e0_, adj_.n_users, batch, sampler_, K_, cfg_.seed, mf_opts,
+                                         table_update<Scalar>{sparse_adam_.get(), adam_.get(), sgd_.get(), cfg_.dim});
         ANS_CHECK(std::isfinite(loss), "loss is not finite at epoch " << epoch << ", batch " << b << " (try a smaller lr)");
         loss_sum += loss;
         samples += batch.size;
