@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -71,7 +72,10 @@ struct options {
   std::optional<int> epochs, early_stop, eval_every, test_all;
   std::optional<long> batch, num_neg;
   double lr = 1e-3, gamma = 0.1, eps = 0.1, noise_scale = -1;
-  std::optional<double> l2, reg_weight, valid_ratio, init_std;
+  std::optional<double> l2, reg_weight, valid_ratio, init_std, gamma_warmup;
+  double test_ratio = 0;
+  std::optional<std::string> aux_form;
+  long diagnose_every = 0;
   std::uint64_t seed = 0;
   std::optional<std::vector<std::string>> metrics;
   std::optional<std::vector<ans::index_t>> topk;
@@ -84,9 +88,9 @@ const char* kUsage =
     "  [--emb_size 64] [--lr 1e-3] [--l2 WD (Adam weight decay, ReChorus)] [--reg_weight LAMBDA (RecBole EmbLoss)]\n"
     "  [--neg_exclude train|all] [--epoch N] [--batch_size B] [--num_neg K] [--n_layers L] [--readout mean|sum|last|concat]\n"
     "  [--init xavier|normal] [--init_std S] [--pair_sampling shuffle|user_uniform] [--loss_n BPR] [--model_mode ''|TopK]\n"
-    "  [--gamma 0.1] [--eps 0.1] [--noise_scale 0.1] [--margin inv_sigmoid|sigmoid_neg|clamped|none] [--mode faithful|fixed] [--random_seed 0] [--num_workers T]\n"
+    "  [--gamma 0.1] [--gamma_warmup EPOCHS (fixed: 10)] [--aux_form norm|squared] [--diagnose_every STEPS] [--eps 0.1] [--noise_scale 0.1] [--margin inv_sigmoid|sigmoid_neg|clamped|none] [--mode faithful|fixed] [--random_seed 0] [--num_workers T]\n"
     "  [--early_stop N] [--stop_rule patience|rechorus|rechorus_head] [--metric NDCG,HR,Recall,Precision,MRR] [--topk 5,10] [--main_metric NDCG@5] [--test_all 0|1]\n"
-    "  [--valid_ratio 0.1] [--eval_every N] [--optimizer lazy_adam|adam|sgd|hogwild_sgd] [--scoring trained|ego]\n"
+    "  [--valid_ratio 0.1] [--test_ratio R (datasets without a test split)] [--eval_every N] [--optimizer lazy_adam|adam|sgd|hogwild_sgd] [--scoring trained|ego]\n"
     "  [--save DIR] [--load DIR] [--json FILE] [--log FILE.jsonl] [--max_batches N] [--quiet]\n";
 
 options parse(int argc, char** argv) {
@@ -159,6 +163,12 @@ options parse(int argc, char** argv) {
     } else if (f == "--neg_exclude") {
       if (v != "train" && v != "all") bad(f, "expected train or all");
       o.neg_exclude_all = v == "all";
+    } else if (f == "--gamma_warmup") { o.gamma_warmup = to_double(f, v);
+      if (!(*o.gamma_warmup >= 0) || !std::isfinite(*o.gamma_warmup)) bad(f, "must be a number of epochs >= 0, got " + v);
+    } else if (f == "--aux_form") {
+      if (v != "norm" && v != "squared") bad(f, "expected norm or squared, got '" + v + "'");
+      o.aux_form = v;
+    } else if (f == "--diagnose_every") { o.diagnose_every = to_int(f, v); if (o.diagnose_every < 0) bad(f, "must be >= 0");
     } else if (f == "--noise_scale") { o.noise_scale = to_double(f, v); if (o.noise_scale < 0) bad(f, "must be >= 0");
     } else if (f == "--margin") {
       if (v != "inv_sigmoid" && v != "sigmoid_neg" && v != "clamped" && v != "none")
@@ -175,6 +185,7 @@ options parse(int argc, char** argv) {
       o.stop_rule = v;
     } else if (f == "--eval_every") { o.eval_every = int(to_int(f, v)); if (*o.eval_every < 1) bad(f, "must be >= 1");
     } else if (f == "--test_all") { o.test_all = int(to_int(f, v)); if (*o.test_all != 0 && *o.test_all != 1) bad(f, "expected 0 or 1");
+    } else if (f == "--test_ratio") { o.test_ratio = to_double(f, v); if (!(o.test_ratio >= 0 && o.test_ratio < 1)) bad(f, "must be in [0, 1)");
     } else if (f == "--valid_ratio") { o.valid_ratio = to_double(f, v); if (*o.valid_ratio < 0 || *o.valid_ratio >= 1) bad(f, "must be in [0, 1)");
     } else if (f == "--optimizer") {
       if (v != "lazy_adam" && v != "adam" && v != "sgd" && v != "hogwild_sgd")
@@ -338,6 +349,15 @@ int run(options o) {
       throw;
     }
   }
+  // --test_ratio: a dataset without a test split (e.g. one RecBole .inter file) gets a seeded hold-out of each
+  // user's items as test, before the validation hold-out below
+  if (o.test_ratio > 0) {
+    if (ds.test.nnz() > 0 || (ds.test_candidates && ds.test_candidates->rows() > 0))
+      bad("--test_ratio", "dataset '" + ds.name + "' already has a test split");
+    auto sp = data::holdout_split(ds.train, o.test_ratio, o.seed + 1010);
+    ds.train = std::move(sp.train);
+    ds.test = std::move(sp.dev);
+  }
   const bool has_fixed = ds.test_candidates.has_value() && ds.test_candidates->rows() > 0;
   const bool full = o.test_all ? *o.test_all == 1 : !has_fixed;
   // Validation: the dataset's dev split, else a seeded hold-out of each user's training items.
@@ -393,8 +413,11 @@ int run(options o) {
       ao.margin = o.margin == "sigmoid_neg" ? margin_form::sigmoid_neg
                   : o.margin == "clamped"   ? margin_form::clamped
                   : o.margin == "none"      ? margin_form::none : margin_form::faithful_inv_sigmoid;
+    if (o.aux_form) ao.distance_squared = ao.orth_squared = *o.aux_form == "squared";
     cfg.ans = ao;
   }
+  cfg.gamma_warmup = o.gamma_warmup;  // unset: the mode's (fixed: 10 epochs)
+  cfg.diagnose_every = o.diagnose_every;
   cfg.seed = o.seed;
   cfg.optimizer = *o.optimizer == "adam"          ? train::optimizer_kind::adam
                   : *o.optimizer == "sgd"         ? train::optimizer_kind::sgd
@@ -444,7 +467,8 @@ int run(options o) {
           {"init", q(*o.init == "normal" ? "normal(0, " + num(*o.init_std) + ")" : "xavier_uniform")},
           {"optimizer", q(optimizer)}, {"pair_sampling", q(*o.pair_sampling)}, {"batch_size", std::to_string(batch)}, {"num_neg", std::to_string(*o.num_neg)},
           {"neg_exclude", q(o.neg_exclude_all ? "all" : "train")}, {"gamma", num(o.gamma)}, {"eps", num(o.eps)},
-          {"noise_scale", num(cfg.ans->noise_scale)}, {"mode", q(o.mode)}, {"random_seed", std::to_string(o.seed)},
+          {"noise_scale", num(cfg.ans->noise_scale)}, {"gamma_warmup", num(train::trainer<float>::effective_gamma_warmup(cfg))}, {"test_ratio", num(o.test_ratio)},
+          {"aux_form", q(cfg.ans->distance_squared ? "squared" : "norm")}, {"diagnose_every", std::to_string(cfg.diagnose_every)}, {"mode", q(o.mode)}, {"random_seed", std::to_string(o.seed)},
           {"num_workers", std::to_string(ans::max_threads())},
           {"omp_wait_policy", q(std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "libgomp default")},
           {"epoch", std::to_string(epochs)},
@@ -471,6 +495,7 @@ int run(options o) {
     int epoch;
     double loss, seconds, sat;
     std::map<std::string, double> valid, test;
+    std::array<double, 5> terms{};  // ANS: epoch means of M, L_c, D, O, R
   };
   std::vector<epoch_rec> recs;
   std::map<std::string, double> best_test;
@@ -482,7 +507,8 @@ int run(options o) {
     double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (capped) sec *= double(tr.batches_per_epoch()) / double(o.max_batches);  // extrapolated
     secs.push_back(sec);
-    epoch_rec r{e + 1, loss, sec, cfg.sampler == train::sampler_kind::ans ? tr.epoch_saturated_margin_fraction() : 0.0, {}, {}};
+    const bool is_ans = cfg.sampler == train::sampler_kind::ans;
+    epoch_rec r{e + 1, loss, sec, is_ans ? tr.epoch_saturated_margin_fraction() : 0.0, {}, {}, tr.epoch_terms()};
     std::string extra;
     const bool last = e + 1 == epochs;
     if ((e + 1) % *o.eval_every == 0 || last) {
@@ -497,7 +523,11 @@ int run(options o) {
     }
     std::map<std::string, double> fields{{"loss", loss}, {"seconds", sec}};
     for (const auto& [k, v] : r.valid) fields["valid_" + k] = v;
-    if (cfg.sampler == train::sampler_kind::ans) fields["saturated_margin_fraction"] = r.sat;
+    if (is_ans) {
+      fields["saturated_margin_fraction"] = r.sat;
+      const char* tn[5] = {"bpr", "sns", "distance", "orth", "reg"};
+      for (size_t i = 0; i < 5; ++i) fields[std::string("term_") + tn[i]] = r.terms[i];
+    }
     log.write(e + 1, fields);
     bar.end_epoch(loss, tr.batches_per_epoch() > 0 ? ds.train.nnz() : 0, extra);
     recs.push_back(r);
@@ -539,14 +569,36 @@ int run(options o) {
     for (size_t i = 0; i < recs.size(); ++i) {
       const auto& r = recs[i];
       js << (i ? ",\n   " : "\n   ") << "{\"epoch\": " << r.epoch << ", \"loss\": " << r.loss << ", \"seconds\": " << r.seconds
-         << ", \"saturated_margin_fraction\": " << r.sat << ", \"valid\": " << json_metrics(r.valid)
+         << ", \"saturated_margin_fraction\": " << r.sat;
+      if (cfg.sampler == train::sampler_kind::ans)
+        js << ", \"terms\": {\"bpr\": " << r.terms[0] << ", \"sns\": " << r.terms[1] << ", \"distance\": " << r.terms[2]
+           << ", \"orth\": " << r.terms[3] << ", \"reg\": " << r.terms[4] << "}";
+      js << ", \"valid\": " << json_metrics(r.valid)
          << ", \"test\": " << json_metrics(r.test) << "}";
     }
     js << "],\n \"best_epoch\": " << stopper.best_epoch() << ",\n \"test\": " << json_metrics(best_test)
        << ",\n \"best_on_test\": " << json_metrics(best_on_test) << ",\n \"train_seconds_per_epoch\": " << median
        << ",\n \"batches_per_epoch\": " << tr.batches_per_epoch()
        << ",\n \"batches_run_per_epoch\": " << (capped ? o.max_batches : tr.batches_per_epoch())
-       << ",\n \"extrapolated\": " << (capped ? "true" : "false") << ",\n \"peak_rss_mb\": " << train::peak_rss_mb() << "}\n";
+       << ",\n \"extrapolated\": " << (capped ? "true" : "false") << ",\n \"peak_rss_mb\": " << train::peak_rss_mb();
+    if (!tr.diagnostics().empty()) {  // --diagnose_every: per-term gradient norms before the step
+      js << ",\n \"diagnostics\": [";
+      const auto& dg = tr.diagnostics();
+      for (size_t i = 0; i < dg.size(); ++i) {
+        const auto& g = dg[i];
+        js << (i ? ",\n   " : "\n   ") << "{\"epoch\": " << g.epoch << ", \"batch\": " << g.batch << ", \"gamma\": " << g.gamma
+           << ", \"user_norm\": " << g.user_norm << ", \"item_norm\": " << g.item_norm;
+        const std::pair<const char*, const train::term_gradient*> ts[5] = {
+            {"bpr", &g.bpr}, {"sns", &g.sns}, {"distance", &g.distance}, {"orth", &g.orth}, {"reg", &g.reg}};
+        for (const auto& [name, t] : ts)
+          js << ", \"" << name << "\": {\"value\": " << t->value << ", \"e0\": " << t->e0 << ", \"gate\": " << t->gate
+             << ", \"margin\": " << t->margin << ", \"cos_bpr\": " << t->cos_bpr << ", \"frac_over_bpr\": " << t->frac_over_bpr
+             << ", \"frac_without_bpr\": " << t->frac_without_bpr << "}";
+        js << "}";
+      }
+      js << "]";
+    }
+    js << "}\n";
   }
   return 0;
 }

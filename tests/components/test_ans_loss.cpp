@@ -128,6 +128,85 @@ TEST_CASE("composite: FD gradient under fixed mode and every flag", "[components
   run(o, "stable bpr");
 }
 
+TEST_CASE("composite: FD gradient of the squared D and O (issue 13) and of per-term weights", "[components][ans_loss]") {
+  int seed = 500;
+  for (auto s : {batch_shape{3, 3, 1, 4}, batch_shape{3, 3, 2, 4}}) {
+    auto run = [&](const ans::ans_options& o, const char* what) {
+      auto p = make_problem(s, seed++, true);
+      auto rep = check_composite(p, o);
+      INFO(what << " H=" << s.H << "\n" << rep.summary());
+      CHECK(rep.global_rel_error < 1e-6);
+      CHECK(rep.worst_coord_error < 1e-3);
+    };
+    auto o = opts(ans::mode::fixed);
+    o.distance_squared = o.orth_squared = true;
+    run(o, "fixed, squared D and O");
+    o.distance_squared = false;
+    run(o, "fixed, squared O only");
+    o = opts(ans::mode::faithful);
+    o.distance_squared = true;
+    run(o, "faithful, squared D only");
+    o = opts(ans::mode::fixed);
+    o.bpr_weight = 0.3, o.sns_weight = 2.0, o.distance_weight = 0.5, o.orth_weight = 1.5;
+    run(o, "fixed, per-term weights");
+  }
+}
+
+TEST_CASE("composite: the squared terms are the squares, the weights scale each term alone", "[components][ans_loss]") {
+  const batch_shape s{3, 3, 2, 4};
+  auto p = make_problem(s, 77, true);
+  ans::augment::array_uniform_source<double> src{p.r.data(), p.s};
+  auto o = opts(ans::mode::fixed);
+  o.safe_norm = false, o.distance_eps_in_norm = true, o.distance_eps = 0;  // D, O plain norms
+  ans::model::ans_loss<double> base(o);
+  const auto t0 = base.forward(p.s, p.U, p.P, p.N, p.prm, src, nullptr, ego_of(p));
+  const auto ks = base.k_star();
+  // D = mean ‖y‖ and D² = mean ‖y‖² differ; recompute both from the gate to pin the definitions
+  const auto& g = base.gate();
+  double dn = 0, ds = 0, on = 0, os = 0;
+  for (index_t b = 0; b < s.B; ++b)
+    for (index_t k = 0; k < s.K; ++k)
+      for (index_t h = 0; h < s.H; ++h) {
+        const index_t r = s.nrow(b, k, h), ur = b * s.H + h;
+        double yy = 0, ww = 0;
+        for (index_t j = 0; j < s.d; ++j) {
+          const double gj = g(r, j), y = gj * (p.N(r, j) - p.P(ur, j)), w = (1 - gj) * (1 - gj) * p.P(ur, j) * p.N(r, j);
+          yy += y * y, ww += w * w;
+        }
+        dn += std::sqrt(yy), ds += yy, on += std::sqrt(ww), os += ww;
+      }
+  const double R = double(s.cand_rows());
+  CHECK(t0.distance == Approx(dn / R).epsilon(1e-12));
+  CHECK(t0.orth == Approx(on / R).epsilon(1e-12));  // fixed: mean over hops, /(BKH)
+  o.distance_squared = o.orth_squared = true;
+  ans::model::ans_loss<double> sq(o);
+  const auto t1 = sq.forward(p.s, p.U, p.P, p.N, p.prm, src, ks.data(), ego_of(p));
+  CHECK(t1.distance == Approx(ds / R).epsilon(1e-12));
+  CHECK(t1.orth == Approx(os / R).epsilon(1e-12));
+  CHECK(t1.total == Approx(t1.bpr + o.reg_weight * t1.reg + o.gamma * (t1.sns + t1.distance + t1.orth)).epsilon(1e-12));
+  // weights: the total is the weighted sum; a term with weight 0 contributes no gradient at all
+  o = opts(ans::mode::fixed);
+  o.bpr_weight = 0, o.sns_weight = 0, o.orth_weight = 0, o.reg_weight = 0, o.distance_weight = 2.0;
+  ans::model::ans_loss<double> only_d(o);
+  const auto t2 = only_d.forward(p.s, p.U, p.P, p.N, p.prm, src, ks.data(), ego_of(p));
+  CHECK(t2.total == Approx(o.gamma * 2.0 * t2.distance).epsilon(1e-12));
+  mat dU = mat::Zero(p.U.rows(), s.d), dP = mat::Zero(p.P.rows(), s.d), dN = mat::Zero(p.N.rows(), s.d);
+  params gr = params::zeros(s.d);
+  only_d.backward(dU, dP, dN, gr);
+  CHECK(dU.norm() > 0);          // through the gate's W_u path
+  CHECK(gr.w_m.norm() == 0.0);   // D does not reach the margin
+  CHECK(gr.c_m == 0.0);
+  o.distance_weight = 0;
+  ans::model::ans_loss<double> none(o);
+  none.forward(p.s, p.U, p.P, p.N, p.prm, src, ks.data(), ego_of(p));
+  dU.setZero(), dP.setZero(), dN.setZero(), gr.set_zero();
+  none.backward(dU, dP, dN, gr);
+  CHECK(dU.norm() == 0.0);
+  CHECK(dP.norm() == 0.0);
+  CHECK(dN.norm() == 0.0);
+  CHECK(gr.W_i.norm() == 0.0);
+}
+
 TEST_CASE("composite: margin none (ablation) is m = 1 with no margin gradient", "[components][ans_loss]") {
   const batch_shape s{3, 3, 2, 4};
   auto p = make_problem(s, 321, true);

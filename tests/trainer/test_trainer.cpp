@@ -98,6 +98,75 @@ TEST_CASE("trainer: same seed and threads give bit-identical parameters", "[trai
   }
 }
 
+TEST_CASE("trainer: gamma warm-up is the linear ramp, gamma_warmup 0 is constant gamma", "[trainer][plateau]") {
+  const auto& data = synthetic();
+  auto cfg = small_config(ans::train::sampler_kind::ans);
+  cfg.gamma = 0.4;
+  cfg.gamma_warmup = 2.5;
+  ans::train::trainer<float> t(data, cfg);
+  const ans::index_t nb = t.batches_per_epoch();
+  CHECK(t.gamma_at(0, nb) == 0.0);
+  CHECK(t.gamma_at(nb, nb) == Approx(0.4 / 2.5));
+  CHECK(t.gamma_at(2 * nb + nb / 2, nb) == Approx(0.4 * (2.0 + double(nb / 2) / double(nb)) / 2.5));
+  CHECK(t.gamma_at(5 * nb, nb) == 0.4);
+  cfg.gamma_warmup = 0;
+  ans::train::trainer<float> c(data, cfg);
+  CHECK(c.gamma_at(0, nb) == 0.4);
+  // unset: faithful mode keeps γ constant, fixed mode warms up over kFixedGammaWarmup epochs
+  cfg.gamma_warmup.reset();
+  CHECK(ans::train::trainer<float>::effective_gamma_warmup(cfg) == 0.0);
+  cfg.m = ans::mode::fixed;
+  CHECK(ans::train::trainer<float>::effective_gamma_warmup(cfg) == ans::train::kFixedGammaWarmup);
+  cfg.m = ans::mode::faithful;
+  // a warm-up changes the trajectory (the check can fail), and the ramp matches gamma = 0 on the first step
+  cfg.gamma_warmup = 3;
+  ans::train::trainer<float> w(data, cfg);
+  cfg.gamma_warmup = 0;
+  cfg.gamma = 0;
+  ans::train::trainer<float> z(data, cfg);
+  w.set_max_batches(1), z.set_max_batches(1), c.set_max_batches(1);
+  w.train_epoch(0), z.train_epoch(0), c.train_epoch(0);
+  CHECK(w.embeddings() == z.embeddings());
+  CHECK(w.embeddings() != c.embeddings());
+  cfg.gamma_warmup = -1;
+  CHECK_THROWS_WITH((ans::train::trainer<float>(data, cfg)), Catch::Contains("gamma_warmup"));
+}
+
+TEST_CASE("trainer: gradient diagnostics do not change training and isolate each term", "[trainer][plateau]") {
+  const auto& data = synthetic();
+  for (int layers : {0, 1}) {
+    auto cfg = small_config(ans::train::sampler_kind::ans);
+    cfg.n_layers = layers;
+    cfg.m = ans::mode::fixed;
+    cfg.gamma_warmup = 1;
+    ans::train::trainer<float> a(data, cfg);
+    cfg.diagnose_every = 2;
+    ans::train::trainer<float> b(data, cfg);
+    for (int e = 0; e < 2; ++e) a.train_epoch(e), b.train_epoch(e);
+    CHECK(a.embeddings() == b.embeddings());  // the diagnosed run trains exactly as the plain one
+    CHECK(a.ans_parameters().W_i == b.ans_parameters().W_i);
+    const auto& dg = b.diagnostics();
+    REQUIRE(dg.size() == static_cast<size_t>((2 * b.batches_per_epoch() + 1) / 2));
+    CHECK(a.diagnostics().empty());
+    CHECK(dg[0].gamma == 0.0);  // the warm-up starts at 0: no auxiliary gradient at all
+    CHECK(dg[0].distance.e0 == 0.0);
+    CHECK(dg[0].sns.gate == 0.0);
+    const auto& g = dg.back();
+    INFO("layers " << layers);
+    CHECK(g.gamma == Approx(cfg.gamma));
+    CHECK(g.bpr.e0 > 0);
+    CHECK(g.bpr.cos_bpr == Approx(1.0));
+    CHECK(g.distance.e0 > 0);
+    CHECK(g.distance.gate > 0);
+    CHECK(g.distance.margin == 0.0);  // D does not reach the margin model
+    CHECK(g.reg.e0 > 0);
+    CHECK(g.reg.gate == 0.0);
+    CHECK(g.item_norm > 0);
+    CHECK(g.distance.frac_without_bpr > 0);  // D moves unselected candidates, BPR does not
+    CHECK(g.distance.frac_without_bpr <= 1);
+  }
+}
+
 TEST_CASE("trainer: resume from a checkpoint reaches the same parameters as an uninterrupted run", "[trainer]") {
   const auto& data = synthetic();
   for (int layers : {0, 1}) {

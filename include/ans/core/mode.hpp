@@ -78,6 +78,19 @@ struct ans_options {
   bool bpr_stable = false;
   double bpr_eps = 1e-10;  ///< δ_bpr
 
+  // ---- auxiliary-term form (issue 13: the plateau remedies; both off in both presets) ----
+  /// false (faithful): D = mean ‖y‖ (y = Nh − Ph, with δ_pd as above), whose gradient c·g⊙ŷ has a size that
+  /// does not shrink with the embeddings. true: D = mean ‖y‖², gradient 2c·g⊙y (and ∂g: 2c (N−P)⊙y), so the
+  /// term scales with the embeddings as BPR does.
+  bool distance_squared = false;
+  /// false (faithful): O = Σ ‖w‖ (w = Pe⊙Ne). true: O = Σ ‖w‖², gradient 2c·w⊙(1−g)²⊙N (and the mirror for P),
+  /// ∂g: −4c·w⊙(1−g)⊙P⊙N. The normaliser (/(BK) or /(BKH)) is the same as for the norm.
+  bool orth_squared = false;
+
+  // ---- per-term weights (1 = the paper's objective; 0 switches a term off, e.g. for gradient diagnostics) ----
+  /// total = w_bpr·M + λ·R + γ·(w_c·L_c + w_d·D + w_o·O). Multiplying by 1 is exact: the presets are unchanged.
+  double bpr_weight = 1, sns_weight = 1, distance_weight = 1, orth_weight = 1;
+
   // ---- hyper-parameters ----
   double gamma = 0.1;        ///< γ, weight of L_c + D + O
   double eps = 0.1;          ///< ε, weight of the augmentation gain in the selection score

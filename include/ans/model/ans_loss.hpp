@@ -438,8 +438,8 @@ class ans_loss {
             sso = math::lane_sum(a3), t = math::lane_sum(a4);
           }
           delta_[r] = easy_s - hard;
-          dnorm_[r] = std::sqrt(eps_in_norm ? ssd + dist_eps * dist_eps : ssd);
-          onorm_[r] = std::sqrt(safe ? sso + safe_eps * safe_eps : sso);
+          dnorm_[r] = o.distance_squared ? ssd : std::sqrt(eps_in_norm ? ssd + dist_eps * dist_eps : ssd);  // ‖y‖² | ‖y‖
+          onorm_[r] = o.orth_squared ? sso : std::sqrt(safe ? sso + safe_eps * safe_eps : sso);             // ‖w‖² | ‖w‖
           t += cm;
           t_[r] = t;
           const Scalar mr = margin_value(mform, tau, t);
@@ -575,8 +575,9 @@ class ans_loss {
       const auto bl = reg_blocks(nullptr);
       terms_.reg = loss::emb_loss_forward(bl.data(), bl.size(), s.B, o.reg_require_pow, reg_norms_.data());  // F14
     }
-    terms_.total = terms_.bpr + Scalar(o.reg_weight) * terms_.reg +
-                   Scalar(o.gamma) * (terms_.sns + terms_.distance + terms_.orth);  // F15
+    terms_.total = Scalar(o.bpr_weight) * terms_.bpr + Scalar(o.reg_weight) * terms_.reg +
+                   Scalar(o.gamma) * (Scalar(o.sns_weight) * terms_.sns + Scalar(o.distance_weight) * terms_.distance +
+                                      Scalar(o.orth_weight) * terms_.orth);  // F15 (weights 1: the paper's)
     if (compute_stats_) compute_stats(nblk);
   }
 
@@ -600,7 +601,8 @@ class ans_loss {
     Scalar* gwm = gp.w_m.data();
     // BPR (and through Ñ*, the noise and the margin) on the block's selected rows
     for (index_t b = b0; b < b1; ++b) {
-      const Scalar gx = loss::bpr_dx(B, pos_[b] - neg_[b], o.bpr_stable, Scalar(o.bpr_eps), upstream);  // −β_b
+      const Scalar gx = loss::bpr_dx(B, pos_[b] - neg_[b], o.bpr_stable, Scalar(o.bpr_eps),
+                                     upstream * Scalar(o.bpr_weight));  // −w_bpr·β_b
       for (index_t h = 0; h < H; ++h) {
         const index_t ur = b * H + h, r = s.nrow(b, k_star_[ur], h);
         const Scalar* u = U_ + ur * d;
@@ -643,7 +645,9 @@ class ans_loss {
     }
 
     const Scalar gu = Scalar(o.gamma) * upstream;
-    const Scalar c_sns = gu / Scalar(s.pair_rows()), c_dist = gu / Scalar(s.cand_rows()), c_orth = gu * orth_coef_;
+    const Scalar c_sns = gu * Scalar(o.sns_weight) / Scalar(s.pair_rows()),
+                 c_dist = gu * Scalar(o.distance_weight) / Scalar(s.cand_rows()),
+                 c_orth = gu * Scalar(o.orth_weight) * orth_coef_;
     const Scalar dist_eps = Scalar(o.distance_eps);
     const bool eps_in_norm = o.distance_eps_in_norm;
     const matrix<Scalar>& W_u = params_->W_u;
@@ -673,8 +677,13 @@ class ans_loss {
           // coefficient 0; per element the sums run in the order of the separate terms)
           const bool on = gu != Scalar(0);
           const Scalar a = on ? c_sns * q_[r] : Scalar(0);                                       // α = c·e^Δ/(1+Σe^Δ)
-          const Scalar inv_d = on && dnorm_[r] != Scalar(0) ? c_dist / dnorm_[r] : Scalar(0);  // c/‖y‖
-          const Scalar inv_o = on && onorm_[r] != Scalar(0) ? c_orth / onorm_[r] : Scalar(0);  // c/‖w‖
+          // ∂‖y‖/∂y = y/‖y‖, ∂‖y‖²/∂y = 2y: the same kernel with c/‖y‖ or 2c (likewise for w)
+          const Scalar inv_d = !on                  ? Scalar(0)
+                               : o.distance_squared ? Scalar(2) * c_dist
+                               : dnorm_[r] != Scalar(0) ? c_dist / dnorm_[r] : Scalar(0);  // c/‖y‖ | 2c
+          const Scalar inv_o = !on              ? Scalar(0)
+                               : o.orth_squared ? Scalar(2) * c_orth
+                               : onorm_[r] != Scalar(0) ? c_orth / onorm_[r] : Scalar(0);  // c/‖w‖ | 2c
           const Scalar yoff = eps_in_norm ? Scalar(0) : dist_eps;
           const Scalar* au = a_u_.row(ur).data();
           const Scalar* an = anb + (r - r0) * d;

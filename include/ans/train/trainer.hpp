@@ -10,6 +10,7 @@
 
 #include <sys/stat.h>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -83,6 +84,16 @@ struct trainer_config {
   /// When set, the ANS loss uses exactly these options (every §6 flag, γ, ε and λ) instead of
   /// `ans_options::make(m)` with gamma, eps and reg_weight above.
   std::optional<ans_options> ans;
+  /// Linear warm-up of γ (issue 13; DENS ramps its selection weight with min(1, epoch/warmup)): step s of the
+  /// run (0-based, over epochs: s = epochs_done·batches + b) uses γ_s = γ·min(1, s/(gamma_warmup·batches)), so
+  /// the first step has γ = 0 and γ is reached after `gamma_warmup` epochs. 0: constant γ (the paper's).
+  /// Unset: 0 in faithful mode, kFixedGammaWarmup (10 epochs) in fixed mode, the remedy chosen on validation
+  /// for the initial plateau (docs/results.md, "ANS from the first epoch").
+  std::optional<double> gamma_warmup;
+  /// ANS: every `diagnose_every`-th step (0 = never) the trainer records, before the step, each loss term's
+  /// gradient with respect to E0, the gates and the margin model (train::ans_diagnostic; 5 extra
+  /// forward_backward passes on that batch, so timing runs leave it off).
+  index_t diagnose_every = 0;
   optimizer_kind optimizer = optimizer_kind::lazy_adam;  ///< lazy Adam falls back to dense Adam for L ≥ 1
   /// MF with RNS or DNS runs each step as one parallel region (train/mf_step.hpp), bit-identical to the
   /// composed objective + optimiser path, which `false` selects (for checking).
@@ -102,6 +113,32 @@ inline const char* to_string(sampler_kind s) {
   }
   return "?";
 }
+
+/// The γ warm-up (epochs) of fixed mode when trainer_config::gamma_warmup is unset.
+inline constexpr double kFixedGammaWarmup = 10;
+
+/// One loss term's contribution to the gradient at a diagnosed step (the weighted term as it enters the loss:
+/// γ·L_c, γ·D, γ·O, λ·R, M). Norms are Frobenius norms over all entries.
+struct term_gradient {
+  double value = 0;          ///< the unweighted term (M, L_c, D, O or R)
+  double e0 = 0;             ///< ‖∂(weighted term)/∂E0‖ (after the propagation backward for L ≥ 1)
+  double gate = 0;           ///< ‖∂/∂(W_u, b_u, W_i, b_i)‖
+  double margin = 0;         ///< ‖∂/∂(w_m, c_m)‖
+  double cos_bpr = 0;        ///< cosine between this term's and BPR's ∂/∂E0 (1 for BPR itself; 0 if either is 0)
+  double frac_over_bpr = 0;  ///< fraction of the E0 entries with a nonzero BPR gradient where |this| > |BPR's|
+  /// fraction of the E0 entries this term moves that BPR does not (e.g. unselected candidates): there a
+  /// per-coordinate optimiser (Adam) takes a full-size step in this term's direction, whatever its size
+  double frac_without_bpr = 0;
+};
+
+/// The gradient diagnostics of one ANS step (trainer_config::diagnose_every), taken before the step.
+struct ans_diagnostic {
+  int epoch = 0;                        ///< 0-based epoch
+  index_t batch = 0;                    ///< batch within the epoch
+  double gamma = 0;                     ///< γ of this step (after the warm-up)
+  double user_norm = 0, item_norm = 0;  ///< mean L2 norm of the E0 rows of users / items
+  term_gradient bpr, sns, distance, orth, reg;
+};
 
 /// The trainer. Holds the embedding table E0 = [users; items] (N x d), the ANS parameters, the optimiser
 /// state and the workspaces; `train_epoch` runs one pass over the shuffled training pairs.
@@ -173,6 +210,10 @@ class trainer {
     }
     for (auto& blk : param_blocks()) param_adam_.emplace_back(blk.size, ao);
     K_ = cfg.sampler == sampler_kind::rns ? 1 : cfg.num_neg;
+    base_gamma_ = ans_obj_.loss().options().gamma;
+    ANS_CHECK(effective_gamma_warmup(cfg) >= 0 && std::isfinite(effective_gamma_warmup(cfg)),
+              "gamma_warmup must be >= 0 epochs, got " << effective_gamma_warmup(cfg));
+    ANS_CHECK(cfg.diagnose_every >= 0, "diagnose_every must be >= 0, got " << cfg.diagnose_every);
   }
 
   const trainer_config& config() const { return cfg_; }
@@ -195,6 +236,25 @@ class trainer {
   const model::ans_stats& last_stats() const { return ans_obj_.loss().stats(); }
   /// Mean over the last epoch's steps of the fraction of saturated margins (ANS only).
   double epoch_saturated_margin_fraction() const { return sat_sum_ / std::max<double>(1, sat_n_); }
+  /// Mean over the last epoch's steps of the unweighted ANS terms {M, L_c, D, O, R} (ANS only).
+  std::array<double, 5> epoch_terms() const {
+    std::array<double, 5> m{};
+    for (int i = 0; i < 5; ++i) m[i] = term_sum_[i] / std::max<double>(1, sat_n_);
+    return m;
+  }
+  /// The γ that step s (0-based over the run) uses, with `nb` batches per epoch (trainer_config::gamma_warmup).
+  double gamma_at(index_t s, index_t nb) const {
+    const double g = base_gamma_, w = gamma_warmup();
+    if (!(w > 0)) return g;
+    return g * std::min(1.0, double(s) / (w * double(std::max<index_t>(1, nb))));
+  }
+  /// The warm-up this run uses (trainer_config::gamma_warmup, or the mode's default).
+  double gamma_warmup() const { return effective_gamma_warmup(cfg_); }
+  static double effective_gamma_warmup(const trainer_config& c) {
+    return c.gamma_warmup.value_or(c.m == mode::fixed ? kFixedGammaWarmup : 0.0);
+  }
+  /// The gradient diagnostics recorded so far (trainer_config::diagnose_every).
+  const std::vector<ans_diagnostic>& diagnostics() const { return diag_; }
 
   /// One pass over the shuffled training pairs; returns the mean loss. `on_batch(b, mean_loss, samples)` is
   /// called after each step (progress display).
@@ -206,6 +266,7 @@ class trainer {
     index_t samples = 0;
     sat_sum_ = 0;
     sat_n_ = 0;
+    term_sum_.fill(0);
     const model::bpr_options& bo = bpr_obj_.options();  // the MF paths below run the BPR objective's options
     if (cfg_.optimizer == optimizer_kind::hogwild_sgd) {
       hogwild_options ho;
@@ -254,7 +315,12 @@ class trainer {
       const std::vector<index_t>* touched;
       if (cfg_.sampler == sampler_kind::ans) {
         const augment::counter_uniform_source src{cfg_.seed, step};
-        loss = ans_obj_.forward_backward(adj_, e0_, ids, params_, src, grad_e0_, pgrads_).total;
+        ans_obj_.loss().options().gamma = gamma_at(epochs_done_ * nb + b, nb);
+        if (cfg_.diagnose_every > 0 && (epochs_done_ * nb + b) % cfg_.diagnose_every == 0) diagnose(epoch, b, ids, src);
+        const auto& t = ans_obj_.forward_backward(adj_, e0_, ids, params_, src, grad_e0_, pgrads_);
+        loss = t.total;
+        const auto tv = terms_of(t);
+        for (size_t i = 0; i < 5; ++i) term_sum_[i] += tv[i];
         touched = &ans_obj_.touched_rows();
         sat_sum_ += ans_obj_.loss().stats().frac_saturated_margin;
         ++sat_n_;
@@ -480,6 +546,55 @@ class trainer {
     return out;
   }
 
+  static std::array<double, 5> terms_of(const model::ans_terms<Scalar>& t) {
+    return {double(t.bpr), double(t.sns), double(t.distance), double(t.orth), double(t.reg)};
+  }
+
+  // The per-term gradients of this step's batch (trainer_config::diagnose_every): the loss with one term's
+  // weight kept and the others 0, on the same ids and noise (so the same k*), into scratch gradients.
+  void diagnose(int epoch, index_t b, const model::batch_ids& ids, const augment::counter_uniform_source& src) {
+    ans_options& o = ans_obj_.loss().options();
+    const ans_options saved = o;
+    const index_t n = e0_.rows(), d = e0_.cols();
+    if (diag_bpr_.rows() != n) diag_bpr_ = matrix<Scalar>::Zero(n, d), diag_term_ = matrix<Scalar>::Zero(n, d);
+    auto pg = model::ans_params<Scalar>::zeros(d);
+    ans_diagnostic out;
+    out.epoch = epoch, out.batch = b, out.gamma = saved.gamma;
+    const index_t nu = adj_.n_users;
+    for (index_t r = 0; r < n; ++r) (r < nu ? out.user_norm : out.item_norm) += double(e0_.row(r).norm());
+    out.user_norm /= double(std::max<index_t>(1, nu)), out.item_norm /= double(std::max<index_t>(1, n - nu));
+    term_gradient* slot[5] = {&out.bpr, &out.sns, &out.distance, &out.orth, &out.reg};
+    for (int t = 0; t < 5; ++t) {
+      o = saved;
+      o.bpr_weight = t == 0 ? saved.bpr_weight : 0.0;
+      o.sns_weight = t == 1 ? saved.sns_weight : 0.0;
+      o.distance_weight = t == 2 ? saved.distance_weight : 0.0;
+      o.orth_weight = t == 3 ? saved.orth_weight : 0.0;
+      o.reg_weight = t == 4 ? saved.reg_weight : 0.0;
+      matrix<Scalar>& G = t == 0 ? diag_bpr_ : diag_term_;
+      G.setZero();
+      pg.set_zero();
+      const auto& v = ans_obj_.forward_backward(adj_, e0_, ids, params_, src, G, pg);
+      term_gradient& tg = *slot[t];
+      tg.value = double(terms_of(v)[static_cast<size_t>(t)]);
+      tg.e0 = double(G.norm());
+      tg.gate = std::sqrt(double(pg.W_u.squaredNorm() + pg.W_i.squaredNorm() + pg.b_u.squaredNorm() + pg.b_i.squaredNorm()));
+      tg.margin = std::sqrt(double(pg.w_m.squaredNorm()) + double(pg.c_m) * double(pg.c_m));
+      const double nb = double(diag_bpr_.norm());
+      tg.cos_bpr = tg.e0 > 0 && nb > 0 ? double((G.array() * diag_bpr_.array()).sum()) / (tg.e0 * nb) : 0.0;
+      index_t over = 0, nz = 0, alone = 0, mine = 0;
+      for (index_t i = 0; i < G.size(); ++i) {
+        const Scalar a = std::abs(G.data()[i]), c = std::abs(diag_bpr_.data()[i]);
+        if (c != Scalar(0)) ++nz, over += a > c;
+        if (a != Scalar(0)) ++mine, alone += c == Scalar(0);
+      }
+      tg.frac_over_bpr = t == 0 ? 0.0 : double(over) / double(std::max<index_t>(1, nz));
+      tg.frac_without_bpr = t == 0 ? 0.0 : double(alone) / double(std::max<index_t>(1, mine));
+    }
+    o = saved;
+    diag_.push_back(out);
+  }
+
   // Applies the embedding gradient and clears it (only the touched rows for lazy Adam with L = 0).
   void step_embeddings(const std::vector<index_t>& touched) {
     if (sparse_adam_) {
@@ -517,6 +632,10 @@ class trainer {
   int epochs_done_ = 0;
   double sat_sum_ = 0;
   index_t sat_n_ = 0;
+  std::array<double, 5> term_sum_{};  ///< this epoch's sums of the ANS terms (bpr, sns, distance, orth, reg)
+  double base_gamma_ = 0;             ///< γ after the warm-up
+  std::vector<ans_diagnostic> diag_;
+  matrix<Scalar> diag_bpr_, diag_term_;  ///< diagnose(): BPR's and the current term's ∂/∂E0
 };
 
 }  // namespace ans::train
