@@ -145,6 +145,18 @@ def screen_part():
     fig.tight_layout()
     fig.savefig(os.path.join(png_dir, "plateau_screen.png"), dpi=80)
     plt.close(fig)
+    longs = [(os.path.basename(f)[:-5], load(f)) for f in sorted(glob.glob(os.path.join(RES, "screen_long", "*.json")))]
+    longs = [(n, d) for n, d in longs if d]
+    if longs:
+        print("\n### The screen's survivors at 100 epochs (Beauty MF, seed 0; validation only)\n")
+        print("| candidate | valid Recall@20 ep 5 | ep 10 | ep 30 | ep 50 | ep 100 | best valid Recall@20 (epoch) | best valid NDCG@20 |")
+        print("|---|---|---|---|---|---|---|---|")
+        for n, d in longs:
+            c = dict(curve(d, "Recall@20"))
+            best_e = max(c, key=lambda e: c[e])
+            bn = max(v for _, v in curve(d, "NDCG@20"))
+            print(f"| {n} | " + " | ".join(f"{c.get(e, float('nan')):.4f}" for e in [5, 10, 30, 50, 100]) +
+                  f" | {c[best_e]:.4f} ({best_e}) | {bn:.4f} |")
 
 
 # ----------------------------------------------------------------------------------------------------------- final

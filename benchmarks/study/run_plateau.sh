@@ -92,31 +92,33 @@ for part in $PARTS; do
       ours screen_long fixed_warmup10 --model_name ANS --encoder mf --mode fixed $BEAUTY $S --gamma_warmup 10 --aux_form norm
       ;;
     final)
+      # FINAL_DATASETS: a subset of "beauty_mf gowalla_mf beauty_lgcn grocery ml100k" (default: all)
+      want() { [[ " ${FINAL_DATASETS:-beauty_mf gowalla_mf beauty_lgcn grocery ml100k} " == *" $1 "* ]]; }
       for s in $FINAL_SEEDS; do
         F="--epoch 100 --eval_every 1 --early_stop 20 --random_seed $s"
-        ours beauty_mf "DNS_s$s" --model_name DNS --encoder mf $BEAUTY $F
-        ours beauty_mf "MixGCF_s$s" --model_name MixGCF --encoder mf $BEAUTY $F
-        ours beauty_mf "ANS_faithful_s$s" --model_name ANS --encoder mf --mode faithful $BEAUTY $F
-        ours beauty_mf "ANS_remedy_s$s" --model_name ANS --encoder mf --mode fixed $BEAUTY $F $REMEDY
+        want beauty_mf && ours beauty_mf "DNS_s$s" --model_name DNS --encoder mf $BEAUTY $F
+        want beauty_mf && ours beauty_mf "MixGCF_s$s" --model_name MixGCF --encoder mf $BEAUTY $F
+        want beauty_mf && ours beauty_mf "ANS_faithful_s$s" --model_name ANS --encoder mf --mode faithful $BEAUTY $F
+        want beauty_mf && ours beauty_mf "ANS_remedy_s$s" --model_name ANS --encoder mf --mode fixed $BEAUTY $F $REMEDY
         F="--epoch 40 --eval_every 1 --early_stop 20 --random_seed $s"
-        ours gowalla_mf "DNS_s$s" --model_name DNS --encoder mf $GOWALLA $F
+        want gowalla_mf && ours gowalla_mf "DNS_s$s" --model_name DNS --encoder mf $GOWALLA $F
         # faithful ANS on Gowalla and Grocery: the first seed only (the time-to-accuracy baseline; 2 cores)
-        [[ "$s" == "${FINAL_SEEDS%% *}" ]] && ours gowalla_mf "ANS_faithful_s$s" --model_name ANS --encoder mf --mode faithful $GOWALLA $F
-        ours gowalla_mf "ANS_remedy_s$s" --model_name ANS --encoder mf --mode fixed $GOWALLA $F $REMEDY
+        [[ "$s" == "${FINAL_SEEDS%% *}" ]] && want gowalla_mf && ours gowalla_mf "ANS_faithful_s$s" --model_name ANS --encoder mf --mode faithful $GOWALLA $F
+        want gowalla_mf && ours gowalla_mf "ANS_remedy_s$s" --model_name ANS --encoder mf --mode fixed $GOWALLA $F $REMEDY
         F="--epoch 40 --eval_every 1 --early_stop 20 --random_seed $s"
-        ours beauty_lgcn "DNS_s$s" --model_name DNS $LGCN $BEAUTY $F
-        ours beauty_lgcn "MixGCF_s$s" --model_name MixGCF $LGCN $BEAUTY $F
-        ours beauty_lgcn "ANS_remedy_concat_s$s" --model_name ANS $LGCN --mode fixed --readout concat $BEAUTY $F $REMEDY
-        ours beauty_lgcn "ANS_remedy_mean_s$s" --model_name ANS $LGCN --mode fixed --readout mean $BEAUTY $F $REMEDY
+        want beauty_lgcn && ours beauty_lgcn "DNS_s$s" --model_name DNS $LGCN $BEAUTY $F
+        want beauty_lgcn && ours beauty_lgcn "MixGCF_s$s" --model_name MixGCF $LGCN $BEAUTY $F
+        want beauty_lgcn && ours beauty_lgcn "ANS_remedy_concat_s$s" --model_name ANS $LGCN --mode fixed --readout concat $BEAUTY $F $REMEDY
+        want beauty_lgcn && ours beauty_lgcn "ANS_remedy_mean_s$s" --model_name ANS $LGCN --mode fixed --readout mean $BEAUTY $F $REMEDY
         F="--epoch 40 --eval_every 1 --early_stop 10 --random_seed $s"
-        ours grocery "DNS_s$s" --model_name DNS --encoder mf --num_neg 16 --batch_size 256 $GROCERY $F
-        [[ "$s" == "${FINAL_SEEDS%% *}" ]] && ours grocery "ANS_faithful_s$s" --model_name ANS --encoder mf --mode faithful --num_neg 16 --batch_size 256 $GROCERY $F
-        ours grocery "ANS_remedy_s$s" --model_name ANS --encoder mf --mode fixed --num_neg 16 --batch_size 256 $GROCERY $F $REMEDY
+        want grocery && ours grocery "DNS_s$s" --model_name DNS --encoder mf --num_neg 16 --batch_size 256 $GROCERY $F
+        [[ "$s" == "${FINAL_SEEDS%% *}" ]] && want grocery && ours grocery "ANS_faithful_s$s" --model_name ANS --encoder mf --mode faithful --num_neg 16 --batch_size 256 $GROCERY $F
+        want grocery && ours grocery "ANS_remedy_s$s" --model_name ANS --encoder mf --mode fixed --num_neg 16 --batch_size 256 $GROCERY $F $REMEDY
         F="--epoch 100 --eval_every 1 --early_stop 20 --random_seed $s"
-        ours ml100k "DNS_s$s" --model_name DNS --encoder mf $ML100K $F
-        ours ml100k "MixGCF_s$s" --model_name MixGCF --encoder mf $ML100K $F
-        ours ml100k "ANS_faithful_s$s" --model_name ANS --encoder mf --mode faithful $ML100K $F
-        ours ml100k "ANS_remedy_s$s" --model_name ANS --encoder mf --mode fixed $ML100K $F $REMEDY
+        want ml100k && ours ml100k "DNS_s$s" --model_name DNS --encoder mf $ML100K $F
+        want ml100k && ours ml100k "MixGCF_s$s" --model_name MixGCF --encoder mf $ML100K $F
+        want ml100k && ours ml100k "ANS_faithful_s$s" --model_name ANS --encoder mf --mode faithful $ML100K $F
+        want ml100k && ours ml100k "ANS_remedy_s$s" --model_name ANS --encoder mf --mode fixed $ML100K $F $REMEDY
       done ;;
     *) echo "unknown part '$part'" >&2; exit 2 ;;
   esac
