@@ -211,8 +211,7 @@ class trainer {
     for (auto& blk : param_blocks()) param_adam_.emplace_back(blk.size, ao);
     K_ = cfg.sampler == sampler_kind::rns ? 1 : cfg.num_neg;
     base_gamma_ = ans_obj_.loss().options().gamma;
-    ANS_CHECK(effective_gamma_warmup(cfg) >= 0 && std::isfinite(effective_gamma_warmup(cfg)),
-              "gamma_warmup must be >= 0 epochs, got " << effective_gamma_warmup(cfg));
+    ANS_CHECK(gamma_warmup() >= 0 && std::isfinite(gamma_warmup()), "gamma_warmup must be >= 0 epochs, got " << gamma_warmup());
     ANS_CHECK(cfg.diagnose_every >= 0, "diagnose_every must be >= 0, got " << cfg.diagnose_every);
   }
 
