@@ -72,8 +72,16 @@ if [ -x "$BIN/ans-train" ]; then
   grep -q "supported: BPR" <<<"$err" || { echo "--loss_n BCE: '$err'" >&2; exit 1; }
 fi
 
+# The example trainers users copy (docs/tutorial.md): synthetic data, then a real dataset when there is one.
+for ex in mf-ans-loop lightgcn-dns two-tower-ans; do
+  [ -x "$BIN/$ex" ] && run "$BIN/$ex" 2
+done
+if [ -x "$BIN/mf-ans-loop" ] && [ -n "$DATA" ] && [ -d "$DATA/amazon_beauty" ]; then
+  run "$BIN/mf-ans-loop" 1 "$DATA/amazon_beauty"
+fi
+
 # Every built example must have been run.
-for exe in "$BIN"/ans-*; do
+for exe in "$BIN"/*; do
   [ -x "$exe" ] && [ -f "$exe" ] || continue
   name=$(basename "$exe")
   printf '%s\n' "${ran[@]}" | grep -qx "$name" || { echo "example $name has no smoke run" >&2; exit 1; }

@@ -17,6 +17,15 @@
 #define ANS_HAS_OPENMP 0
 #endif
 
+// Speed needs the machine's vector units: without AVX2/FMA the training kernels ran 7.4x slower for an MF-ANS
+// epoch and 6.5x for LightGCN-ANS (benchmarks/native_flags.sh, docs/performance.md "Compiler flags"). Say so at
+// compile time; link the CMake target ans::native, or add -march=native / -mavx2 -mfma, or define
+// ANS_NO_ISA_NOTICE to silence this.
+#if (defined(__x86_64__) || defined(_M_X64)) && !defined(__AVX2__) && !defined(ANS_NO_ISA_NOTICE)
+#pragma message( \
+    "ans: compiled without AVX2/FMA, the training kernels run several times slower; link ans::native or add -march=native (ANS_NO_ISA_NOTICE silences this)")
+#endif
+
 namespace ans {
 
 /// Index type for rows, items and nonzeros.

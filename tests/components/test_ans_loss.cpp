@@ -182,6 +182,11 @@ TEST_CASE("composite: the squared terms are the squares, the weights scale each 
   CHECK(t1.distance == Approx(ds / R).epsilon(1e-12));
   CHECK(t1.orth == Approx(os / R).epsilon(1e-12));
   CHECK(t1.total == Approx(t1.bpr + o.reg_weight * t1.reg + o.gamma * (t1.sns + t1.distance + t1.orth)).epsilon(1e-12));
+  // the standalone components take the same squared forms (one formula, one place)
+  ans::loss::distance_loss<double> Ds;
+  ans::loss::orth_loss<double> Os;
+  CHECK(Ds.forward(s, p.P, p.N, g, 0.0, true, true) == Approx(t1.distance).epsilon(1e-12));
+  CHECK(Os.forward(s, p.P, p.N, g, true, false, 0.0, true) == Approx(t1.orth).epsilon(1e-12));
   // weights: the total is the weighted sum; a term with weight 0 contributes no gradient at all
   o = opts(ans::mode::fixed);
   o.bpr_weight = 0, o.sns_weight = 0, o.orth_weight = 0, o.reg_weight = 0, o.distance_weight = 2.0;

@@ -129,6 +129,35 @@ TEST_CASE("distance and orth: FD gradient in both modes", "[components][loss]") 
       CHECK(rep.global_rel_error < kTol);
     }
   }
+  SECTION("squared forms (ans_options::distance_squared / orth_squared): FD gradient and the squares") {
+    const batch_shape s{2, 3, 2, 4};
+    mat P = randn(s.pair_rows(), s.d, rng), N = randn(s.cand_rows(), s.d, rng),
+        g = randu(s.cand_rows(), s.d, rng, 0.1, 0.9);
+    for (bool fixed : {false, true}) {
+      ans::loss::distance_loss<double> D, Dn;
+      ans::loss::orth_loss<double> O, On;
+      auto fd = [&] { return D.forward(s, P, N, g, 1e-6, fixed, true); };
+      auto fo = [&] { return O.forward(s, P, N, g, fixed, fixed, 1e-6, true); };
+      fd(), fo();
+      Dn.forward(s, P, N, g, 1e-6, fixed), On.forward(s, P, N, g, fixed, fixed, 1e-6);
+      // the squared row values are Σ y² and Σ w²: the norms squared, less the ε² that fixed mode puts inside them
+      const double eps2 = fixed ? 1e-12 : 0.0;
+      for (index_t r = 0; r < s.cand_rows(); ++r) {
+        CHECK(D.norms()[r] == Approx(Dn.norms()[r] * Dn.norms()[r] - eps2).epsilon(1e-10));
+        CHECK(O.norms()[r] == Approx(On.norms()[r] * On.norms()[r] - eps2).epsilon(1e-10));
+      }
+      mat dP = mat::Zero(P.rows(), s.d), dN = mat::Zero(N.rows(), s.d), dg = mat::Zero(g.rows(), s.d);
+      D.backward(P, N, g, 0.7, dP, dN, dg);
+      auto rep = check_gradient([&] { return 0.7 * fd(); }, {blk("P", P, dP), blk("N", N, dN), blk("g", g, dg)});
+      INFO("distance squared " << rep.summary());
+      CHECK(rep.global_rel_error < kTol);
+      dP.setZero(), dN.setZero(), dg.setZero();
+      O.backward(P, N, g, 1.1, dP, dN, dg);
+      rep = check_gradient([&] { return 1.1 * fo(); }, {blk("P", P, dP), blk("N", N, dN), blk("g", g, dg)});
+      INFO("orth squared " << rep.summary());
+      CHECK(rep.global_rel_error < kTol);
+    }
+  }
   SECTION("faithful orth sums over hops, fixed averages") {
     batch_shape s{1, 1, 3, 2};
     mat P = mat::Constant(3, 2, 1.0), N = mat::Constant(3, 2, 2.0), g = mat::Constant(3, 2, 0.5);

@@ -20,6 +20,60 @@
 
 namespace ans::augment {
 
+/// m as a function of t under `form` (clamp τ for margin_form::clamped): the one definition, used by
+/// margin_model and by the fused composite.
+template <class Scalar>
+inline Scalar margin_value(margin_form form, Scalar tau, Scalar t) {
+  switch (form) {
+    case margin_form::sigmoid_neg: return math::sigmoid(-t);
+    case margin_form::none: return Scalar(1);  // ablation: m = 1
+    case margin_form::clamped: {
+      const Scalar tc = t >= Scalar(0) ? std::max(t, tau) : std::min(t, -tau);
+      return math::sigmoid(Scalar(1) / tc);
+    }
+    default:
+      if (t == Scalar(0)) return Scalar(1);  // σ(1/+0) = σ(+∞)
+      return math::sigmoid(Scalar(1) / t);
+  }
+}
+
+/// dm/dt at t under `form` (0 at the pole and inside the clamp).
+template <class Scalar>
+inline Scalar margin_derivative(margin_form form, Scalar tau, Scalar t) {
+  switch (form) {
+    case margin_form::sigmoid_neg: {
+      const Scalar m = math::sigmoid(-t);
+      return -m * (Scalar(1) - m);  // dm/dt = −m(1−m)
+    }
+    case margin_form::none: return Scalar(0);  // dm/dt = 0
+    case margin_form::clamped:
+      if (std::abs(t) <= tau) return Scalar(0);
+      return math::inv_sigmoid_derivative(Scalar(1) / t);
+    default:
+      if (t == Scalar(0)) return Scalar(0);
+      return math::inv_sigmoid_derivative(Scalar(1) / t);  // dm/dt = −x²σ(x)σ(−x)
+  }
+}
+
+/// The per-coordinate formulas of t = w_m·v + c_m, v = (g⊙N)⊙(g⊙P), called by margin_model and the composite.
+namespace margin_kernel {
+/// w_j·v_j
+template <class Scalar>
+inline Scalar term(Scalar n, Scalar p, Scalar g, Scalar w) {
+  return w * ((g * n) * (g * p));
+}
+/// Backward of one coordinate from G_t: ∂w_m += G_t v, ∂g += 2G_t w g N P, ∂N += G_t w g² P, ∂P += G_t w g² N.
+template <class Scalar>
+inline void backward(Scalar Gt, Scalar n, Scalar p, Scalar g, Scalar w, Scalar& dw, Scalar& dg, Scalar& dn,
+                     Scalar& dp) {
+  const Scalar g2 = g * g;
+  dw += Gt * g2 * n * p;
+  dg += Scalar(2) * Gt * w * g * n * p;
+  dn += Gt * w * g2 * p;
+  dp += Gt * w * g2 * n;
+}
+}  // namespace margin_kernel
+
 /// The margin model over a batch; caches t and m per (b,k,h).
 template <class Scalar>
 class margin_model {
@@ -27,7 +81,11 @@ class margin_model {
   /// Computes t and m for all (b,k,h). Returns the number of rows with t == 0 (pole events).
   index_t forward(const batch_shape& s, const cref<Scalar>& P, const cref<Scalar>& N, const cref<Scalar>& g,
                   const cvref<Scalar>& w_m, Scalar c_m, margin_form form, Scalar clamp_tau) {
-    ANS_CHECK(w_m.size() == s.d, "margin: w_m has size " << w_m.size() << ", expected d = " << s.d);
+    s.check();
+    ans::detail::check_shape<Scalar>(P, s.pair_rows(), s.d, "margin::forward: P");
+    ans::detail::check_shape<Scalar>(N, s.cand_rows(), s.d, "margin::forward: N");
+    ans::detail::check_shape<Scalar>(g, s.cand_rows(), s.d, "margin::forward: g");
+    ans::detail::check_size(w_m, s.d, "margin::forward: w_m");
     shape_ = s;
     form_ = form;
     tau_ = clamp_tau;
@@ -46,7 +104,7 @@ class margin_model {
           const Scalar* n = N.row(r).data();
           const Scalar* gg = g.row(r).data();
           Scalar t = 0;
-          for (index_t j = 0; j < d; ++j) t += w_m[j] * ((gg[j] * n[j]) * (gg[j] * p[j]));  // w·(Nh⊙Ph)
+          for (index_t j = 0; j < d; ++j) t += margin_kernel::term(n[j], p[j], gg[j], w_m[j]);  // w·(Nh⊙Ph)
           t += c_m;
           t_[r] = t;
           m_[r] = value(t);
@@ -57,36 +115,10 @@ class margin_model {
   }
 
   /// m as a function of t under the configured form.
-  Scalar value(Scalar t) const {
-    switch (form_) {
-      case margin_form::sigmoid_neg: return math::sigmoid(-t);
-      case margin_form::none: return Scalar(1);  // ablation: m = 1
-      case margin_form::clamped: {
-        const Scalar tc = t >= Scalar(0) ? std::max(t, tau_) : std::min(t, -tau_);
-        return math::sigmoid(Scalar(1) / tc);
-      }
-      default:
-        if (t == Scalar(0)) return Scalar(1);  // σ(1/+0) = σ(+∞)
-        return math::sigmoid(Scalar(1) / t);
-    }
-  }
+  Scalar value(Scalar t) const { return margin_value(form_, tau_, t); }
 
   /// dm/dt at t under the configured form (0 at the pole).
-  Scalar derivative(Scalar t) const {
-    switch (form_) {
-      case margin_form::sigmoid_neg: {
-        const Scalar m = math::sigmoid(-t);
-        return -m * (Scalar(1) - m);  // dm/dt = −m(1−m)
-      }
-      case margin_form::none: return Scalar(0);  // dm/dt = 0
-      case margin_form::clamped:
-        if (std::abs(t) <= tau_) return Scalar(0);
-        return math::inv_sigmoid_derivative(Scalar(1) / t);
-      default:
-        if (t == Scalar(0)) return Scalar(0);
-        return math::inv_sigmoid_derivative(Scalar(1) / t);  // dm/dt = −x²σ(x)σ(−x)
-    }
-  }
+  Scalar derivative(Scalar t) const { return margin_derivative(form_, tau_, t); }
 
   /// Backward of one row r = (b,k,h) given ∂L/∂m (`dm`). Accumulates into the row pointers and the
   /// parameter gradients (dw_m has length d). Used by the composite for the selected rows only.
@@ -95,13 +127,8 @@ class margin_model {
     const Scalar Gt = dm * derivative(t_[r]);  // G_t = ∂L/∂m · dm/dt
     if (Gt == Scalar(0)) return;
     const index_t d = shape_.d;
-    for (index_t j = 0; j < d; ++j) {
-      const Scalar g2 = gg[j] * gg[j];
-      dw_m[j] += Gt * g2 * n[j] * p[j];                    // ∂/∂w_m += G_t v
-      dgg[j] += Scalar(2) * Gt * w_m[j] * gg[j] * n[j] * p[j];  // ∂/∂g += 2G_t w⊙g⊙N⊙P
-      dn[j] += Gt * w_m[j] * g2 * p[j];                    // ∂/∂N += G_t w⊙g²⊙P
-      dp[j] += Gt * w_m[j] * g2 * n[j];                    // ∂/∂P += G_t w⊙g²⊙N
-    }
+    for (index_t j = 0; j < d; ++j)  // G_t v, 2G_t w⊙g⊙N⊙P, G_t w⊙g²⊙P, G_t w⊙g²⊙N
+      margin_kernel::backward(Gt, n[j], p[j], gg[j], w_m[j], dw_m[j], dgg[j], dn[j], dp[j]);
     dc_m += Gt;  // ∂/∂c_m += G_t
   }
 
@@ -110,6 +137,16 @@ class margin_model {
                 const cvref<Scalar>& dm, mref<Scalar> dP, mref<Scalar> dN, mref<Scalar> dg, vref<Scalar> dw_m,
                 Scalar& dc_m) const {
     const batch_shape& s = shape_;
+    ans::detail::check_forward_done(s, "margin");
+    ans::detail::check_shape<Scalar>(P, s.pair_rows(), s.d, "margin::backward: P");
+    ans::detail::check_shape<Scalar>(N, s.cand_rows(), s.d, "margin::backward: N");
+    ans::detail::check_shape<Scalar>(g, s.cand_rows(), s.d, "margin::backward: g");
+    ans::detail::check_size(w_m, s.d, "margin::backward: w_m");
+    ans::detail::check_size(dm, s.cand_rows(), "margin::backward: dm");
+    ans::detail::check_shape<Scalar>(dP, s.pair_rows(), s.d, "margin::backward: dP");
+    ans::detail::check_shape<Scalar>(dN, s.cand_rows(), s.d, "margin::backward: dN");
+    ans::detail::check_shape<Scalar>(dg, s.cand_rows(), s.d, "margin::backward: dg");
+    ans::detail::check_size(dw_m, s.d, "margin::backward: dw_m");
     for (index_t b = 0; b < s.B; ++b)
       for (index_t k = 0; k < s.K; ++k)
         for (index_t h = 0; h < s.H; ++h) {

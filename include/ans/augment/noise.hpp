@@ -64,6 +64,34 @@ struct array_uniform_source {
   }
 };
 
+/// The per-coordinate formulas of the noise and of Ñ, called by noise_model and the fused composite.
+namespace noise_kernel {
+/// δ_j = sign(Pe − Ne) (gated, faithful) or sign(P − N)
+template <class Scalar>
+inline Scalar direction(Scalar p, Scalar n, Scalar g, bool gated) {
+  return gated ? math::sign((p - g * p) - (n - g * n)) : math::sign(p - n);
+}
+/// Ñ_j = Nh + (Ne + f·ξ), f = 1 or (1 − g) (easy only), ξ = scale·m·e
+template <class Scalar>
+inline Scalar augmented(Scalar n, Scalar g, Scalar xi, bool easy_only) {
+  const Scalar nh = g * n;
+  return nh + ((n - nh) + (easy_only ? (Scalar(1) - g) * xi : xi));
+}
+/// Backward of one coordinate from ∂Ñ (`dnt`): ∂N += ∂Ñ, dm_sum += ∂Ñ·f·e (times scale once per row by the
+/// caller), and (easy only) ∂g −= ∂Ñ·scale·m·e.
+template <class Scalar>
+inline void backward(Scalar dnt, Scalar g, Scalar e, Scalar scale, Scalar m, bool easy_only, Scalar& dn, Scalar& dg,
+                     Scalar& dm_sum) {
+  dn += dnt;
+  if (easy_only) {
+    dm_sum += dnt * (Scalar(1) - g) * e;
+    dg -= dnt * scale * m * e;
+  } else {
+    dm_sum += dnt * e;
+  }
+}
+}  // namespace noise_kernel
+
 /// The noise directions e = δ⊙r̂ per (b,k,h), drawn once per forward.
 template <class Scalar>
 class noise_model {
@@ -72,6 +100,10 @@ class noise_model {
   template <class Source>
   void forward(const batch_shape& s, const cref<Scalar>& P, const cref<Scalar>& N, const cref<Scalar>& g,
                const Source& src, const ans_options& o) {
+    s.check();
+    ans::detail::check_shape<Scalar>(P, s.pair_rows(), s.d, "noise::forward: P");
+    ans::detail::check_shape<Scalar>(N, s.cand_rows(), s.d, "noise::forward: N");
+    ans::detail::check_shape<Scalar>(g, s.cand_rows(), s.d, "noise::forward: g");
     shape_ = s;
     scale_ = Scalar(o.noise_scale);
     easy_only_ = o.augment_easy_only;
@@ -97,11 +129,8 @@ class noise_model {
           const Scalar* p = P.row(b * H + h).data();
           const Scalar* n = N.row(r).data();
           const Scalar* gg = g.row(r).data();
-          for (index_t j = 0; j < d; ++j) {
-            const Scalar dir = gated ? math::sign((p[j] - gg[j] * p[j]) - (n[j] - gg[j] * n[j]))  // sign(Pe − Ne)
-                                     : math::sign(p[j] - n[j]);                                 // sign(P − N)
-            e[j] = dir * (normalized ? e[j] * inv : e[j]);
-          }
+          for (index_t j = 0; j < d; ++j)  // e = δ⊙r̂, δ = sign(Pe − Ne) or sign(P − N)
+            e[j] = noise_kernel::direction(p[j], n[j], gg[j], gated) * (normalized ? e[j] * inv : e[j]);
         }
   }
 
@@ -109,33 +138,45 @@ class noise_model {
   void augmented_row(index_t r, const Scalar* n, const Scalar* gg, Scalar m, Scalar* out) const {
     const Scalar* e = e_.row(r).data();
     const Scalar sm = scale_ * m;
-    for (index_t j = 0; j < shape_.d; ++j) {
-      const Scalar nh = gg[j] * n[j];
-      const Scalar xi = sm * e[j];
-      out[j] = nh + ((n[j] - nh) + (easy_only_ ? (Scalar(1) - gg[j]) * xi : xi));
-    }
+    for (index_t j = 0; j < shape_.d; ++j) out[j] = noise_kernel::augmented(n[j], gg[j], sm * e[j], easy_only_);
   }
 
   /// Backward of Ñ[r] from ∂L/∂Ñ[r] (`dnt`): ∂N += ∂Ñ, returns ∂L/∂m, and (easy-only) ∂g −= ∂Ñ⊙ξ.
   Scalar backward_row(index_t r, const Scalar* dnt, const Scalar* gg, Scalar m, Scalar* dn, Scalar* dgg) const {
     const Scalar* e = e_.row(r).data();
     Scalar dm = 0;
-    for (index_t j = 0; j < shape_.d; ++j) {
-      dn[j] += dnt[j];  // ∂N += ∂Ñ
-      if (easy_only_) {
-        const Scalar f = Scalar(1) - gg[j];
-        dm += dnt[j] * f * e[j];
-        dgg[j] -= dnt[j] * scale_ * m * e[j];  // ∂g −= ∂Ñ⊙ξ
-      } else {
-        dm += dnt[j] * e[j];
-      }
-    }
+    Scalar unused = 0;  // dgg may be null when the gate gets no gradient from the noise (not easy-only)
+    for (index_t j = 0; j < shape_.d; ++j)  // ∂N += ∂Ñ, ∂m += ∂Ñ f e, easy-only ∂g −= ∂Ñ⊙ξ
+      noise_kernel::backward(dnt[j], gg[j], e[j], scale_, m, easy_only_, dn[j], dgg ? dgg[j] : unused, dm);
     return scale_ * dm;  // ∂m = scale Σ ∂Ñ f e
+  }
+
+  /// Batch form of augmented_row: Ñ = N + f⊙ξ for every row ((B*K*H) x d) given the margins m (length B*K*H)
+  /// of the last forward's rows.
+  void augment(const cref<Scalar>& N, const cref<Scalar>& g, const cvref<Scalar>& m, mref<Scalar> out) const {
+    const batch_shape& s = shape_;
+    ans::detail::check_forward_done(s, "noise");  // e = δ⊙r̂ comes from the forward
+    ans::detail::check_shape<Scalar>(N, s.cand_rows(), s.d, "noise::augment: N");
+    ans::detail::check_shape<Scalar>(g, s.cand_rows(), s.d, "noise::augment: g");
+    ans::detail::check_size(m, s.cand_rows(), "noise::augment: m");
+    ans::detail::check_shape<Scalar>(out, s.cand_rows(), s.d, "noise::augment: out");
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (index_t r = 0; r < s.cand_rows(); ++r) augmented_row(r, N.row(r).data(), g.row(r).data(), m[r], out.row(r).data());
   }
 
   /// Batch backward from ∂L/∂Ñ ((B*K*H)xd): accumulates into dN, dg and dm (length B*K*H).
   void backward(const cref<Scalar>& dNt, const cref<Scalar>& g, const cvref<Scalar>& m, mref<Scalar> dN,
                 mref<Scalar> dg, vref<Scalar> dm) const {
+    const batch_shape& s = shape_;
+    ans::detail::check_forward_done(s, "noise");
+    ans::detail::check_shape<Scalar>(dNt, s.cand_rows(), s.d, "noise::backward: dNt");
+    ans::detail::check_shape<Scalar>(g, s.cand_rows(), s.d, "noise::backward: g");
+    ans::detail::check_size(m, s.cand_rows(), "noise::backward: m");
+    ans::detail::check_shape<Scalar>(dN, s.cand_rows(), s.d, "noise::backward: dN");
+    ans::detail::check_shape<Scalar>(dg, s.cand_rows(), s.d, "noise::backward: dg");
+    ans::detail::check_size(dm, s.cand_rows(), "noise::backward: dm");
     for (index_t r = 0; r < shape_.cand_rows(); ++r)
       dm[r] += backward_row(r, dNt.row(r).data(), g.row(r).data(), m[r], dN.row(r).data(), dg.row(r).data());
   }

@@ -26,6 +26,17 @@ inline void sigmoid_inplace(Scalar* x, index_t n) {
   a = (Scalar(1) + (-a).exp()).inverse();
 }
 
+/// The per-coordinate backward of the gate's elementwise part, called by gate and the fused composite:
+///   ḡ_z = ∂g·g(1−g),  ḡ_an = ḡ_z·a_u (written),  ḡ_au += ḡ_z·a_n.
+namespace gate_kernel {
+template <class Scalar>
+inline void backward(Scalar dg, Scalar g, Scalar au, Scalar an, Scalar& gan, Scalar& gau) {
+  const Scalar gz = dg * g * (Scalar(1) - g);
+  gan = gz * au;
+  gau += gz * an;
+}
+}  // namespace gate_kernel
+
 /// The gate g = σ((W_i n + b_i) ⊙ (W_u u + b_u)) over a whole batch, with its cached activations.
 /// Workspaces are sized on the first call and reused while the shape stays the same.
 template <class Scalar>
@@ -86,11 +97,8 @@ class gate {
           const Scalar* dg = grad_g.row(r).data();
           const Scalar* an = a_n_.row(r).data();
           Scalar* gn = gan_.row(r).data();
-          for (index_t j = 0; j < d; ++j) {
-            const Scalar gz = dg[j] * gg[j] * (Scalar(1) - gg[j]);  // ḡ_z = ∂L/∂g ⊙ g(1−g)
-            gn[j] = gz * au[j];                                      // ḡ_an = ḡ_z ⊙ a_u
-            gu[j] += gz * an[j];                                     // ḡ_au = Σ_k ḡ_z ⊙ a_n
-          }
+          for (index_t j = 0; j < d; ++j)  // ḡ_z = ∂L/∂g ⊙ g(1−g), ḡ_an = ḡ_z ⊙ a_u, ḡ_au = Σ_k ḡ_z ⊙ a_n
+            gate_kernel::backward(dg[j], gg[j], au[j], an[j], gn[j], gu[j]);
         }
       }
     dW_i.noalias() += gan_.transpose() * N;  // ∂L/∂W_i = Σ ḡ_an ⊗ N

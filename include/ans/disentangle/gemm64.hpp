@@ -19,6 +19,10 @@
 namespace ans::disentangle::gemm64 {
 
 #if defined(__GNUC__) || defined(__clang__)
+// 64-byte vector types passed by value change the ABI without AVX-512 (-Wpsabi); these helpers are inline and
+// never cross a translation unit, and config.hpp already tells a build without AVX2 what it costs.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
 namespace detail {
 template <class S>
 struct vt;
@@ -114,6 +118,7 @@ inline void atx64(const S* A, index_t lda, const S* X, index_t ldx, index_t m, S
   constexpr int R = detail::vt<S>::R;
   for (index_t o = 0; o < 64; o += R) detail::atx_kernel<S, R>(A + o, lda, X, ldx, m, G + o * ldg, ldg);
 }
+#pragma GCC diagnostic pop
 #else
 template <class Scalar>
 constexpr bool available() {

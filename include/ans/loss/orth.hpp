@@ -14,12 +14,46 @@
 
 namespace ans::loss {
 
-/// O with its per-row norms. Backward ACCUMULATES into dP, dN, dg.
+/// The per-coordinate and per-row formulas of O, called by orth_loss and the fused composite.
+namespace orth_kernel {
+/// w_j = Pe⊙Ne = (P − g⊙P)(N − g⊙N)
+template <class Scalar>
+inline Scalar product(Scalar p, Scalar n, Scalar g) {
+  return (p - g * p) * (n - g * n);
+}
+/// The row's value from ss = Σ_j w_j²: ‖w‖² (squared), sqrt(ss + ε²) (safe norm) or sqrt(ss).
+template <class Scalar>
+inline Scalar row_value(Scalar ss, Scalar eps, bool safe, bool squared) {
+  return squared ? ss : std::sqrt(safe ? ss + eps * eps : ss);
+}
+/// c' with ∂(c·value)/∂w = c'·w: c/‖w‖ (0 at ‖w‖ = 0) or 2c (squared).
+template <class Scalar>
+inline Scalar row_scale(Scalar c, Scalar value, bool squared) {
+  return squared ? Scalar(2) * c : value != Scalar(0) ? c / value : Scalar(0);
+}
+/// Backward of one coordinate with inv = c': wh = inv·(1−g)²PN (= c'·w);
+///   ∂P += wh(1−g)²N,  ∂N += wh(1−g)²P,  ∂g += −2·wh(1−g)PN.
+template <class Scalar>
+inline void backward(Scalar p, Scalar n, Scalar g, Scalar inv, Scalar& dp, Scalar& dn, Scalar& dg) {
+  const Scalar e = Scalar(1) - g;
+  const Scalar wh = inv * e * e * p * n;
+  dp += wh * e * e * n;
+  dn += wh * e * e * p;
+  dg += Scalar(-2) * wh * e * p * n;
+}
+}  // namespace orth_kernel
+
+/// O with its per-row norms. Backward ACCUMULATES into dP, dN, dg. `squared` (ans_options::orth_squared)
+/// takes ‖w‖² per row instead of ‖w‖ (gradient 2c·w).
 template <class Scalar>
 class orth_loss {
  public:
   Scalar forward(const batch_shape& s, const cref<Scalar>& P, const cref<Scalar>& N, const cref<Scalar>& g,
-                 bool mean_over_hops, bool safe_norm, Scalar safe_eps) {
+                 bool mean_over_hops, bool safe_norm, Scalar safe_eps, bool squared = false) {
+    s.check();
+    ans::detail::check_shape<Scalar>(P, s.pair_rows(), s.d, "orth::forward: P");
+    ans::detail::check_shape<Scalar>(N, s.cand_rows(), s.d, "orth::forward: N");
+    ans::detail::check_shape<Scalar>(g, s.cand_rows(), s.d, "orth::forward: g");
     shape_ = s;
     norm_.resize(s.cand_rows());
     const index_t B = s.B, K = s.K, H = s.H, d = s.d;
@@ -35,12 +69,13 @@ class orth_loss {
           const Scalar* gg = g.row(r).data();
           Scalar ss = 0;
           for (index_t j = 0; j < d; ++j) {
-            const Scalar w = (p[j] - gg[j] * p[j]) * (n[j] - gg[j] * n[j]);  // w = Pe⊙Ne
+            const Scalar w = orth_kernel::product(p[j], n[j], gg[j]);  // w = Pe⊙Ne
             ss += w * w;
           }
-          norm_[r] = std::sqrt(safe_norm ? ss + safe_eps * safe_eps : ss);
+          norm_[r] = orth_kernel::row_value(ss, safe_eps, safe_norm, squared);
         }
     coef_ = Scalar(1) / Scalar(mean_over_hops ? s.cand_rows() : s.B * s.K);
+    squared_ = squared;
     Scalar total = 0;
     for (index_t i = 0; i < s.cand_rows(); ++i) total += norm_[i];
     return total * coef_;
@@ -49,6 +84,13 @@ class orth_loss {
   void backward(const cref<Scalar>& P, const cref<Scalar>& N, const cref<Scalar>& g, Scalar scale,
                 mref<Scalar> dP, mref<Scalar> dN, mref<Scalar> dg) const {
     const batch_shape& s = shape_;
+    ans::detail::check_forward_done(s, "orth");
+    ans::detail::check_shape<Scalar>(P, s.pair_rows(), s.d, "orth::backward: P");
+    ans::detail::check_shape<Scalar>(N, s.cand_rows(), s.d, "orth::backward: N");
+    ans::detail::check_shape<Scalar>(g, s.cand_rows(), s.d, "orth::backward: g");
+    ans::detail::check_shape<Scalar>(dP, s.pair_rows(), s.d, "orth::backward: dP");
+    ans::detail::check_shape<Scalar>(dN, s.cand_rows(), s.d, "orth::backward: dN");
+    ans::detail::check_shape<Scalar>(dg, s.cand_rows(), s.d, "orth::backward: dg");
     const index_t B = s.B, K = s.K, H = s.H, d = s.d;
     const Scalar c = scale * coef_;
 #if ANS_HAS_OPENMP
@@ -58,21 +100,16 @@ class orth_loss {
       for (index_t k = 0; k < K; ++k)
         for (index_t h = 0; h < H; ++h) {
           const index_t r = (b * K + k) * H + h;
-          if (norm_[r] == Scalar(0)) continue;  // subgradient 0
-          const Scalar inv = c / norm_[r];
+          const Scalar inv = orth_kernel::row_scale(c, norm_[r], squared_);  // c/‖w‖ | 2c
+          if (inv == Scalar(0)) continue;  // subgradient 0
           const Scalar* p = P.row(b * H + h).data();
           const Scalar* n = N.row(r).data();
           const Scalar* gg = g.row(r).data();
           Scalar* dp = dP.row(b * H + h).data();
           Scalar* dn = dN.row(r).data();
           Scalar* dgg = dg.row(r).data();
-          for (index_t j = 0; j < d; ++j) {
-            const Scalar e = Scalar(1) - gg[j];
-            const Scalar wh = inv * e * e * p[j] * n[j];  // c·ŵ
-            dp[j] += wh * e * e * n[j];                    // ∂/∂P += c ŵ⊙(1−g)²⊙N
-            dn[j] += wh * e * e * p[j];                    // ∂/∂N += c ŵ⊙(1−g)²⊙P
-            dgg[j] += Scalar(-2) * wh * e * p[j] * n[j];   // ∂/∂g += −2c ŵ⊙(1−g)⊙P⊙N
-          }
+          for (index_t j = 0; j < d; ++j)  // c ŵ⊙(1−g)²⊙N, c ŵ⊙(1−g)²⊙P, −2c ŵ⊙(1−g)⊙P⊙N
+            orth_kernel::backward(p[j], n[j], gg[j], inv, dp[j], dn[j], dgg[j]);
         }
   }
 
@@ -81,6 +118,7 @@ class orth_loss {
  private:
   batch_shape shape_{};
   Scalar coef_ = 0;
+  bool squared_ = false;
   vector<Scalar> norm_;
 };
 

@@ -16,6 +16,25 @@
 
 namespace ans::loss {
 
+/// The per-coordinate formulas of L_c, called by sns_loss and the fused composite.
+namespace sns_kernel {
+/// The coordinate's parts of <U,Nh> and <U,Ne>: hard += u·(g n), easy += u·(n − g n); Δ = easy − hard.
+template <class Scalar>
+inline void parts(Scalar u, Scalar n, Scalar g, Scalar& hard, Scalar& easy) {
+  const Scalar nh = g * n;
+  hard += u * nh;
+  easy += u * (n - nh);
+}
+/// Backward of one coordinate with α the row's weight: ∂U += α(1−2g)N, ∂N += α(1−2g)U, ∂g += −2α U N.
+template <class Scalar>
+inline void backward(Scalar u, Scalar n, Scalar g, Scalar a, Scalar& du, Scalar& dn, Scalar& dg) {
+  const Scalar w = a * (Scalar(1) - Scalar(2) * g);
+  du += w * n;
+  dn += w * u;
+  dg += Scalar(-2) * a * u * n;
+}
+}  // namespace sns_kernel
+
 /// L_c with its per-row cache. Backward ACCUMULATES into dU, dN, dg.
 template <class Scalar>
 class sns_loss {
@@ -23,6 +42,10 @@ class sns_loss {
   /// Value of L_c for U (B*H x d), N and g (B*K*H x d).
   Scalar forward(const batch_shape& s, const cref<Scalar>& U, const cref<Scalar>& N, const cref<Scalar>& g,
                  bool stable) {
+    s.check();
+    ans::detail::check_shape<Scalar>(U, s.pair_rows(), s.d, "sns::forward: U");
+    ans::detail::check_shape<Scalar>(N, s.cand_rows(), s.d, "sns::forward: N");
+    ans::detail::check_shape<Scalar>(g, s.cand_rows(), s.d, "sns::forward: g");
     shape_ = s;
     delta_.resize(s.cand_rows());
     per_hop_.resize(s.pair_rows());
@@ -39,11 +62,7 @@ class sns_loss {
           const Scalar* n = N.row(r).data();
           const Scalar* gg = g.row(r).data();
           Scalar hard = 0, easy = 0;
-          for (index_t j = 0; j < d; ++j) {
-            const Scalar nh = gg[j] * n[j];
-            hard += u[j] * nh;
-            easy += u[j] * (n[j] - nh);
-          }
+          for (index_t j = 0; j < d; ++j) sns_kernel::parts(u[j], n[j], gg[j], hard, easy);
           delta_[r] = easy - hard;  // Δ = <U,Ne> − <U,Nh>
           mx = std::max(mx, delta_[r]);
         }
@@ -68,6 +87,13 @@ class sns_loss {
   void backward(const cref<Scalar>& U, const cref<Scalar>& N, const cref<Scalar>& g, Scalar scale,
                 mref<Scalar> dU, mref<Scalar> dN, mref<Scalar> dg) const {
     const batch_shape& s = shape_;
+    ans::detail::check_forward_done(s, "sns");
+    ans::detail::check_shape<Scalar>(U, s.pair_rows(), s.d, "sns::backward: U");
+    ans::detail::check_shape<Scalar>(N, s.cand_rows(), s.d, "sns::backward: N");
+    ans::detail::check_shape<Scalar>(g, s.cand_rows(), s.d, "sns::backward: g");
+    ans::detail::check_shape<Scalar>(dU, s.pair_rows(), s.d, "sns::backward: dU");
+    ans::detail::check_shape<Scalar>(dN, s.cand_rows(), s.d, "sns::backward: dN");
+    ans::detail::check_shape<Scalar>(dg, s.cand_rows(), s.d, "sns::backward: dg");
     const index_t B = s.B, K = s.K, H = s.H, d = s.d;
     const Scalar c = scale / Scalar(s.pair_rows());
 #if ANS_HAS_OPENMP
@@ -88,12 +114,8 @@ class sns_loss {
           const Scalar* gg = g.row(r).data();
           Scalar* dn = dN.row(r).data();
           Scalar* dgg = dg.row(r).data();
-          for (index_t j = 0; j < d; ++j) {
-            const Scalar w = a * (Scalar(1) - Scalar(2) * gg[j]);
-            du[j] += w * n[j];                           // ∂/∂U += α(1−2g)⊙N
-            dn[j] += w * u[j];                           // ∂/∂N += α(1−2g)⊙U
-            dgg[j] += Scalar(-2) * a * u[j] * n[j];      // ∂/∂g += −2α U⊙N
-          }
+          for (index_t j = 0; j < d; ++j)  // α(1−2g)⊙N, α(1−2g)⊙U, −2α U⊙N
+            sns_kernel::backward(u[j], n[j], gg[j], a, du[j], dn[j], dgg[j]);
         }
       }
   }

@@ -40,6 +40,7 @@
 #include "ans/loss/l2.hpp"
 #include "ans/loss/orth.hpp"
 #include "ans/loss/sns.hpp"
+#include "ans/optim/param_group.hpp"
 
 #ifndef ANS_SIMD
 #if ANS_HAS_OPENMP
@@ -111,6 +112,23 @@ struct ans_params {
 };
 
 /// The loss terms of one forward. `total = bpr + reg_weight·reg + gamma·(sns + distance + orth)`.
+/// The six gate and margin blocks of `params` and their gradients `grads` (named W_u, W_i, b_u, b_i, w_m, c_m,
+/// the trainer's checkpoint names) as one parameter group: one zero_grad(), one optim::group_adam step, save
+/// and load. The group keeps both structs' addresses.
+template <class Scalar>
+optim::param_group<Scalar> ans_param_group(ans_params<Scalar>& params, ans_params<Scalar>& grads) {
+  ANS_CHECK(params.dim() == grads.dim(), "ans_param_group: parameters of dimension " << params.dim()
+                                                                                      << ", gradients of " << grads.dim());
+  optim::param_group<Scalar> g;
+  g.add("W_u", params.W_u, grads.W_u).add("W_i", params.W_i, grads.W_i).add("b_u", params.b_u, grads.b_u);
+  g.add("b_i", params.b_i, grads.b_i).add("w_m", params.w_m, grads.w_m).add("c_m", params.c_m, grads.c_m);
+  return g;
+}
+template <class Scalar>
+optim::param_group<Scalar> ans_param_group(ans_params<Scalar>&&, ans_params<Scalar>&) = delete;
+template <class Scalar>
+optim::param_group<Scalar> ans_param_group(ans_params<Scalar>&, ans_params<Scalar>&&) = delete;
+
 template <class Scalar>
 struct ans_terms {
   Scalar bpr = 0, sns = 0, distance = 0, orth = 0, reg = 0, total = 0;
@@ -188,17 +206,27 @@ class ans_loss {
     return terms_;
   }
 
-  /// Convenience overload for matrices (U, P: (B*H) x d, N: (B*K*H) x d).
+  /// The same on views (U, P: (B*H) x d, N: (B*K*H) x d, contiguous rows): an lvalue matrix, a Map or a row
+  /// block; the shapes are checked in every build. The loss keeps the addresses of U, P, N and `params` for
+  /// backward(), so temporaries are rejected at compile time (const_rows, and the deleted overloads below).
   template <class Source>
-  const ans_terms<Scalar>& forward(const batch_shape& s, const matrix<Scalar>& U, const matrix<Scalar>& P,
-                                   const matrix<Scalar>& N, const ans_params<Scalar>& params,
+  const ans_terms<Scalar>& forward(const batch_shape& s, const_rows<Scalar> U, const_rows<Scalar> P,
+                                   const_rows<Scalar> N, const ans_params<Scalar>& params,
                                    const Source& source, const index_t* frozen_k_star = nullptr,
                                    const ego_rows<Scalar>& ego = ego_rows<Scalar>{}) {
-    detail::check_shape<Scalar>(U, s.pair_rows(), s.d, "ans_loss: U");
-    detail::check_shape<Scalar>(P, s.pair_rows(), s.d, "ans_loss: P");
-    detail::check_shape<Scalar>(N, s.cand_rows(), s.d, "ans_loss: N");
+    s.check();
+    U.check(s.pair_rows(), s.d, "ans_loss::forward: U");
+    P.check(s.pair_rows(), s.d, "ans_loss::forward: P");
+    N.check(s.cand_rows(), s.d, "ans_loss::forward: N");
     return forward(s, U.data(), P.data(), N.data(), params, source, frozen_k_star, ego);
   }
+  /// Temporary parameters would be freed before backward() reads them.
+  template <class Source, class... Rest>
+  const ans_terms<Scalar>& forward(const batch_shape&, const Scalar*, const Scalar*, const Scalar*,
+                                   ans_params<Scalar>&&, const Source&, Rest&&...) = delete;
+  template <class Source, class... Rest>
+  const ans_terms<Scalar>& forward(const batch_shape&, const_rows<Scalar>, const_rows<Scalar>, const_rows<Scalar>,
+                                   ans_params<Scalar>&&, const Source&, Rest&&...) = delete;
 
   /// Backward of `upstream · L` after forward(). ACCUMULATES (+=) into dU, dP ((B*H) x d), dN ((B*K*H) x d),
   /// the parameter gradients `grads` (must have dimension d) and the ego-row gradients (regulariser only).
@@ -224,12 +252,14 @@ class ans_loss {
     finish_backward(grads, eg, upstream, ngrp);
   }
 
-  /// Convenience overload for matrices.
-  void backward(matrix<Scalar>& dU, matrix<Scalar>& dP, matrix<Scalar>& dN, ans_params<Scalar>& grads,
+  /// The same on matrices or views with contiguous rows (dU, dP: (B*H) x d, dN: (B*K*H) x d of the last
+  /// forward; checked in every build).
+  void backward(mref<Scalar> dU, mref<Scalar> dP, mref<Scalar> dN, ans_params<Scalar>& grads,
                 const ego_grads<Scalar>& eg = ego_grads<Scalar>{}, Scalar upstream = Scalar(1)) {
-    detail::check_shape<Scalar>(dU, shape_.pair_rows(), shape_.d, "ans_loss: dU");
-    detail::check_shape<Scalar>(dP, shape_.pair_rows(), shape_.d, "ans_loss: dP");
-    detail::check_shape<Scalar>(dN, shape_.cand_rows(), shape_.d, "ans_loss: dN");
+    detail::check_forward_done(shape_, "ans_loss");
+    check_out(dU, shape_.pair_rows(), "ans_loss::backward: dU");
+    check_out(dP, shape_.pair_rows(), "ans_loss::backward: dP");
+    check_out(dN, shape_.cand_rows(), "ans_loss::backward: dN");
     backward(dU.data(), dP.data(), dN.data(), grads, eg, upstream);
   }
 
@@ -261,6 +291,27 @@ class ans_loss {
     finish_forward();
     finish_backward(grads, eg, Scalar(1), ngrp);
     return terms_;
+  }
+
+  /// The same on views (U, P, dU, dP: (B*H) x d; N, dN: (B*K*H) x d; contiguous rows; checked in every build).
+  template <class Source>
+  const ans_terms<Scalar>& forward_backward(const batch_shape& s, const_rows<Scalar> U, const_rows<Scalar> P,
+                                            const_rows<Scalar> N, const ans_params<Scalar>& params,
+                                            const Source& source, mref<Scalar> dU, mref<Scalar> dP, mref<Scalar> dN,
+                                            ans_params<Scalar>& grads,
+                                            const ego_rows<Scalar>& ego = ego_rows<Scalar>{},
+                                            const ego_grads<Scalar>& eg = ego_grads<Scalar>{},
+                                            const index_t* frozen_k_star = nullptr) {
+    s.check();
+    U.check(s.pair_rows(), s.d, "ans_loss::forward_backward: U");
+    P.check(s.pair_rows(), s.d, "ans_loss::forward_backward: P");
+    N.check(s.cand_rows(), s.d, "ans_loss::forward_backward: N");
+    shape_.d = s.d;  // check_out reads d
+    check_out(dU, s.pair_rows(), "ans_loss::forward_backward: dU");
+    check_out(dP, s.pair_rows(), "ans_loss::forward_backward: dP");
+    check_out(dN, s.cand_rows(), "ans_loss::forward_backward: dN");
+    return forward_backward(s, U.data(), P.data(), N.data(), params, source, dU.data(), dP.data(), dN.data(), grads,
+                            ego, eg, frozen_k_star);
   }
 
   const ans_terms<Scalar>& terms() const { return terms_; }
@@ -323,6 +374,14 @@ class ans_loss {
       gp.set_zero();
       for (index_t blk = grp * nblk / ngrp; blk < (grp + 1) * nblk / ngrp; ++blk) body(blk, ts, gp);
     }
+  }
+
+  // An output view: rows x d with row stride d (the raw-pointer kernels assume it).
+  void check_out(const mref<Scalar>& m, index_t rows, const char* name) const {
+    detail::check_shape<Scalar>(m, rows, shape_.d, name);
+    ANS_CHECK(m.rows() <= 1 || m.outerStride() == shape_.d,
+              name << " rows are " << m.outerStride() << " values apart, expected d = " << shape_.d
+                   << " (contiguous rows)");
   }
 
   void check_grads(const ans_params<Scalar>& grads) const {
@@ -420,15 +479,13 @@ class ans_loss {
             constexpr index_t LN = 16;
             Scalar a0[LN] = {}, a1[LN] = {}, a2[LN] = {}, a3[LN] = {}, a4[LN] = {};
             const Scalar yoff = eps_in_norm ? Scalar(0) : dist_eps;
-            auto lane = [&](index_t j, index_t l) {
-              const Scalar nh = gg[j] * n[j], ph = gg[j] * p[j];
-              a0[l] += u[j] * nh;
-              a1[l] += u[j] * (n[j] - nh);
-              const Scalar y = nh - ph + yoff;
-              a2[l] += y * y;
-              const Scalar w = (p[j] - ph) * (n[j] - nh);
-              a3[l] += w * w;
-              a4[l] += wm[j] * (nh * ph);
+            auto lane = [&](index_t j, index_t l) {  // the components' coordinate formulas
+              loss::sns_kernel::parts(u[j], n[j], gg[j], a0[l], a1[l]);           // <U,Nh>, <U,Ne>
+              const Scalar y = loss::distance_kernel::residual(n[j], p[j], gg[j], yoff);
+              a2[l] += y * y;                                                      // ‖y‖²
+              const Scalar w = loss::orth_kernel::product(p[j], n[j], gg[j]);
+              a3[l] += w * w;                                                      // ‖w‖²
+              a4[l] += augment::margin_kernel::term(n[j], p[j], gg[j], wm[j]);     // w_m·v
             };
             index_t j0 = 0;
             for (; j0 + LN <= d; j0 += LN)
@@ -438,11 +495,11 @@ class ans_loss {
             sso = math::lane_sum(a3), t = math::lane_sum(a4);
           }
           delta_[r] = easy_s - hard;
-          dnorm_[r] = o.distance_squared ? ssd : std::sqrt(eps_in_norm ? ssd + dist_eps * dist_eps : ssd);  // ‖y‖² | ‖y‖
-          onorm_[r] = o.orth_squared ? sso : std::sqrt(safe ? sso + safe_eps * safe_eps : sso);             // ‖w‖² | ‖w‖
+          dnorm_[r] = loss::distance_kernel::row_value(ssd, dist_eps, eps_in_norm, o.distance_squared);  // ‖y‖ | ‖y‖²
+          onorm_[r] = loss::orth_kernel::row_value(sso, safe_eps, safe, o.orth_squared);                 // ‖w‖ | ‖w‖²
           t += cm;
           t_[r] = t;
-          const Scalar mr = margin_value(mform, tau, t);
+          const Scalar mr = augment::margin_value(mform, tau, t);
           m_[r] = mr;
           if (mform != margin_form::sigmoid_neg && mform != margin_form::none && t == Scalar(0)) ++poles;
           // F8: e = δ ⊙ r̂ (this pair's rows live in the thread's scratch until the selection below)
@@ -457,11 +514,8 @@ class ans_loss {
             inv = Scalar(1) / std::max(std::sqrt(ss), nrm_eps);
           }
           ANS_SIMD
-          for (index_t j = 0; j < d; ++j) {
-            const Scalar dir = gated ? math::sign((p[j] - gg[j] * p[j]) - (n[j] - gg[j] * n[j]))
-                                     : math::sign(p[j] - n[j]);
-            e[j] = dir * (normalized ? e[j] * inv : e[j]);
-          }
+          for (index_t j = 0; j < d; ++j)
+            e[j] = augment::noise_kernel::direction(p[j], n[j], gg[j], gated) * (normalized ? e[j] * inv : e[j]);
           // Ñ = Nh + (Ne + f⊙ξ); <U,Ñ>, <U,N>
           Scalar* nt = ts.nt_pair.row(lr).data();
           const Scalar sm = scale * mr;
@@ -473,9 +527,7 @@ class ans_loss {
             constexpr index_t LN = 16;
             Scalar a0[LN] = {}, a1[LN] = {}, a2[LN] = {}, a3[LN] = {};
             auto lane = [&](index_t j, index_t l) {
-              const Scalar nh = gg[j] * n[j];
-              const Scalar xi = sm * e[j];
-              const Scalar v = nh + ((n[j] - nh) + (easy ? (Scalar(1) - gg[j]) * xi : xi));
+              const Scalar v = augment::noise_kernel::augmented(n[j], gg[j], sm * e[j], easy);  // Ñ
               const Scalar fe = easy ? (Scalar(1) - gg[j]) * e[j] : e[j];
               nt[j] = v;
               a0[l] += u[j] * v;
@@ -620,25 +672,14 @@ class ans_loss {
         for (index_t j = 0; j < d; ++j) {
           du[j] += gx * (p[j] - nt[j]);  // ∂U += −β(P − N*)
           dp[j] += gx * u[j];            // ∂P += −β U
-          const Scalar dnt = -gx * u[j];  // ∂Ñ* = β U
-          dn[j] += dnt;                   // ∂N += ∂Ñ
-          if (easy) {
-            dm += dnt * (Scalar(1) - gg[j]) * e[j];
-            dgg[j] -= dnt * scale * mr * e[j];  // ∂g −= ∂Ñ⊙ξ
-          } else {
-            dm += dnt * e[j];
-          }
+          const Scalar dnt = -gx * u[j];  // ∂Ñ* = β U; then ∂N += ∂Ñ, ∂m += ∂Ñ f e, easy-only ∂g −= ∂Ñ⊙ξ
+          augment::noise_kernel::backward(dnt, gg[j], e[j], scale, mr, easy, dn[j], dgg[j], dm);
         }
         dm *= scale;  // ∂m = scale Σ ∂Ñ f e
-        const Scalar Gt = dm * margin_derivative(o.margin, Scalar(o.clamp_tau), t_[r]);  // G_t
+        const Scalar Gt = dm * augment::margin_derivative(o.margin, Scalar(o.clamp_tau), t_[r]);  // G_t
         if (Gt != Scalar(0)) {
-          for (index_t j = 0; j < d; ++j) {
-            const Scalar g2 = gg[j] * gg[j];
-            gwm[j] += Gt * g2 * n[j] * p[j];                        // ∂/∂w_m += G_t v
-            dgg[j] += Scalar(2) * Gt * w[j] * gg[j] * n[j] * p[j];  // ∂/∂g += 2G_t w⊙g⊙N⊙P
-            dn[j] += Gt * w[j] * g2 * p[j];                         // ∂/∂N += G_t w⊙g²⊙P
-            dp[j] += Gt * w[j] * g2 * n[j];                         // ∂/∂P += G_t w⊙g²⊙N
-          }
+          for (index_t j = 0; j < d; ++j)  // G_t v, 2G_t w⊙g⊙N⊙P, G_t w⊙g²⊙P, G_t w⊙g²⊙N
+            augment::margin_kernel::backward(Gt, n[j], p[j], gg[j], w[j], gwm[j], dgg[j], dn[j], dp[j]);
           gp.c_m += Gt;
         }
       }
@@ -678,38 +719,24 @@ class ans_loss {
           const bool on = gu != Scalar(0);
           const Scalar a = on ? c_sns * q_[r] : Scalar(0);                                       // α = c·e^Δ/(1+Σe^Δ)
           // ∂‖y‖/∂y = y/‖y‖, ∂‖y‖²/∂y = 2y: the same kernel with c/‖y‖ or 2c (likewise for w)
-          const Scalar inv_d = !on                  ? Scalar(0)
-                               : o.distance_squared ? Scalar(2) * c_dist
-                               : dnorm_[r] != Scalar(0) ? c_dist / dnorm_[r] : Scalar(0);  // c/‖y‖ | 2c
-          const Scalar inv_o = !on              ? Scalar(0)
-                               : o.orth_squared ? Scalar(2) * c_orth
-                               : onorm_[r] != Scalar(0) ? c_orth / onorm_[r] : Scalar(0);  // c/‖w‖ | 2c
+          const Scalar inv_d = on ? loss::distance_kernel::row_scale(c_dist, dnorm_[r], o.distance_squared)
+                                  : Scalar(0);  // c/‖y‖ | 2c
+          const Scalar inv_o = on ? loss::orth_kernel::row_scale(c_orth, onorm_[r], o.orth_squared)
+                                  : Scalar(0);  // c/‖w‖ | 2c
           const Scalar yoff = eps_in_norm ? Scalar(0) : dist_eps;
           const Scalar* au = a_u_.row(ur).data();
           const Scalar* an = anb + (r - r0) * d;
           Scalar* gaur = gau.row(ur - pr0).data();
           ANS_SIMD
-          for (index_t j = 0; j < d; ++j) {
-            const Scalar wv = a * (Scalar(1) - Scalar(2) * gg[j]);
-            du[j] += wv * n[j];                                // ∂/∂U += α(1−2g)⊙N
-            Scalar dnj = dn[j] + wv * u[j];                    // ∂/∂N += α(1−2g)⊙U
-            Scalar dgj = dg[j] + Scalar(-2) * a * u[j] * n[j];  // ∂/∂g += −2α U⊙N
-            const Scalar y = gg[j] * n[j] - gg[j] * p[j] + yoff;
-            const Scalar yh = inv_d * y;     // c·ŷ
-            dnj += gg[j] * yh;               // ∂/∂N += c g⊙ŷ
-            Scalar dpj = dp[j] - gg[j] * yh;  // ∂/∂P −= c g⊙ŷ
-            dgj += (n[j] - p[j]) * yh;       // ∂/∂g += c (N−P)⊙ŷ
-            const Scalar e = Scalar(1) - gg[j];
-            const Scalar wh = inv_o * e * e * p[j] * n[j];  // c·ŵ
-            dpj += wh * e * e * n[j];                        // ∂/∂P += c ŵ⊙(1−g)²⊙N
-            dnj += wh * e * e * p[j];                        // ∂/∂N += c ŵ⊙(1−g)²⊙P
-            dgj += Scalar(-2) * wh * e * p[j] * n[j];       // ∂/∂g += −2c ŵ⊙(1−g)⊙P⊙N
+          for (index_t j = 0; j < d; ++j) {  // the components' coordinate backwards, in the terms' order
+            Scalar dnj = dn[j], dpj = dp[j], dgj = dg[j];
+            loss::sns_kernel::backward(u[j], n[j], gg[j], a, du[j], dnj, dgj);  // α(1−2g)⊙N, α(1−2g)⊙U, −2α U⊙N
+            const Scalar yh = inv_d * loss::distance_kernel::residual(n[j], p[j], gg[j], yoff);  // c·ŷ
+            loss::distance_kernel::backward(n[j], p[j], gg[j], yh, dnj, dpj, dgj);  // c g⊙ŷ, −c g⊙ŷ, c (N−P)⊙ŷ
+            loss::orth_kernel::backward(p[j], n[j], gg[j], inv_o, dpj, dnj, dgj);   // c ŵ(1−g)²N, c ŵ(1−g)²P, ...
             dn[j] = dnj;
             dp[j] = dpj;
-            // gate: ḡ_z = ∂g ⊙ g(1−g), ḡ_an = ḡ_z ⊙ a_u, ḡ_au += ḡ_z ⊙ a_n
-            const Scalar gz = dgj * gg[j] * (Scalar(1) - gg[j]);
-            dg[j] = gz * au[j];
-            gaur[j] += gz * an[j];
+            disentangle::gate_kernel::backward(dgj, gg[j], au[j], an[j], dg[j], gaur[j]);  // ḡ_an, ḡ_au
           }
         }
     // the gate's matrix products for this block (d = 64: gemm64.hpp; else serial Eigen, <= 256 rows: no heap)
@@ -791,35 +818,6 @@ class ans_loss {
       if (gp.W_u.rows() != d) {
         gp.W_u.resize(d, d), gp.W_i.resize(d, d), gp.b_u.resize(d), gp.b_i.resize(d), gp.w_m.resize(d);
       }
-  }
-
-  static Scalar margin_value(margin_form form, Scalar tau, Scalar t) {
-    switch (form) {
-      case margin_form::sigmoid_neg: return math::sigmoid(-t);
-      case margin_form::none: return Scalar(1);  // ablation: m = 1
-      case margin_form::clamped: {
-        const Scalar tc = t >= Scalar(0) ? std::max(t, tau) : std::min(t, -tau);
-        return math::sigmoid(Scalar(1) / tc);
-      }
-      default:
-        if (t == Scalar(0)) return Scalar(1);  // σ(1/+0) = σ(+∞)
-        return math::sigmoid(Scalar(1) / t);
-    }
-  }
-  static Scalar margin_derivative(margin_form form, Scalar tau, Scalar t) {
-    switch (form) {
-      case margin_form::sigmoid_neg: {
-        const Scalar m = math::sigmoid(-t);
-        return -m * (Scalar(1) - m);
-      }
-      case margin_form::none: return Scalar(0);  // dm/dt = 0
-      case margin_form::clamped:
-        if (std::abs(t) <= tau) return Scalar(0);
-        return math::inv_sigmoid_derivative(Scalar(1) / t);
-      default:
-        if (t == Scalar(0)) return Scalar(0);
-        return math::inv_sigmoid_derivative(Scalar(1) / t);
-    }
   }
 
   void resize(const batch_shape& s) {

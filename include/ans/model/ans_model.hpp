@@ -73,6 +73,18 @@ class ans_objective {
     return loss_.forward(shape_, U_.data(), P_.data(), N_.data(), params, source, frozen_k_star, ego);
   }
 
+  /// `forward` keeps the addresses of the graph, E0 and the parameters for backward(): temporaries are
+  /// rejected at compile time.
+  template <class Source, class... Rest>
+  const ans_terms<Scalar>& forward(graph::normalized_adjacency<Scalar>&&, const matrix<Scalar>&, const batch_ids&,
+                                   const ans_params<Scalar>&, const Source&, Rest&&...) = delete;
+  template <class Source, class... Rest>
+  const ans_terms<Scalar>& forward(const graph::normalized_adjacency<Scalar>&, matrix<Scalar>&&, const batch_ids&,
+                                   const ans_params<Scalar>&, const Source&, Rest&&...) = delete;
+  template <class Source, class... Rest>
+  const ans_terms<Scalar>& forward(const graph::normalized_adjacency<Scalar>&, const matrix<Scalar>&,
+                                   const batch_ids&, ans_params<Scalar>&&, const Source&, Rest&&...) = delete;
+
   /// forward() and backward() in one call, what a training step needs: the loss runs its fused
   /// ans_loss::forward_backward (no (B*K*H) x d gate arrays, no zeroing pass over dU, dP, dN). Accumulates
   /// `∂L/∂E0` (+=) and the parameter gradients (+=) exactly as forward() + backward() would (bit-identical).

@@ -47,6 +47,10 @@ class popularity_sampler {
     build_alias();
   }
 
+  /// The sampler keeps the address of `train`: a temporary does not compile.
+  popularity_sampler(data::interactions&&, double = 1.0, int = 64) = delete;
+  popularity_sampler(data::interactions&&, std::vector<double>, int) = delete;
+
   static std::vector<double> weights_from_counts(std::vector<double> counts, double alpha) {
     for (auto& c : counts) c = std::pow(c, alpha);
     return counts;

@@ -33,6 +33,8 @@ class uniform_sampler {
     ANS_CHECK(max_tries >= 0, "uniform_sampler: max_tries must be >= 0, got " << max_tries);
   }
 
+  uniform_sampler(data::interactions&&, index_t = 0, int = 64) = delete;  ///< it would keep a dangling address
+
   index_t n_items() const { return train_->n_items; }
   index_t first_item() const { return first_; }
 

@@ -41,13 +41,19 @@ inline double peak_rss_mb() {
 /// - `rechorus_head`: the same function in later ReChorus (2024 on), where both 20s became `patience`.
 enum class stop_rule { patience, rechorus, rechorus_head };
 
-/// Early stopping on a validation metric. `patience <= 0` never stops. Ties are not a new best.
+/// Whether a larger or a smaller metric is better (Recall, NDCG: maximize; a validation loss: minimize).
+enum class direction { maximize, minimize };
+
+/// Early stopping on a validation metric. `patience <= 0` never stops. Ties are not a new best. With
+/// direction::minimize every rule reads "better" as "smaller" (the values are compared negated).
 class early_stopping {
  public:
-  explicit early_stopping(int patience = 10, stop_rule rule = stop_rule::patience) : patience_(patience), rule_(rule) {}
+  explicit early_stopping(int patience = 10, stop_rule rule = stop_rule::patience, direction dir = direction::maximize)
+      : patience_(patience), rule_(rule), sign_(dir == direction::maximize ? 1.0 : -1.0) {}
   /// Records the metric of `epoch`; returns true when this is a new best.
-  bool update(int epoch, double value) {
-    ANS_CHECK(std::isfinite(value), "early stopping: metric of epoch " << epoch << " is not finite");
+  bool update(int epoch, double metric) {
+    ANS_CHECK(std::isfinite(metric), "early stopping: metric of epoch " << epoch << " is not finite");
+    const double value = sign_ * metric;  // larger is better from here on
     history_.push_back(value);
     if (best_epoch_ < 0 || value > best_) {
       best_ = value;
@@ -72,11 +78,12 @@ class early_stopping {
     return n - best_index_ > horizon;
   }
   int best_epoch() const { return best_epoch_; }
-  double best() const { return best_; }
+  double best() const { return sign_ * best_; }  ///< the best metric as recorded
 
  private:
   int patience_;
   stop_rule rule_;
+  double sign_ = 1.0;
   int bad_ = 0;
   int best_epoch_ = -1, best_index_ = -1;
   double best_ = 0;

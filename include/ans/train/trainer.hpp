@@ -34,6 +34,7 @@
 #include "ans/propagation/readout.hpp"
 #include "ans/sampling/batch.hpp"
 #include "ans/sampling/uniform.hpp"
+#include "ans/train/encoder.hpp"
 #include "ans/train/mf_step.hpp"
 
 namespace ans::train {
@@ -142,17 +143,48 @@ struct ans_diagnostic {
 
 /// The trainer. Holds the embedding table E0 = [users; items] (N x d), the ANS parameters, the optimiser
 /// state and the workspaces; `train_epoch` runs one pass over the shuffled training pairs.
-template <class Scalar>
+///
+/// Policies (checked at compile time):
+/// - `Sampler`: the candidate sampler (ans/sampling/sampler.hpp: uniform_sampler, popularity_sampler, or the
+///   user's own type with `sample(user, pos_item, rng, out) const`). The trainer draws K candidates per pair
+///   from it; the negative selector (RNS, DNS, MixGCF, ANS: trainer_config::sampler) then picks among them.
+/// - `Encoder`: where E0 comes from (ans/train/encoder.hpp): table_encoder (a free table, the default) or the
+///   user's encoder with forward / backward / step.
+/// The optimiser of a table encoder is trainer_config::optimizer; a user encoder brings its own.
+template <class Scalar, class Sampler = sampling::uniform_sampler, class Encoder = table_encoder>
 class trainer {
+  static_assert(std::is_floating_point_v<Scalar>, "trainer<Scalar, ...>: Scalar must be float or double");
+  static_assert(sampling::is_sampler_v<Sampler>,
+                "trainer<Scalar, Sampler, ...>: Sampler must have a const member "
+                "`template <class Rng> void sample(index_t user, index_t pos_item, Rng& rng, item_span out) const` "
+                "that fills `out` with candidate item ids (ans/sampling/sampler.hpp)");
+  static_assert(is_encoder_v<Encoder, Scalar>,
+                "trainer<Scalar, Sampler, Encoder>: Encoder must be train::table_encoder or have "
+                "`void forward(matrix<Scalar>& e0)`, `void backward(const matrix<Scalar>& grad_e0, "
+                "const std::vector<index_t>& rows)` and `void step()` (ans/train/encoder.hpp)");
+  static constexpr bool kTable = std::is_same_v<Encoder, table_encoder>;
+
  public:
-  trainer(const data::dataset& data, const trainer_config& cfg)
+  /// `data` must outlive the trainer (it keeps its address); a temporary dataset does not compile. The
+  /// candidate sampler is built from the training split (train ∪ dev ∪ test with negatives_exclude_eval).
+  template <class S = Sampler, std::enable_if_t<std::is_constructible_v<S, const data::interactions&>, int> = 0>
+  trainer(const data::dataset& data, const trainer_config& cfg) : trainer(data, cfg, std::nullopt, Encoder{}) {}
+  /// With the user's sampler (negatives_exclude_eval does not apply: the sampler decides) and encoder.
+  trainer(const data::dataset& data, const trainer_config& cfg, Sampler sampler, Encoder encoder = Encoder{})
+      : trainer(data, cfg, std::optional<Sampler>(std::move(sampler)), std::move(encoder)) {}
+  trainer(data::dataset&&, const trainer_config&) = delete;  ///< the trainer would keep a dangling address
+  trainer(data::dataset&&, const trainer_config&, Sampler, Encoder = Encoder{}) = delete;
+
+ private:
+  trainer(const data::dataset& data, const trainer_config& cfg, std::optional<Sampler> sampler, Encoder encoder)
       : data_(&data), cfg_(cfg),
         // MF (L = 0) never propagates: keep the node counts, not the O(nnz) edge list
         adj_(cfg.n_layers > 0 ? graph::build_normalized_adjacency<Scalar>(data.train)
                               : graph::node_counts_only<Scalar>(data.train)),
         batcher_(data.train, cfg.batch_size, cfg.seed, false, cfg.pair_order),
         neg_exclude_(cfg.negatives_exclude_eval ? union_of(data) : data::interactions{}),
-        sampler_(cfg.negatives_exclude_eval ? neg_exclude_ : data.train),
+        sampler_(sampler ? std::move(*sampler) : default_sampler(cfg.negatives_exclude_eval ? neg_exclude_ : data.train)),
+        encoder_(std::move(encoder)),
         ans_obj_(cfg.n_layers, make_ans_options(cfg), effective_readout(cfg)),
         bpr_obj_(cfg.n_layers, make_bpr_options(cfg)) {
     ANS_CHECK(cfg.dim > 0, "dim must be positive, got " << cfg.dim);
@@ -161,6 +193,8 @@ class trainer {
     ANS_CHECK(cfg.lr > 0 && std::isfinite(cfg.lr), "lr must be positive, got " << cfg.lr);
     ANS_CHECK(cfg.n_layers >= 0, "n_layers must be >= 0, got " << cfg.n_layers);
     ANS_CHECK(data.train.nnz() > 0, "the training split of '" << data.name << "' is empty");
+    ANS_CHECK(kTable || cfg.optimizer != optimizer_kind::hogwild_sgd,
+              "optimizer hogwild_sgd updates a free embedding table; a user encoder brings its own optimiser");
     ANS_CHECK(cfg.optimizer != optimizer_kind::hogwild_sgd ||
                   (cfg.n_layers == 0 && (cfg.sampler == sampler_kind::rns || cfg.sampler == sampler_kind::dns)),
               "optimizer hogwild_sgd runs MF (n_layers 0) with RNS or DNS only, not " << to_string(cfg.sampler)
@@ -188,15 +222,18 @@ class trainer {
     };
     fill(0, adj_.n_users);
     fill(adj_.n_users, adj_.n_items);
+    if constexpr (!kTable) encode();  // a user encoder writes E0 from its own initial parameters
     // the N x d gradient table of the composed paths (the fused MF step and hogwild_sgd keep none)
-    const bool mf_bpr = cfg.n_layers == 0 && (cfg.sampler == sampler_kind::rns || cfg.sampler == sampler_kind::dns);
-    if (!(mf_bpr && (cfg.fused_mf_step || cfg.optimizer == optimizer_kind::hogwild_sgd))) grad_e0_ = matrix<Scalar>::Zero(n, d);
+    const bool fused_path = kTable && mf_bpr() && (cfg.fused_mf_step || cfg.optimizer == optimizer_kind::hogwild_sgd);
+    if (!fused_path) grad_e0_ = matrix<Scalar>::Zero(n, d);
     params_ = model::ans_params<Scalar>::init(d, cfg.m, cfg.seed + 1);
     pgrads_ = model::ans_params<Scalar>::zeros(d);
     optim::adam_options ao;
     ao.lr = cfg.lr;
     const bool lazy = cfg.optimizer == optimizer_kind::lazy_adam && cfg.n_layers == 0;
-    if (cfg.optimizer == optimizer_kind::hogwild_sgd) {
+    if (!kTable) {
+      // the user encoder owns its parameters and their optimiser
+    } else if (cfg.optimizer == optimizer_kind::hogwild_sgd) {
       // no optimiser state: every pair's step is applied in place
     } else if (cfg.optimizer == optimizer_kind::sgd) {
       optim::sgd_options so;
@@ -215,6 +252,10 @@ class trainer {
     ANS_CHECK(cfg.diagnose_every >= 0, "diagnose_every must be >= 0, got " << cfg.diagnose_every);
   }
 
+ public:
+  /// The candidate sampler and the encoder (the policies).
+  const Sampler& sampler() const { return sampler_; }
+  Encoder& encoder() { return encoder_; }
   const trainer_config& config() const { return cfg_; }
   /// The readout the model trains and (with scoring_kind::trained) is ranked with.
   propagation::readout_kind readout() const { return effective_readout(cfg_); }
@@ -267,7 +308,7 @@ class trainer {
     sat_n_ = 0;
     term_sum_.fill(0);
     const model::bpr_options& bo = bpr_obj_.options();  // the MF paths below run the BPR objective's options
-    if (cfg_.optimizer == optimizer_kind::hogwild_sgd) {
+    if (kTable && cfg_.optimizer == optimizer_kind::hogwild_sgd) {
       hogwild_options ho;
       ho.lr = cfg_.lr;
       ho.weight_decay = cfg_.weight_decay;
@@ -284,8 +325,7 @@ class trainer {
       ++epochs_done_;
       return loss;
     }
-    const bool fused = cfg_.fused_mf_step && cfg_.n_layers == 0 &&
-                       (cfg_.sampler == sampler_kind::rns || cfg_.sampler == sampler_kind::dns);
+    const bool fused = kTable && cfg_.fused_mf_step && mf_bpr();
     mf_bpr_options mf_opts;
     mf_opts.dns = cfg_.sampler == sampler_kind::dns;
     mf_opts.reg_weight = bo.reg_weight;
@@ -373,6 +413,8 @@ class trainer {
     const matrix<Scalar>& table = factor_table();
     const Eigen::Ref<const matrix<Scalar>> uf = table.topRows(adj_.n_users), itf = table.bottomRows(adj_.n_items);
     const auto& truth = target == "dev" ? data_->dev : data_->test;
+    ANS_CHECK(truth.nnz() > 0, "evaluate: the dataset '" << data_->name << "' has no " << target
+                                                         << " split (an empty split would score 0)");
     if (p == protocol::sampled) {
       eval::sampled_rows& rows = target == "dev" ? dev_rows_ : test_rows_;
       if (rows.size() == 0) {
@@ -408,6 +450,8 @@ class trainer {
   /// Writes a checkpoint folder: every parameter and optimiser state array as .npy plus manifest.json
   /// (written last, through a temporary file and rename, so a folder with a manifest is complete).
   void save(const std::string& dir) const {
+    ANS_CHECK(kTable, "trainer::save: with a user encoder, E0 is computed from the encoder's parameters; save "
+                      "those (e.g. an optim::param_group) instead");
     ::mkdir(dir.c_str(), 0755);
     struct stat st;
     ANS_CHECK(::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode), "cannot create checkpoint folder '" << dir << "'");
@@ -437,6 +481,7 @@ class trainer {
 
   /// Restores a checkpoint written by save() with the same configuration.
   void load(const std::string& dir) {
+    ANS_CHECK(kTable, "trainer::load: with a user encoder, load the encoder's parameters instead");
     const auto mf = io::read_json(dir + "/manifest.json");
     ANS_CHECK(mf.at("n_nodes").as_int() == adj_.n_nodes() && mf.at("dim").as_int() == cfg_.dim &&
                   mf.at("n_layers").as_int() == cfg_.n_layers,
@@ -594,8 +639,33 @@ class trainer {
     diag_.push_back(out);
   }
 
-  // Applies the embedding gradient and clears it (only the touched rows for lazy Adam with L = 0).
+  // MF (L = 0) with RNS or DNS: the fused step (train/mf_step.hpp) and hogwild_sgd can run it.
+  bool mf_bpr() const {
+    return cfg_.n_layers == 0 && (cfg_.sampler == sampler_kind::rns || cfg_.sampler == sampler_kind::dns);
+  }
+  static Sampler default_sampler(const data::interactions& train) {
+    if constexpr (std::is_constructible_v<Sampler, const data::interactions&>) return Sampler(train);
+    else ANS_THROW("this Sampler cannot be built from the training split: pass one to the constructor");
+  }
+  // A user encoder's E0 = f_θ, with its shape checked.
+  void encode() {
+    const index_t n = e0_.rows(), d = e0_.cols();
+    encoder_.forward(e0_);
+    ANS_CHECK(e0_.rows() == n && e0_.cols() == d, "the encoder's forward resized E0 from " << n << "x" << d << " to "
+                                                                                           << e0_.rows() << "x" << e0_.cols());
+  }
+
+  // Applies the embedding gradient and clears it (only the touched rows for lazy Adam with L = 0). A user
+  // encoder takes ∂L/∂E0 back to its parameters, steps its optimiser, and E0 is encoded again.
   void step_embeddings(const std::vector<index_t>& touched) {
+    if constexpr (!kTable) {
+      encoder_.backward(grad_e0_, touched);
+      encoder_.step();
+      if (touched.empty()) parallel_zero(grad_e0_.data(), grad_e0_.size());
+      else for (index_t r : touched) grad_e0_.row(r).setZero();
+      encode();  // the next step (and evaluation) sees the updated θ
+      return;
+    }
     if (sparse_adam_) {
       // the touched gradient rows are read in place and cleared by the step (rows are distinct)
       sparse_adam_->step_table(e0_.data(), touched.data(), grad_e0_.data(), static_cast<index_t>(touched.size()));
@@ -614,7 +684,8 @@ class trainer {
   graph::normalized_adjacency<Scalar> adj_;
   sampling::pair_batcher batcher_;
   data::interactions neg_exclude_;  ///< train ∪ dev ∪ test when negatives_exclude_eval (ReChorus before 2021-03)
-  sampling::uniform_sampler sampler_;
+  Sampler sampler_;
+  Encoder encoder_;
   model::ans_objective<Scalar> ans_obj_;
   model::bpr_objective<Scalar> bpr_obj_;
   mf_bpr_step<Scalar> mf_step_;
