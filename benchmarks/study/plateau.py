@@ -164,7 +164,10 @@ FINAL = [("beauty_mf", "Recall@20", ["Recall@20", "NDCG@20", "Recall@15", "NDCG@
          ("beauty_lgcn", "Recall@20", ["Recall@20", "NDCG@20", "Recall@15", "NDCG@15", "HR@15"]),
          ("gowalla_mf", "Recall@20", ["Recall@20", "NDCG@20", "Recall@15", "NDCG@15", "HR@15"]),
          ("grocery", "NDCG@5", ["HR@5", "NDCG@5", "HR@10", "NDCG@10", "HR@20", "NDCG@20"]),
-         ("ml100k", "Recall@20", ["Recall@20", "NDCG@20", "Recall@15", "NDCG@15", "HR@15"])]
+         ("ml100k", "Recall@20", ["Recall@20", "NDCG@20", "Recall@15", "NDCG@15", "HR@15"]),
+         # time to accuracy at 2 threads (run_plateau.sh part tta2, THREADS=2, seed 0, one run at a time)
+         ("tta2_beauty_mf", "Recall@20", ["Recall@20", "NDCG@20"]),
+         ("tta2_gowalla_mf", "Recall@20", ["Recall@20", "NDCG@20"])]
 
 
 def runs_of(part):
@@ -241,7 +244,7 @@ def final_part():
                       "; ".join(f"s{sd}: {a:.4f} / {b:.4f}, {l:.4f}, {bpr:.4f}" for sd, a, b, l, bpr in rows) +
                       f" -> {'met' if ok else 'MISSED'}")
         # time to DNS's best validation metric (per seed, that seed's DNS best)
-        if part in ("beauty_mf", "gowalla_mf") and dns:
+        if part.endswith(("beauty_mf", "gowalla_mf")) and dns:
             for model, ds in sorted(runs.items()):
                 if not model.startswith("ANS"):
                     continue

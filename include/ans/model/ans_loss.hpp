@@ -257,9 +257,9 @@ class ans_loss {
   void backward(mref<Scalar> dU, mref<Scalar> dP, mref<Scalar> dN, ans_params<Scalar>& grads,
                 const ego_grads<Scalar>& eg = ego_grads<Scalar>{}, Scalar upstream = Scalar(1)) {
     detail::check_forward_done(shape_, "ans_loss");
-    check_out(dU, shape_.pair_rows(), "ans_loss::backward: dU");
-    check_out(dP, shape_.pair_rows(), "ans_loss::backward: dP");
-    check_out(dN, shape_.cand_rows(), "ans_loss::backward: dN");
+    check_out(dU, shape_.pair_rows(), shape_.d, "ans_loss::backward: dU");
+    check_out(dP, shape_.pair_rows(), shape_.d, "ans_loss::backward: dP");
+    check_out(dN, shape_.cand_rows(), shape_.d, "ans_loss::backward: dN");
     backward(dU.data(), dP.data(), dN.data(), grads, eg, upstream);
   }
 
@@ -306,10 +306,9 @@ class ans_loss {
     U.check(s.pair_rows(), s.d, "ans_loss::forward_backward: U");
     P.check(s.pair_rows(), s.d, "ans_loss::forward_backward: P");
     N.check(s.cand_rows(), s.d, "ans_loss::forward_backward: N");
-    shape_.d = s.d;  // check_out reads d
-    check_out(dU, s.pair_rows(), "ans_loss::forward_backward: dU");
-    check_out(dP, s.pair_rows(), "ans_loss::forward_backward: dP");
-    check_out(dN, s.cand_rows(), "ans_loss::forward_backward: dN");
+    check_out(dU, s.pair_rows(), s.d, "ans_loss::forward_backward: dU");
+    check_out(dP, s.pair_rows(), s.d, "ans_loss::forward_backward: dP");
+    check_out(dN, s.cand_rows(), s.d, "ans_loss::forward_backward: dN");
     return forward_backward(s, U.data(), P.data(), N.data(), params, source, dU.data(), dP.data(), dN.data(), grads,
                             ego, eg, frozen_k_star);
   }
@@ -377,11 +376,10 @@ class ans_loss {
   }
 
   // An output view: rows x d with row stride d (the raw-pointer kernels assume it).
-  void check_out(const mref<Scalar>& m, index_t rows, const char* name) const {
-    detail::check_shape<Scalar>(m, rows, shape_.d, name);
-    ANS_CHECK(m.rows() <= 1 || m.outerStride() == shape_.d,
-              name << " rows are " << m.outerStride() << " values apart, expected d = " << shape_.d
-                   << " (contiguous rows)");
+  static void check_out(const mref<Scalar>& m, index_t rows, index_t d, const char* name) {
+    detail::check_shape<Scalar>(m, rows, d, name);
+    ANS_CHECK(m.rows() <= 1 || m.outerStride() == d,
+              name << " rows are " << m.outerStride() << " values apart, expected d = " << d << " (contiguous rows)");
   }
 
   void check_grads(const ans_params<Scalar>& grads) const {
