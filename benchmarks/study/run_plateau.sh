@@ -14,7 +14,8 @@
 #           Beauty MF (100 epochs), Beauty LightGCN per hop and pooled (40), Gowalla MF (40), Grocery (ReChorus
 #           protocol, 40), ML-100k MF (100; not used while choosing)
 #   tta2    time to accuracy with 2 threads (run it alone, with THREADS=2 JOBS=1): DNS, faithful ANS and the remedy,
-#           seed 0, Beauty MF (100 epochs) and Gowalla MF (TTA2_GOWALLA_EPOCHS, 40); TTA2_DATASETS selects
+#           no early stopping, seeds TTA2_SEEDS (0 1 2), Beauty MF (100 epochs) and Gowalla MF (TTA2_GOWALLA_EPOCHS,
+#           40); TTA2_DATASETS selects
 # Environment: BIN (ans-train; default: built into BUILD=/tmp/ans_plateau_build), DATA, OUT
 # (benchmarks/study/results/plateau), JOBS (2), THREADS (1 per process), NICE (5), EXTRA (appended to every run).
 set -euo pipefail
@@ -125,10 +126,12 @@ for part in $PARTS; do
     tta2)
       for ds in ${TTA2_DATASETS:-beauty_mf gowalla_mf}; do
         if [[ $ds == beauty_mf ]]; then D="$BEAUTY"; E=100; else D="$GOWALLA"; E="${TTA2_GOWALLA_EPOCHS:-40}"; fi
-        F="--epoch $E --eval_every 1 --early_stop 20 --random_seed 0"
-        ours "tta2_$ds" DNS_s0 --model_name DNS --encoder mf $D $F
-        ours "tta2_$ds" ANS_faithful_s0 --model_name ANS --encoder mf --mode faithful $D $F
-        ours "tta2_$ds" ANS_remedy_s0 --model_name ANS --encoder mf --mode fixed $D $F $REMEDY
+        for s in ${TTA2_SEEDS:-0 1 2}; do
+          F="--epoch $E --eval_every 1 --early_stop 0 --random_seed $s"  # no early stop: faithful would stop on its plateau
+          ours "tta2_$ds" "DNS_s$s" --model_name DNS --encoder mf $D $F
+          ours "tta2_$ds" "ANS_faithful_s$s" --model_name ANS --encoder mf --mode faithful $D $F
+          ours "tta2_$ds" "ANS_remedy_s$s" --model_name ANS --encoder mf --mode fixed $D $F $REMEDY
+        done
       done ;;
     *) echo "unknown part '$part'" >&2; exit 2 ;;
   esac
