@@ -78,4 +78,17 @@ inline void sqrt_exact(const double* in, double* out, std::ptrdiff_t n) {
   for (; i < n; ++i) out[i] = std::sqrt(in[i]);
 }
 
+/// The row value of a norm term from ss = Σ_j x_j²: ss (squared form) or sqrt(ss + ε²) / sqrt(ss) (ε inside the
+/// norm or not). D and O (loss/distance.hpp, loss/orth.hpp) both use it.
+template <class Scalar>
+inline Scalar norm_value(Scalar ss, Scalar eps, bool eps_inside, bool squared) {
+  return squared ? ss : std::sqrt(eps_inside ? ss + eps * eps : ss);
+}
+/// The factor c' with ∂(c·value)/∂x = c'·x for the value of norm_value: c/value (0 at value 0, the subgradient)
+/// or 2c (squared).
+template <class Scalar>
+inline Scalar norm_scale(Scalar c, Scalar value, bool squared) {
+  return squared ? Scalar(2) * c : value != Scalar(0) ? c / value : Scalar(0);
+}
+
 }  // namespace ans::math

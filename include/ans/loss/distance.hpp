@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "ans/core/batch.hpp"
+#include "ans/core/math.hpp"
 
 namespace ans::loss {
 
@@ -21,16 +22,7 @@ template <class Scalar>
 inline Scalar residual(Scalar n, Scalar p, Scalar g, Scalar off) {
   return g * n - g * p + off;
 }
-/// The row's value from ss = Σ_j y_j²: ‖y‖² (squared), sqrt(ss + δ²) (δ in the norm) or sqrt(ss).
-template <class Scalar>
-inline Scalar row_value(Scalar ss, Scalar eps, bool eps_in_norm, bool squared) {
-  return squared ? ss : std::sqrt(eps_in_norm ? ss + eps * eps : ss);
-}
-/// The factor c' with ∂(c·value)/∂y = c'·y: c/‖y‖ (norm; 0 at ‖y‖ = 0, the subgradient) or 2c (squared).
-template <class Scalar>
-inline Scalar row_scale(Scalar c, Scalar value, bool squared) {
-  return squared ? Scalar(2) * c : value != Scalar(0) ? c / value : Scalar(0);
-}
+// The row's value (‖y‖, sqrt(‖y‖² + δ²) or ‖y‖²) and its gradient factor are math::norm_value / norm_scale.
 /// Backward of one coordinate, yh = c'·y:  ∂N += g·yh,  ∂P −= g·yh,  ∂g += (N − P)·yh.
 template <class Scalar>
 inline void backward(Scalar n, Scalar p, Scalar g, Scalar yh, Scalar& dn, Scalar& dp, Scalar& dg) {
@@ -73,7 +65,7 @@ class distance_loss {
             const Scalar y = distance_kernel::residual(n[j], p[j], gg[j], off);
             ss += y * y;
           }
-          norm_[r] = distance_kernel::row_value(ss, eps, eps_in_norm, squared);
+          norm_[r] = math::norm_value(ss, eps, eps_in_norm, squared);
         }
     Scalar total = 0;
     for (index_t i = 0; i < s.cand_rows(); ++i) total += norm_[i];
@@ -99,7 +91,7 @@ class distance_loss {
       for (index_t k = 0; k < K; ++k)
         for (index_t h = 0; h < H; ++h) {
           const index_t r = (b * K + k) * H + h;
-          const Scalar inv = distance_kernel::row_scale(c, norm_[r], squared_);  // c/‖y‖ | 2c
+          const Scalar inv = math::norm_scale(c, norm_[r], squared_);  // c/‖y‖ | 2c
           if (inv == Scalar(0)) continue;  // subgradient 0
           const Scalar* p = P.row(b * H + h).data();
           const Scalar* n = N.row(r).data();

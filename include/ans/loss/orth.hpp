@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "ans/core/batch.hpp"
+#include "ans/core/math.hpp"
 
 namespace ans::loss {
 
@@ -21,16 +22,7 @@ template <class Scalar>
 inline Scalar product(Scalar p, Scalar n, Scalar g) {
   return (p - g * p) * (n - g * n);
 }
-/// The row's value from ss = Σ_j w_j²: ‖w‖² (squared), sqrt(ss + ε²) (safe norm) or sqrt(ss).
-template <class Scalar>
-inline Scalar row_value(Scalar ss, Scalar eps, bool safe, bool squared) {
-  return squared ? ss : std::sqrt(safe ? ss + eps * eps : ss);
-}
-/// c' with ∂(c·value)/∂w = c'·w: c/‖w‖ (0 at ‖w‖ = 0) or 2c (squared).
-template <class Scalar>
-inline Scalar row_scale(Scalar c, Scalar value, bool squared) {
-  return squared ? Scalar(2) * c : value != Scalar(0) ? c / value : Scalar(0);
-}
+// The row's value (‖w‖, sqrt(‖w‖² + ε²) or ‖w‖²) and its gradient factor are math::norm_value / norm_scale.
 /// Backward of one coordinate with inv = c': wh = inv·(1−g)²PN (= c'·w);
 ///   ∂P += wh(1−g)²N,  ∂N += wh(1−g)²P,  ∂g += −2·wh(1−g)PN.
 template <class Scalar>
@@ -72,7 +64,7 @@ class orth_loss {
             const Scalar w = orth_kernel::product(p[j], n[j], gg[j]);  // w = Pe⊙Ne
             ss += w * w;
           }
-          norm_[r] = orth_kernel::row_value(ss, safe_eps, safe_norm, squared);
+          norm_[r] = math::norm_value(ss, safe_eps, safe_norm, squared);
         }
     coef_ = Scalar(1) / Scalar(mean_over_hops ? s.cand_rows() : s.B * s.K);
     squared_ = squared;
@@ -100,7 +92,7 @@ class orth_loss {
       for (index_t k = 0; k < K; ++k)
         for (index_t h = 0; h < H; ++h) {
           const index_t r = (b * K + k) * H + h;
-          const Scalar inv = orth_kernel::row_scale(c, norm_[r], squared_);  // c/‖w‖ | 2c
+          const Scalar inv = math::norm_scale(c, norm_[r], squared_);  // c/‖w‖ | 2c
           if (inv == Scalar(0)) continue;  // subgradient 0
           const Scalar* p = P.row(b * H + h).data();
           const Scalar* n = N.row(r).data();

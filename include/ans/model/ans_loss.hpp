@@ -493,8 +493,8 @@ class ans_loss {
             sso = math::lane_sum(a3), t = math::lane_sum(a4);
           }
           delta_[r] = easy_s - hard;
-          dnorm_[r] = loss::distance_kernel::row_value(ssd, dist_eps, eps_in_norm, o.distance_squared);  // ‖y‖ | ‖y‖²
-          onorm_[r] = loss::orth_kernel::row_value(sso, safe_eps, safe, o.orth_squared);                 // ‖w‖ | ‖w‖²
+          dnorm_[r] = math::norm_value(ssd, dist_eps, eps_in_norm, o.distance_squared);  // ‖y‖ | ‖y‖²
+          onorm_[r] = math::norm_value(sso, safe_eps, safe, o.orth_squared);                 // ‖w‖ | ‖w‖²
           t += cm;
           t_[r] = t;
           const Scalar mr = augment::margin_value(mform, tau, t);
@@ -717,9 +717,9 @@ class ans_loss {
           const bool on = gu != Scalar(0);
           const Scalar a = on ? c_sns * q_[r] : Scalar(0);                                       // α = c·e^Δ/(1+Σe^Δ)
           // ∂‖y‖/∂y = y/‖y‖, ∂‖y‖²/∂y = 2y: the same kernel with c/‖y‖ or 2c (likewise for w)
-          const Scalar inv_d = on ? loss::distance_kernel::row_scale(c_dist, dnorm_[r], o.distance_squared)
+          const Scalar inv_d = on ? math::norm_scale(c_dist, dnorm_[r], o.distance_squared)
                                   : Scalar(0);  // c/‖y‖ | 2c
-          const Scalar inv_o = on ? loss::orth_kernel::row_scale(c_orth, onorm_[r], o.orth_squared)
+          const Scalar inv_o = on ? math::norm_scale(c_orth, onorm_[r], o.orth_squared)
                                   : Scalar(0);  // c/‖w‖ | 2c
           const Scalar yoff = eps_in_norm ? Scalar(0) : dist_eps;
           const Scalar* au = a_u_.row(ur).data();

@@ -55,10 +55,8 @@ class embedding_table {
     detail::check_shape<Scalar>(dout, n, dim(), "embedding_table::scatter_add: dout");
     check_ids(ids, n, "scatter_add");
     const index_t d = dim();
-    const bool contiguous = n <= 1 || dout.outerStride() == d;
     owned_scatter(G_.data(), d, d, n * d > (1 << 14), [&](auto&& add) {
-      for (index_t j = 0; j < n; ++j)
-        add(static_cast<index_t>(ids[j]), contiguous ? dout.data() + j * d : dout.row(j).data(), s);
+      for (index_t j = 0; j < n; ++j) add(static_cast<index_t>(ids[j]), dout.row(j).data(), s);
     });
     for (index_t j = 0; j < n; ++j) pending_.push_back(static_cast<index_t>(ids[j]));
   }

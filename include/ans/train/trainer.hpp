@@ -182,7 +182,7 @@ class trainer {
         adj_(cfg.n_layers > 0 ? graph::build_normalized_adjacency<Scalar>(data.train)
                               : graph::node_counts_only<Scalar>(data.train)),
         batcher_(data.train, cfg.batch_size, cfg.seed, false, cfg.pair_order),
-        neg_exclude_(cfg.negatives_exclude_eval ? union_of(data) : data::interactions{}),
+        neg_exclude_(cfg.negatives_exclude_eval && !sampler ? union_of(data) : data::interactions{}),
         sampler_(sampler ? std::move(*sampler) : default_sampler(cfg.negatives_exclude_eval ? neg_exclude_ : data.train)),
         encoder_(std::move(encoder)),
         ans_obj_(cfg.n_layers, make_ans_options(cfg), effective_readout(cfg)),
