@@ -31,6 +31,7 @@
 #include "ans/data/synthetic.hpp"
 #include "ans/io/json.hpp"
 #include "ans/train/callbacks.hpp"
+#include "ans/train/fit.hpp"
 #include "ans/version.hpp"
 #include "ans/train/trainer.hpp"
 
@@ -485,58 +486,73 @@ int run(options o) {
               full ? "full ranking" : "99 negatives", selection.c_str(), ans::max_threads());
   std::fflush(stdout);
 
-  train::progress bar(o.quiet);
-  train::early_stopping stopper(*o.early_stop, *o.stop_rule == "rechorus"        ? train::stop_rule::rechorus
-                                                : *o.stop_rule == "rechorus_head" ? train::stop_rule::rechorus_head
-                                                                                  : train::stop_rule::patience);
-  train::json_lines_log log;
-  if (!o.log.empty()) log.open(o.log);
+  // The epoch loop is train::fit with four callbacks, run in this order after every epoch: the timer, the
+  // evaluation (selection on val_target, test reported beside it, early stopping, --save at each new best),
+  // and this program's record of the epoch (progress line, --log, the JSON's epochs).
+  train::epoch_timer timer;
+  train::evaluation_options eo;
+  eo.target = val_target;
+  eo.metric = main_metric;
+  eo.every = *o.eval_every;
+  eo.patience = *o.early_stop;
+  eo.rule = *o.stop_rule == "rechorus"        ? train::stop_rule::rechorus
+            : *o.stop_rule == "rechorus_head" ? train::stop_rule::rechorus_head
+                                              : train::stop_rule::patience;
+  eo.report = "test";
+  eo.save_dir = o.save;
+  using trainer_t = decltype(tr);
+  train::evaluation<trainer_t> evaluator(eo, proto);
   struct epoch_rec {
     int epoch;
     double loss, seconds, sat;
     std::map<std::string, double> valid, test;
     std::array<double, 5> terms{};  // ANS: epoch means of M, L_c, D, O, R
   };
-  std::vector<epoch_rec> recs;
-  std::map<std::string, double> best_test;
-  std::vector<double> secs;
-  for (int e = tr.epochs_done(); e < epochs; ++e) {
-    bar.start_epoch(e + 1, tr.batches_per_epoch());
-    const auto t0 = std::chrono::steady_clock::now();
-    const double loss = tr.train_epoch(e, [&](index_t b, double l, index_t s) { bar.batch(b, l, s); });
-    double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (capped) sec *= double(tr.batches_per_epoch()) / double(o.max_batches);  // extrapolated
-    secs.push_back(sec);
-    const bool is_ans = cfg.sampler == train::sampler_kind::ans;
-    epoch_rec r{e + 1, loss, sec, is_ans ? tr.epoch_saturated_margin_fraction() : 0.0, {}, {}, tr.epoch_terms()};
-    std::string extra;
-    const bool last = e + 1 == epochs;
-    if ((e + 1) % *o.eval_every == 0 || last) {
-      r.valid = tr.evaluate(val_target, proto);
-      r.test = select_on_test ? r.valid : tr.evaluate("test", proto);
-      extra = "valid " + fmt_metrics(r.valid, {main_metric});
-      if (stopper.update(e + 1, r.valid.at(main_metric))) {
-        best_test = r.test;
-        extra += " *";
-        if (!o.save.empty()) tr.save(o.save);
+  struct recorder {
+    const options& o;
+    const data::dataset& ds;
+    const train::epoch_timer& timer;
+    const train::evaluation<trainer_t>& ev;
+    const std::string& main_metric;
+    bool capped, is_ans;
+    train::progress bar;
+    train::json_lines_log log;
+    std::vector<epoch_rec> recs;
+    std::vector<double> secs;
+
+    void on_epoch_begin(trainer_t& t, int e) { bar.start_epoch(e + 1, t.batches_per_epoch()); }
+    void on_batch_end(trainer_t&, int, index_t b, double l, index_t s) { bar.batch(b, l, s); }
+    void on_epoch_end(trainer_t& t, int e, double loss) {
+      double sec = timer.last_seconds();
+      if (capped) sec *= double(t.batches_per_epoch()) / double(o.max_batches);  // extrapolated
+      secs.push_back(sec);
+      epoch_rec r{e + 1, loss, sec, is_ans ? t.epoch_saturated_margin_fraction() : 0.0, {}, {}, t.epoch_terms()};
+      std::string extra;
+      if (ev.evaluated()) {
+        r.valid = ev.last_metrics();
+        r.test = ev.last_report();
+        extra = "valid " + fmt_metrics(r.valid, {main_metric}) + (ev.improved() ? " *" : "");
       }
+      std::map<std::string, double> fields{{"loss", loss}, {"seconds", sec}};
+      for (const auto& [k, v] : r.valid) fields["valid_" + k] = v;
+      if (is_ans) {
+        fields["saturated_margin_fraction"] = r.sat;
+        const char* tn[5] = {"bpr", "sns", "distance", "orth", "reg"};
+        for (size_t i = 0; i < 5; ++i) fields[std::string("term_") + tn[i]] = r.terms[i];
+      }
+      log.write(e + 1, fields);
+      bar.end_epoch(loss, t.batches_per_epoch() > 0 ? ds.train.nnz() : 0, extra);
+      recs.push_back(std::move(r));
     }
-    std::map<std::string, double> fields{{"loss", loss}, {"seconds", sec}};
-    for (const auto& [k, v] : r.valid) fields["valid_" + k] = v;
-    if (is_ans) {
-      fields["saturated_margin_fraction"] = r.sat;
-      const char* tn[5] = {"bpr", "sns", "distance", "orth", "reg"};
-      for (size_t i = 0; i < 5; ++i) fields[std::string("term_") + tn[i]] = r.terms[i];
-    }
-    log.write(e + 1, fields);
-    bar.end_epoch(loss, tr.batches_per_epoch() > 0 ? ds.train.nnz() : 0, extra);
-    recs.push_back(r);
-    if (stopper.should_stop()) {
-      std::printf("early stop: %s did not improve for %d evaluations (%s rule)\n", main_metric.c_str(), *o.early_stop,
-                  o.stop_rule->c_str());
-      break;
-    }
-  }
+  } rec{o, ds, timer, evaluator, main_metric, capped, cfg.sampler == train::sampler_kind::ans, train::progress(o.quiet), {}, {}, {}};
+  if (!o.log.empty()) rec.log.open(o.log);
+  const train::fit_result fr = train::fit(tr, epochs, timer, evaluator, rec);
+  if (fr.stopped_early)
+    std::printf("early stop: %s did not improve for %d evaluations (%s rule)\n", main_metric.c_str(), *o.early_stop,
+                o.stop_rule->c_str());
+  const auto& recs = rec.recs;
+  std::vector<double> secs = rec.secs;
+  std::map<std::string, double> best_test = evaluator.best_report();
   if (recs.empty()) {  // nothing to train (e.g. resumed at the last epoch): evaluate the loaded model
     best_test = tr.evaluate("test", proto);
   }
@@ -547,7 +563,7 @@ int run(options o) {
   for (const auto& r : recs)
     for (const auto& [k, v] : r.test) best_on_test[k] = std::max(best_on_test[k], v);
 
-  std::printf("\nBest epoch %d on %s %s\n", stopper.best_epoch(), val_target.c_str(), main_metric.c_str());
+  std::printf("\nBest epoch %d on %s %s\n", evaluator.best_epoch(), val_target.c_str(), main_metric.c_str());
   std::printf("Test After Training: %s\n", fmt_metrics(best_test, names).c_str());
   std::printf("\n%-14s %12s %12s\n", "metric", "test@best", "best-on-test");
   for (const auto& n : names)
@@ -576,7 +592,7 @@ int run(options o) {
       js << ", \"valid\": " << json_metrics(r.valid)
          << ", \"test\": " << json_metrics(r.test) << "}";
     }
-    js << "],\n \"best_epoch\": " << stopper.best_epoch() << ",\n \"test\": " << json_metrics(best_test)
+    js << "],\n \"best_epoch\": " << evaluator.best_epoch() << ",\n \"test\": " << json_metrics(best_test)
        << ",\n \"best_on_test\": " << json_metrics(best_on_test) << ",\n \"train_seconds_per_epoch\": " << median
        << ",\n \"batches_per_epoch\": " << tr.batches_per_epoch()
        << ",\n \"batches_run_per_epoch\": " << (capped ? o.max_batches : tr.batches_per_epoch())

@@ -36,8 +36,7 @@ int main(int argc, char** argv) {
 
   sampling::pair_batcher batcher(ds.train, B, seed);
   const sampling::uniform_sampler sampler(ds.train);
-  std::vector<std::int32_t> cands;
-  std::vector<index_t> uid, pid, nid;  // node ids of the batch rows (items are offset by nu)
+  std::vector<id_type> cands, pid, nid;  // node ids of the item rows (items are offset by nu)
   matrix<float> U, P, N, dU, dP, dN;
   for (int epoch = 0; epoch < epochs; ++epoch) {
     batcher.start_epoch(epoch);
@@ -48,13 +47,12 @@ int main(int argc, char** argv) {
       const batch_shape s{batch.size, K, 1, d};  // MF: one hop
       cands.resize(size_t(s.B * K));
       sampling::sample_batch(sampler, batch, K, seed, cands.data());
-      uid.assign(batch.users, batch.users + s.B);
       pid.resize(size_t(s.B)), nid.resize(size_t(s.B * K));
-      for (index_t j = 0; j < s.B; ++j) pid[j] = nu + batch.items[j];
-      for (index_t j = 0; j < s.B * K; ++j) nid[j] = nu + cands[j];
+      for (index_t j = 0; j < s.B; ++j) pid[j] = id_type(nu + batch.items[j]);
+      for (index_t j = 0; j < s.B * K; ++j) nid[j] = id_type(nu + cands[j]);
       U.resize(s.B, d), P.resize(s.B, d), N.resize(s.B * K, d);
       dU.resize(s.B, d), dP.resize(s.B, d), dN.resize(s.B * K, d);
-      E.gather(uid.data(), s.B, U), E.gather(pid.data(), s.B, P), E.gather(nid.data(), s.B * K, N);
+      E.gather(batch.users, s.B, U), E.gather(pid.data(), s.B, P), E.gather(nid.data(), s.B * K, N);
 
       // γ warm-up over the first 10 epochs (fixed mode's default in the trainer, docs/results.md)
       loss.options().gamma = opts.gamma * std::min(1.0, double(epoch * nb + b) / double(10 * nb));
@@ -66,7 +64,7 @@ int main(int argc, char** argv) {
       loss_sum += t.total;
 
       // ∂L/∂E0: scatter the row gradients (repeated ids add up), then step only the touched rows
-      E.scatter_add(uid.data(), s.B, dU), E.scatter_add(pid.data(), s.B, dP), E.scatter_add(nid.data(), s.B * K, dN);
+      E.scatter_add(batch.users, s.B, dU), E.scatter_add(pid.data(), s.B, dP), E.scatter_add(nid.data(), s.B * K, dN);
       const auto& rows = E.touched();
       table_opt.step_table(E.weights().data(), rows.data(), E.grad().data(), index_t(rows.size()));
       E.clear_touched();

@@ -28,8 +28,13 @@
 
 namespace ans {
 
-/// Index type for rows, items and nonzeros.
+/// Index type for sizes, offsets, rows of dense arrays and nonzero counts.
 using index_t = std::int64_t;
+
+/// The one id type of a user, an item or a graph node wherever ids are stored or passed: interaction
+/// arrays, training batches (sampling::pair_batch, model::batch_ids), candidate lists, samplers and
+/// evaluation rows. 32 bits (a table of 2^31 rows of d = 64 floats would be 512 GiB); loaders reject larger ids.
+using id_type = std::int32_t;
 
 /// Every error the library raises. `what()` starts with "file:line: " naming the source location that
 /// detected the problem (or, for the data loaders, the data file and line that caused it).

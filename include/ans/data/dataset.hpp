@@ -20,37 +20,37 @@ namespace ans::data {
 /// positive item `positives[r]` and the `n_neg` negatives `negatives[r*n_neg .. (r+1)*n_neg)`.
 /// Row order is the file's; duplicate negatives within a row are kept (ReChorus samples with replacement).
 struct fixed_candidates {
-  std::vector<std::int32_t> users;
-  std::vector<std::int32_t> positives;
-  std::vector<std::int32_t> negatives;  ///< rows() x n_neg, row-major
+  std::vector<id_type> users;
+  std::vector<id_type> positives;
+  std::vector<id_type> negatives;  ///< rows() x n_neg, row-major
   int n_neg = 0;
 
   index_t rows() const { return static_cast<index_t>(users.size()); }
   bool empty() const { return users.empty(); }
   /// Pointer to the n_neg negatives of row r.
-  const std::int32_t* negatives_of(index_t r) const { return negatives.data() + r * n_neg; }
+  const id_type* negatives_of(index_t r) const { return negatives.data() + r * n_neg; }
 };
 
 /// Raw token <-> dense id map. Dense ids are given in order of first appearance.
 struct id_map {
   std::vector<std::string> to_raw;                        ///< dense id -> raw token
-  std::unordered_map<std::string, std::int32_t> to_dense; ///< raw token -> dense id
+  std::unordered_map<std::string, id_type> to_dense; ///< raw token -> dense id
 
   index_t size() const { return static_cast<index_t>(to_raw.size()); }
 
   /// Dense id of `token`, assigning the next free id when it is new.
-  std::int32_t get_or_add(std::string_view token) {
+  id_type get_or_add(std::string_view token) {
     std::string key(token);
     auto it = to_dense.find(key);
     if (it != to_dense.end()) return it->second;
-    const auto id = static_cast<std::int32_t>(to_raw.size());
+    const auto id = static_cast<id_type>(to_raw.size());
     to_dense.emplace(key, id);
     to_raw.push_back(std::move(key));
     return id;
   }
 
   /// Dense id of `token`, or -1 when it is unknown.
-  std::int32_t find(std::string_view token) const {
+  id_type find(std::string_view token) const {
     auto it = to_dense.find(std::string(token));
     return it == to_dense.end() ? -1 : it->second;
   }
@@ -58,8 +58,8 @@ struct id_map {
 
 /// One interaction with its timestamp (input of leave_one_out, kept by loaders that see a time column).
 struct timed_interaction {
-  std::int32_t user = 0;
-  std::int32_t item = 0;
+  id_type user = 0;
+  id_type item = 0;
   double time = 0;
 };
 
@@ -106,8 +106,8 @@ struct load_report {
 struct set_aside_interaction {
   enum split_t : std::uint8_t { dev, test } split = test;
   enum reason_t : std::uint8_t { unseen_item, unseen_user } reason = unseen_item;
-  std::int32_t user = 0;
-  std::int32_t item = 0;
+  id_type user = 0;
+  id_type item = 0;
 };
 
 /// A loaded (or generated, or split) dataset. train, dev and test all have shape n_users x n_items.
@@ -163,7 +163,7 @@ inline void finish_dataset(dataset& d, index_t n_users, index_t n_items,
       if (reason >= 0 && opt.unseen == unseen_policy::set_aside) {
         (reason == set_aside_interaction::unseen_item ? aside_item : aside_user)++;
         d.set_aside.push_back({split, static_cast<set_aside_interaction::reason_t>(reason),
-                               static_cast<std::int32_t>(u), static_cast<std::int32_t>(i)});
+                               static_cast<id_type>(u), static_cast<id_type>(i)});
       } else {
         pairs[w++] = pairs[k];
       }

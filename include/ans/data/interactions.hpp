@@ -20,18 +20,18 @@ struct interactions {
   index_t n_users = 0;
   index_t n_items = 0;
   std::vector<index_t> indptr{0};       ///< size n_users + 1
-  std::vector<std::int32_t> indices;    ///< item ids, sorted within each row
+  std::vector<id_type> indices;    ///< item ids, sorted within each row
   std::vector<std::uint32_t> counts;    ///< raw interactions merged into each nonzero
 
   index_t nnz() const { return static_cast<index_t>(indices.size()); }
   index_t row_size(index_t u) const { return indptr[u + 1] - indptr[u]; }
-  const std::int32_t* row_begin(index_t u) const { return indices.data() + indptr[u]; }
-  const std::int32_t* row_end(index_t u) const { return indices.data() + indptr[u + 1]; }
+  const id_type* row_begin(index_t u) const { return indices.data() + indptr[u]; }
+  const id_type* row_end(index_t u) const { return indices.data() + indptr[u + 1]; }
 
   /// True when user u has interacted with item i (binary search in the sorted row).
   bool contains(index_t u, index_t i) const {
     if (u < 0 || u >= n_users) return false;
-    return std::binary_search(row_begin(u), row_end(u), static_cast<std::int32_t>(i));
+    return std::binary_search(row_begin(u), row_end(u), static_cast<id_type>(i));
   }
 
   /// Sum of counts minus nnz: how many duplicate raw interactions were merged.
@@ -58,10 +58,10 @@ inline interactions from_pairs(index_t n_users, index_t n_items,
     ++ptr[u + 1];
   }
   for (index_t u = 0; u < n_users; ++u) ptr[u + 1] += ptr[u];
-  std::vector<std::int32_t> raw(pairs.size());
+  std::vector<id_type> raw(pairs.size());
   {
     std::vector<index_t> fill(ptr.begin(), ptr.end() - 1);
-    for (const auto& [u, i] : pairs) raw[fill[u]++] = static_cast<std::int32_t>(i);
+    for (const auto& [u, i] : pairs) raw[fill[u]++] = static_cast<id_type>(i);
   }
   m.indptr.assign(static_cast<size_t>(n_users) + 1, 0);
   m.indices.reserve(raw.size());

@@ -89,7 +89,7 @@ inline void read_recbole_file(const std::string& path, dataset& d, std::vector<s
     pairs.emplace_back(u, i);
     if (events) {
       const double t = parse_number(f[h.time], path, lines.line_no(), "timestamp");
-      events->push_back({static_cast<std::int32_t>(u), static_cast<std::int32_t>(i), t});
+      events->push_back({static_cast<id_type>(u), static_cast<id_type>(i), t});
     }
   }
   if (!have_header) parse_error(path, lines.line_no(), "no header line");

@@ -121,11 +121,11 @@ inline dataset load_rechorus(const std::string& dir, const load_options& opt = {
     c.users.reserve(pairs[s].size());
     c.positives.reserve(pairs[s].size());
     for (auto [u, i] : pairs[s]) {
-      c.users.push_back(static_cast<std::int32_t>(u));
-      c.positives.push_back(static_cast<std::int32_t>(i));
+      c.users.push_back(static_cast<id_type>(u));
+      c.positives.push_back(static_cast<id_type>(i));
     }
     c.negatives.reserve(files[s].negatives.size());
-    for (auto v : files[s].negatives) c.negatives.push_back(static_cast<std::int32_t>(v - 1));
+    for (auto v : files[s].negatives) c.negatives.push_back(static_cast<id_type>(v - 1));
     (s == 1 ? d.dev_candidates : d.test_candidates) = std::move(c);
   }
   detail::finish_dataset(d, max_user, max_item, pairs[0], pairs[1], pairs[2], opt);

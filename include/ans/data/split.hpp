@@ -33,7 +33,7 @@ struct csr_builder {
     m.indptr.assign(static_cast<size_t>(n_users) + 1, 0);
   }
   /// Sets row u (rows must be added in increasing u; skipped rows stay empty) from (item, count) pairs.
-  void set_row(index_t u, std::vector<std::pair<std::int32_t, std::uint32_t>>& row) {
+  void set_row(index_t u, std::vector<std::pair<id_type, std::uint32_t>>& row) {
     std::sort(row.begin(), row.end());
     for (auto [i, c] : row) {
       if (!m.indices.empty() && m.indptr[u] < static_cast<index_t>(m.indices.size()) && m.indices.back() == i) {
@@ -49,7 +49,7 @@ struct csr_builder {
 
 /// Row u of `m` as (item, count) pairs in `items`, shuffled by `rng` (the first step of every random split).
 inline void shuffled_row(const interactions& m, index_t u, rng_t& rng,
-                         std::vector<std::pair<std::int32_t, std::uint32_t>>& items) {
+                         std::vector<std::pair<id_type, std::uint32_t>>& items) {
   items.clear();
   for (index_t j = m.indptr[u]; j < m.indptr[u + 1]; ++j)
     items.emplace_back(m.indices[j], m.counts.empty() ? 1u : m.counts[j]);
@@ -86,7 +86,7 @@ inline dataset random_split(const interactions& m, const split_ratios& ratios = 
             "bad split ratios " << ratios.train << "/" << ratios.dev << "/" << ratios.test);
   rng_t rng(seed);
   detail::csr_builder b[3] = {{m.n_users, m.n_items}, {m.n_users, m.n_items}, {m.n_users, m.n_items}};
-  std::vector<std::pair<std::int32_t, std::uint32_t>> items, part;
+  std::vector<std::pair<id_type, std::uint32_t>> items, part;
   for (index_t u = 0; u < m.n_users; ++u) {
     detail::shuffled_row(m, u, rng, items);
     index_t cnt[3];
@@ -130,7 +130,7 @@ inline dataset holdout_split(const interactions& m, double ratio, std::uint64_t 
   ANS_CHECK(ratio >= 0 && ratio < 1, "holdout ratio must be in [0, 1), got " << ratio);
   rng_t rng(seed);
   detail::csr_builder tr{m.n_users, m.n_items}, dv{m.n_users, m.n_items};
-  std::vector<std::pair<std::int32_t, std::uint32_t>> items, part;
+  std::vector<std::pair<id_type, std::uint32_t>> items, part;
   for (index_t u = 0; u < m.n_users; ++u) {
     detail::shuffled_row(m, u, rng, items);
     const index_t nv = holdout_count(static_cast<index_t>(items.size()), ratio);

@@ -50,7 +50,7 @@ inline std::uint64_t splitmix64(std::uint64_t x) {
 struct alias_table {
   struct slot {
     double prob;         ///< keep slot i with this probability
-    std::int32_t alias;  ///< otherwise return this item
+    id_type alias;  ///< otherwise return this item
   };
   std::vector<slot> slots;  ///< one array of pairs: a draw touches one cache line
 
@@ -60,10 +60,10 @@ struct alias_table {
     double sum = 0;
     for (double x : w) sum += x;
     std::vector<double> p(n);
-    std::vector<std::int32_t> small, large;
+    std::vector<id_type> small, large;
     for (size_t i = 0; i < n; ++i) {
       p[i] = w[i] * static_cast<double>(n) / sum;
-      (p[i] < 1 ? small : large).push_back(static_cast<std::int32_t>(i));
+      (p[i] < 1 ? small : large).push_back(static_cast<id_type>(i));
     }
     while (!small.empty() && !large.empty()) {
       const auto s = small.back(), l = large.back();
@@ -79,8 +79,8 @@ struct alias_table {
     for (auto s : small) slots[s] = slot{1.0, s};
   }
 
-  std::int32_t draw(rng_t& rng) const {
-    const auto i = static_cast<std::int32_t>(uniform_index(rng, slots.size()));
+  id_type draw(rng_t& rng) const {
+    const auto i = static_cast<id_type>(uniform_index(rng, slots.size()));
     return uniform01(rng) < slots[i].prob ? i : slots[i].alias;
   }
 };
@@ -125,8 +125,8 @@ inline dataset generate_synthetic(const synthetic_config& cfg = {}, synthetic_tr
   unit_rows(t.item_factors, ni);
   unit_rows(t.user_factors, nu);
   {
-    std::vector<std::int32_t> rank(static_cast<size_t>(ni));
-    for (index_t i = 0; i < ni; ++i) rank[i] = static_cast<std::int32_t>(i);
+    std::vector<id_type> rank(static_cast<size_t>(ni));
+    for (index_t i = 0; i < ni; ++i) rank[i] = static_cast<id_type>(i);
     shuffle(rank.begin(), rank.end(), rng);
     t.popularity.resize(static_cast<size_t>(ni));
     double sum = 0;
@@ -173,8 +173,8 @@ inline dataset generate_synthetic(const synthetic_config& cfg = {}, synthetic_tr
 #pragma omp parallel
 #endif
   {
-    std::vector<std::pair<double, std::int32_t>> keys;
-    std::vector<std::int32_t> pool, chosen;
+    std::vector<std::pair<double, id_type>> keys;
+    std::vector<id_type> pool, chosen;
 #if ANS_HAS_OPENMP
 #pragma omp for schedule(dynamic, 256)
 #endif
@@ -182,7 +182,7 @@ inline dataset generate_synthetic(const synthetic_config& cfg = {}, synthetic_tr
       rng_t ur(detail::splitmix64(user_seed_base + static_cast<std::uint64_t>(u)));
       const index_t k = k_of[u];
       const double* p = &t.user_factors[u * dim];
-      auto score = [&](std::int32_t i) {
+      auto score = [&](id_type i) {
         const float* q = &item_f[static_cast<index_t>(i) * dim];
         float s = 0;
         for (int c = 0; c < dim; ++c) s += static_cast<float>(p[c]) * q[c];
@@ -193,8 +193,8 @@ inline dataset generate_synthetic(const synthetic_config& cfg = {}, synthetic_tr
       const index_t pool_size = 4 * k + 32;
       if (pool_size >= ni) {  // exact Gumbel-top-k over all items
         for (index_t i = 0; i < ni; ++i)
-          keys.emplace_back(log_pop[i] + score(static_cast<std::int32_t>(i)) + gumbel(),
-                            static_cast<std::int32_t>(i));
+          keys.emplace_back(log_pop[i] + score(static_cast<id_type>(i)) + gumbel(),
+                            static_cast<id_type>(i));
       } else {  // SIR: popularity proposals, importance weight exp(beta s), Gumbel-top-k over particles
         pool.resize(static_cast<size_t>(pool_size));
         for (auto& i : pool) i = pop_table.draw(ur);
@@ -212,8 +212,8 @@ inline dataset generate_synthetic(const synthetic_config& cfg = {}, synthetic_tr
           for (auto& kv : keys) in[kv.second] = 1;
           for (index_t i = 0; i < ni; ++i)
             if (!in[i])
-              keys.emplace_back(-1e6 + log_pop[i] + score(static_cast<std::int32_t>(i)) + gumbel(),
-                                static_cast<std::int32_t>(i));
+              keys.emplace_back(-1e6 + log_pop[i] + score(static_cast<id_type>(i)) + gumbel(),
+                                static_cast<id_type>(i));
         }
       }
       std::partial_sort(keys.begin(), keys.begin() + k, keys.end(),

@@ -118,7 +118,7 @@ std::map<std::string, double> full_ranking(const Eigen::Ref<const matrix<Scalar>
     // Per-thread scratch, allocated once.
     matrix<Scalar> ublock, scores;
     std::vector<std::uint8_t> masked, rel;
-    std::vector<std::int32_t> heap;
+    std::vector<id_type> heap;
     bool ok = true;
     try {
       ublock.resize(std::min(B, std::max<index_t>(n_eval, 1)), D);
@@ -143,7 +143,7 @@ std::map<std::string, double> full_ranking(const Eigen::Ref<const matrix<Scalar>
           const index_t u = users[b0 + r];
           Scalar* s = scores.row(r).data();
           auto mask_row = [&](const data::interactions& m) {
-            for (const std::int32_t* p = m.row_begin(u); p != m.row_end(u); ++p) {
+            for (const id_type* p = m.row_begin(u); p != m.row_end(u); ++p) {
               masked[*p] = 1;
               s[*p] = neg_inf;
             }
@@ -153,12 +153,12 @@ std::map<std::string, double> full_ranking(const Eigen::Ref<const matrix<Scalar>
           // Top-K in one sequential pass: a heap of the K best so far whose front is the worst of them.
           // Items are visited in increasing id, so an item tying the front's score has a larger id and
           // loses: ties go to the lower id, and most items are rejected by a single comparison.
-          auto better = [s](std::int32_t a, std::int32_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); };
+          auto better = [s](id_type a, id_type b) { return s[a] > s[b] || (s[a] == s[b] && a < b); };
           index_t len = 0;
           for (index_t i = opt.first_item; i < n_items; ++i) {
             if (masked[i]) continue;
             if (std::isnan(s[i])) s[i] = neg_inf;
-            const auto it = static_cast<std::int32_t>(i);
+            const auto it = static_cast<id_type>(i);
             if (len < top_k) {
               heap[len++] = it;
               std::push_heap(heap.begin(), heap.begin() + len, better);
@@ -169,14 +169,14 @@ std::map<std::string, double> full_ranking(const Eigen::Ref<const matrix<Scalar>
             }
           }
           std::sort_heap(heap.begin(), heap.begin() + len, better);
-          const std::int32_t* tb = test.row_begin(u);
-          const std::int32_t* te = test.row_end(u);
+          const id_type* tb = test.row_begin(u);
+          const id_type* te = test.row_end(u);
           for (index_t q = 0; q < len; ++q) rel[q] = std::binary_search(tb, te, heap[q]);
           ranking_metrics(specs, rel.data(), len, test.row_size(u), values.data() + (b0 + r) * n_spec);
           // Undo the mask flags.
-          for (const std::int32_t* p = train.row_begin(u); p != train.row_end(u); ++p) masked[*p] = 0;
+          for (const id_type* p = train.row_begin(u); p != train.row_end(u); ++p) masked[*p] = 0;
           for (const auto* m : extra_masks)
-            for (const std::int32_t* p = m->row_begin(u); p != m->row_end(u); ++p) masked[*p] = 0;
+            for (const id_type* p = m->row_begin(u); p != m->row_end(u); ++p) masked[*p] = 0;
         }
       } catch (const std::exception& e) {
         record(e);

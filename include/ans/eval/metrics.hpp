@@ -150,8 +150,8 @@ inline void ranking_metrics(const std::vector<metric_spec>& specs, const std::ui
 
 /// Convenience for tests and small callers: a ranked item list and a test set (any order).
 inline std::vector<double> ranking_metrics(const std::vector<metric_spec>& specs,
-                                           const std::vector<std::int32_t>& ranked,
-                                           std::vector<std::int32_t> test_items) {
+                                           const std::vector<id_type>& ranked,
+                                           std::vector<id_type> test_items) {
   std::sort(test_items.begin(), test_items.end());
   test_items.erase(std::unique(test_items.begin(), test_items.end()), test_items.end());
   std::vector<std::uint8_t> rel(ranked.size());

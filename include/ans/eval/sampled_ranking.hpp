@@ -22,8 +22,8 @@ namespace ans::eval {
 struct sampled_rows {
   index_t n_neg = 99;
   std::vector<index_t> users;
-  std::vector<std::int32_t> positives;
-  std::vector<std::int32_t> negatives;  ///< [n_rows, n_neg] row-major
+  std::vector<id_type> positives;
+  std::vector<id_type> negatives;  ///< [n_rows, n_neg] row-major
 
   index_t size() const { return static_cast<index_t>(users.size()); }
 };
@@ -129,7 +129,7 @@ inline void draw_sampled_negatives(sampled_rows& rows, const std::vector<const d
     return false;
   };
   const auto range = static_cast<std::uint64_t>(n_items - first_item);
-  std::vector<std::int32_t> free_items;  // built lazily, only for users where rejection keeps failing
+  std::vector<id_type> free_items;  // built lazily, only for users where rejection keeps failing
   for (index_t r = 0; r < n; ++r) {
     const index_t u = rows.users[r];
     auto rng = sampling::stream(seed, static_cast<std::uint64_t>(r));
@@ -144,7 +144,7 @@ inline void draw_sampled_negatives(sampled_rows& rows, const std::vector<const d
         if (!have_free) {
           free_items.clear();
           for (index_t i = first_item; i < n_items; ++i)
-            if (!excluded(u, i)) free_items.push_back(static_cast<std::int32_t>(i));
+            if (!excluded(u, i)) free_items.push_back(static_cast<id_type>(i));
           have_free = true;
         }
         if (free_items.empty())
@@ -152,7 +152,7 @@ inline void draw_sampled_negatives(sampled_rows& rows, const std::vector<const d
                                                     << ") has interacted with every item; no negative exists");
         pick = free_items[rng.uniform_int(free_items.size())];
       }
-      rows.negatives[r * n_neg + j] = static_cast<std::int32_t>(pick);
+      rows.negatives[r * n_neg + j] = static_cast<id_type>(pick);
     }
   }
 }

@@ -22,7 +22,7 @@ struct normalized_adjacency {
   index_t n_users = 0;
   index_t n_items = 0;
   std::vector<index_t> indptr{0};     ///< size n_nodes() + 1
-  std::vector<std::int32_t> indices;  ///< column (node) ids
+  std::vector<id_type> indices;  ///< column (node) ids
   std::vector<Scalar> values;         ///< `1/sqrt((deg_r + 1e-7)(deg_c + 1e-7))`
 
   index_t n_nodes() const { return n_users + n_items; }
@@ -70,7 +70,7 @@ normalized_adjacency<Scalar> build_normalized_adjacency(const data::interactions
   for (index_t u = 0; u < nu; ++u) {
     for (index_t j = train.indptr[u]; j < train.indptr[u + 1]; ++j) {
       const index_t col = nu + train.indices[j];
-      adj.indices[j] = static_cast<std::int32_t>(col);
+      adj.indices[j] = static_cast<id_type>(col);
       adj.values[j] = static_cast<Scalar>(dinv[u] * dinv[col]);
     }
   }
@@ -80,7 +80,7 @@ normalized_adjacency<Scalar> build_normalized_adjacency(const data::interactions
     for (index_t j = train.indptr[u]; j < train.indptr[u + 1]; ++j) {
       const index_t i = train.indices[j];
       const index_t pos = fill[i]++;
-      adj.indices[pos] = static_cast<std::int32_t>(u);
+      adj.indices[pos] = static_cast<id_type>(u);
       adj.values[pos] = adj.values[j];
     }
   }

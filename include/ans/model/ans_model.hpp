@@ -37,9 +37,9 @@ namespace ans::model {
 /// The ids of one training batch: B users, B positive items, B*K candidate items (item ids, not node ids,
 /// candidate-minor: `cands[b*K + k]`).
 struct batch_ids {
-  const std::int32_t* users = nullptr;
-  const std::int32_t* pos_items = nullptr;
-  const std::int32_t* cand_items = nullptr;
+  const id_type* users = nullptr;
+  const id_type* pos_items = nullptr;
+  const id_type* cand_items = nullptr;
   index_t B = 0, K = 0;
 };
 

@@ -41,6 +41,7 @@
 #include "ans/sampling/dns.hpp"
 #include "ans/sampling/mixgcf.hpp"
 #include "ans/sampling/rng.hpp"
+#include "ans/sampling/selector.hpp"
 
 namespace ans::model {
 
@@ -87,11 +88,27 @@ struct bpr_options {
 
 /// BPR objective with its workspaces (sized once per shape). Not thread-safe; kernels inside are threaded.
 /// `forward` keeps the addresses of `adj` and `e0` for `backward`: both must outlive the pair of calls.
-template <class Scalar>
+///
+/// `Selector` (ans/sampling/selector.hpp): builtin_selection (the default) chooses by options().selection; a
+/// user selector picks k from the K candidates' scores instead (options().selection must then be `first` or
+/// `dns`: MixGCF synthesises its negative and is not a choice among candidates).
+template <class Scalar, class Selector = sampling::builtin_selection>
 class bpr_objective {
+  static_assert(sampling::is_selector_v<Selector, Scalar>,
+                "bpr_objective<Scalar, Selector>: Selector must be sampling::builtin_selection or have a const member "
+                "`template <class Rng> index_t select(const Scalar* scores, index_t K, Rng& rng) const` "
+                "(ans/sampling/selector.hpp)");
+  static constexpr bool kBuiltin = std::is_same_v<Selector, sampling::builtin_selection>;
+
  public:
-  bpr_objective(int n_layers, const bpr_options& opts)
-      : ro_(n_layers, opts.readout), o_(opts), alpha_w_(hop_weights(n_layers, opts.readout)) {}
+  bpr_objective(int n_layers, const bpr_options& opts, Selector selector = Selector{})
+      : ro_(n_layers, opts.readout), o_(opts), alpha_w_(hop_weights(n_layers, opts.readout)),
+        sel_(std::move(selector)) {
+    ANS_CHECK(kBuiltin || opts.selection != negative_selection::mixgcf,
+              "bpr_objective: a user Selector chooses among the candidates; MixGCF synthesises its negative instead "
+              "(use selection first or dns with a Selector)");
+  }
+  const Selector& selector() const { return sel_; }
 
   int n_layers() const { return ro_.n_layers(); }
   const bpr_options& options() const { return o_; }
@@ -119,10 +136,15 @@ class bpr_objective {
     kstar_.resize(static_cast<size_t>(B * H));
     neg_node_.resize(static_cast<size_t>(B * H));
     x_.resize(static_cast<size_t>(B));
+    if constexpr (!kBuiltin) scores_.resize(static_cast<size_t>(B * K));  // the Selector's [B, K] scores
     if (pooled_)
-      forward_pooled(adj, e0);
+      forward_pooled(adj, e0, seed, step);
     else
       forward_per_hop(adj, e0, seed, step);
+    if constexpr (!kBuiltin)
+      for (index_t b = 0; b < B; ++b)  // serial: an exception must not leave a parallel region
+        ANS_CHECK(kstar_[b * H] >= 0 && kstar_[b * H] < K,
+                  "bpr_objective: the Selector returned k = " << kstar_[b * H] << " for pair " << b << ", outside [0, " << K << ")");
     user_ids_.resize(static_cast<size_t>(B));  // the regulariser's ego rows (hop 0's selected negative)
     pos_ids_.resize(static_cast<size_t>(B));
     neg_ids_.resize(static_cast<size_t>(B));
@@ -202,7 +224,8 @@ class bpr_objective {
   }
 
   // RNS/DNS on the pooled N x d table (E0 itself for L = 0).
-  void forward_pooled(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0) {
+  void forward_pooled(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0, std::uint64_t seed,
+                      std::uint64_t step) {
     const index_t d = d_, H = ro_.n_layers() + 1, B = ids_.B, K = ids_.K, nu = adj.n_users;
     if (H > 1) ro_.forward(adj, e0, table_);
     const matrix<Scalar>& T = H > 1 ? table_ : e0;
@@ -214,8 +237,13 @@ class bpr_objective {
     for (index_t b = 0; b < B; ++b) {
       const Scalar* u = T.row(ids_.users[b]).data();
       const Scalar* p = T.row(nu + ids_.pos_items[b]).data();
-      const std::int32_t* c = ids_.cand_items + b * K;
-      const index_t k = o_.selection == negative_selection::first ? 0 : sampling::dns_select(u, items, c, K);
+      const id_type* c = ids_.cand_items + b * K;
+      const index_t k = choose(b, u, items, c, K, seed, step);
+      if (k < 0 || k >= K) {  // a user selector's bad k: reported after the loop
+        for (index_t h = 0; h < H; ++h) kstar_[b * H + h] = k, neg_node_[b * H + h] = nu + c[0];
+        x_[b] = 0;
+        continue;
+      }
       const Scalar* n = items.row(c[k]).data();
       std::copy(u, u + d, U_.row(b).data());
       std::copy(p, p + d, P_.row(b).data());
@@ -254,7 +282,7 @@ class bpr_objective {
       Scalar* u = U_.row(b).data();
       Scalar* p = P_.row(b).data();
       Scalar* n = N_.row(b).data();
-      const std::int32_t* c = ids_.cand_items + b * K;
+      const id_type* c = ids_.cand_items + b * K;
       row(ids_.users[b], u);
       row(nu + ids_.pos_items[b], p);
       for (index_t k = 0; k < K; ++k) row(nu + c[k], C_.row(b * K + k).data());
@@ -266,9 +294,14 @@ class bpr_objective {
         auto r = sampling::stream(seed, 0x4D4958ULL /* "MIX" */, step, static_cast<std::uint64_t>(b));
         sampling::mixgcf_sample(concat ? u : ub, p, cand, iota_.data(), K, H, r, o_.mix, alpha_.row(b).data(), n, ks,
                                 !concat);
-      } else {  // concat (L >= 1): RNS or DNS on Σ_h <u_h, c_h>
-        const index_t k = o_.selection == negative_selection::first ? 0 : sampling::dns_select(u, cand, iota_.data(), K);
+      } else {  // concat (L >= 1): RNS or DNS (or the Selector) on Σ_h <u_h, c_h>
+        const index_t k = choose(b, u, cand, iota_.data(), K, seed, step);
         std::fill(ks, ks + H, k);
+        if (k < 0 || k >= K) {  // a user selector's bad k: reported after the loop
+          for (index_t h = 0; h < H; ++h) neg_node_[b * H + h] = nu + c[0];
+          x_[b] = 0;
+          continue;
+        }
         std::copy(cand.row(k).data(), cand.row(k).data() + Hd, n);
       }
       for (index_t h = 0; h < H; ++h) neg_node_[b * H + h] = nu + c[ks[h]];
@@ -281,6 +314,23 @@ class bpr_objective {
         propagation::readout_row([&](index_t h) { return n + h * d; }, a, H, d, nb);  // n̄* = Σ_h w_h n*_h
         x_[b] = bpr_pair_score(ub, pb, nb, d);  // <ū, p̄> − <ū, n̄*>
       }
+    }
+  }
+
+  // The candidate pair b trains against: RNS the first, DNS the best-scored (sampling::dns_select), or the
+  // user Selector's choice from the K scores <u, items.row(c[k])> (its stream keyed on (seed, step, b)).
+  template <class Items>
+  index_t choose(index_t b, const Scalar* u, const Items& items, const id_type* c, index_t K, std::uint64_t seed,
+                 std::uint64_t step) {
+    if constexpr (kBuiltin) {
+      (void)b, (void)seed, (void)step;
+      return o_.selection == negative_selection::first ? 0 : sampling::dns_select(u, items, c, K);
+    } else {
+      Scalar* sc = scores_.data() + b * K;
+      const Eigen::Map<const vector<Scalar>> uv(u, items.cols());
+      for (index_t k = 0; k < K; ++k) sc[k] = items.row(c[k]).dot(uv.transpose());
+      auto r = sampling::stream(seed, 0x53454CULL /* "SEL" */, step, static_cast<std::uint64_t>(b));
+      return static_cast<index_t>(sel_.select(static_cast<const Scalar*>(sc), K, r));
     }
   }
 
@@ -334,9 +384,11 @@ class bpr_objective {
   bool pooled_ = true;
   matrix<Scalar> table_, layers_, U_, P_, N_, C_, Ub_, Pb_, Nb_, alpha_, gU_, gP_, gN_;
   std::vector<index_t> kstar_, neg_node_, user_ids_, pos_ids_, neg_ids_;
-  std::vector<std::int32_t> iota_;
+  std::vector<id_type> iota_;
   std::vector<Scalar> x_;
+  std::vector<Scalar> scores_;  ///< [B, K] candidate scores for a user Selector
   touched_set touched_;
+  Selector sel_;
 };
 
 }  // namespace ans::model

@@ -23,7 +23,7 @@ namespace detail {
 // One output row, W columns at a time with the accumulator in registers (W a compile-time width), the
 // gathered rows prefetched a few nonzeros ahead. y = (accumulate ? y : 0) + (add ? add : 0) + Σ a·x.
 template <class Scalar, int W>
-inline void spmm_row_fixed(const index_t* ptr, const std::int32_t* col, const Scalar* val, index_t r,
+inline void spmm_row_fixed(const index_t* ptr, const id_type* col, const Scalar* val, index_t r,
                            const Scalar* x, index_t ldx, Scalar* yr, const Scalar* addr, bool accumulate,
                            index_t c0) {
   Scalar acc[W];
@@ -54,7 +54,7 @@ void spmm(const graph::normalized_adjacency<Scalar>& adj, const Scalar* x, index
           index_t d, bool accumulate = false, const Scalar* add = nullptr, index_t ldadd = 0) {
   const index_t n = adj.n_nodes();
   const index_t* ptr = adj.indptr.data();
-  const std::int32_t* col = adj.indices.data();
+  const id_type* col = adj.indices.data();
   const Scalar* val = adj.values.data();
 #if ANS_HAS_OPENMP
 #pragma omp parallel for schedule(dynamic, 512)

@@ -19,8 +19,8 @@ namespace ans::sampling {
 /// One minibatch: `size` (user, positive item) pairs, views into the batcher's epoch arrays (valid until
 /// the next start_epoch).
 struct pair_batch {
-  const index_t* users = nullptr;
-  const std::int32_t* items = nullptr;
+  const id_type* users = nullptr;
+  const id_type* items = nullptr;
   index_t size = 0;
   index_t epoch = 0;  ///< epoch this batch belongs to
   index_t index = 0;  ///< batch number within the epoch
@@ -50,7 +50,7 @@ class pair_batcher {
     row_of_.resize(n);
     item_of_.assign(train.indices.begin(), train.indices.end());
     for (index_t u = 0; u < train.n_users; ++u)
-      for (index_t j = train.indptr[u]; j < train.indptr[u + 1]; ++j) row_of_[j] = u;
+      for (index_t j = train.indptr[u]; j < train.indptr[u + 1]; ++j) row_of_[j] = static_cast<id_type>(u);
     perm_.resize(n);
     users_.resize(n);
     items_.resize(n);
@@ -72,7 +72,7 @@ class pair_batcher {
         } while (deg == 0);  // n > 0, so some user has items
         const index_t j = indptr_[u] + static_cast<index_t>(r.uniform_int(static_cast<std::uint64_t>(deg)));
         perm_[i] = j;
-        users_[i] = u;
+        users_[i] = static_cast<id_type>(u);
         items_[i] = item_of_[j];
       }
       return;
@@ -118,18 +118,18 @@ class pair_batcher {
   pair_order order_;
   std::vector<index_t> indptr_;
   index_t epoch_ = 0;
-  std::vector<index_t> row_of_;
-  std::vector<std::int32_t> item_of_;
+  std::vector<id_type> row_of_;
+  std::vector<id_type> item_of_;
   std::vector<index_t> perm_;
-  std::vector<index_t> users_;
-  std::vector<std::int32_t> items_;
+  std::vector<id_type> users_;
+  std::vector<id_type> items_;
 };
 
 /// The K candidates of pair b of `batch` into out[0..K): row b draws from
 /// `stream(seed, "NEG", batch.epoch, batch.index, b)` (the row kernel of sample_batch).
 template <class Sampler>
 inline void sample_pair(const Sampler& sampler, const pair_batch& batch, index_t b, index_t K, std::uint64_t seed,
-                        std::int32_t* out) {
+                        id_type* out) {
   auto r = stream(seed, 0x4E4547ULL /* "NEG" */, static_cast<std::uint64_t>(batch.epoch),
                   static_cast<std::uint64_t>(batch.index), static_cast<std::uint64_t>(b));
   sampler.sample(batch.users[b], batch.items[b], r, item_span(out, K));
@@ -142,7 +142,7 @@ inline void sample_pair(const Sampler& sampler, const pair_batch& batch, index_t
 /// static schedule); no allocation.
 template <class Sampler>
 void sample_batch(const Sampler& sampler, const pair_batch& batch, index_t K, std::uint64_t seed,
-                  std::int32_t* out) {
+                  id_type* out) {
   static_assert(is_sampler_v<Sampler>, "sample_batch: Sampler does not model the sampler concept");
   ANS_CHECK(K >= 1, "sample_batch: K must be >= 1, got " << K);
   const index_t B = batch.size;

@@ -16,7 +16,7 @@ namespace ans::sampling {
 /// scores, Σ_h <u_h, n_h>, i.e. the reference's training score (spec §6 item 6, faithful).
 /// Requires K >= 1.
 template <class Scalar, class ItemTable>
-index_t dns_select(const Scalar* user_row, const ItemTable& items, const std::int32_t* candidates,
+index_t dns_select(const Scalar* user_row, const ItemTable& items, const id_type* candidates,
                    index_t K) {
   ANS_CHECK(K >= 1, "dns_select: need at least one candidate, got K = " << K);
   const index_t D = items.cols();
@@ -36,7 +36,7 @@ index_t dns_select(const Scalar* user_row, const ItemTable& items, const std::in
 /// Per-hop DNS: for every hop h in [0, H) chooses the candidate maximising <u_h, n_{k,h}> (the ANS
 /// selection with no augmentation). `items` is [n_items, H*d]; writes H positions to `out_k`.
 template <class Scalar, class ItemTable>
-void dns_select_per_hop(const Scalar* user_row, const ItemTable& items, const std::int32_t* candidates,
+void dns_select_per_hop(const Scalar* user_row, const ItemTable& items, const id_type* candidates,
                         index_t K, index_t H, index_t* out_k) {
   ANS_CHECK(K >= 1, "dns_select_per_hop: need at least one candidate, got K = " << K);
   ANS_CHECK(H >= 1 && items.cols() % H == 0,

@@ -53,7 +53,7 @@ void mixgcf_draw_alpha(Rng& rng, mix_alpha mode, index_t H, index_t d, Scalar* a
 /// (d entries) and every hop is scored against it, <ū, α_h⊙p_h + (1−α_h)⊙n_{k,h}>.
 template <class Scalar, class ItemTable>
 void mixgcf_select(const Scalar* user_row, const Scalar* pos_row, const ItemTable& items,
-                   const std::int32_t* candidates, index_t K, index_t H, const Scalar* alpha,
+                   const id_type* candidates, index_t K, index_t H, const Scalar* alpha,
                    Scalar* out_neg, index_t* out_k, bool pooled_user = false) {
   ANS_CHECK(K >= 1, "mixgcf_select: need at least one candidate, got K = " << K);
   ANS_CHECK(H >= 1 && items.cols() % H == 0,
@@ -87,7 +87,7 @@ void mixgcf_select(const Scalar* user_row, const Scalar* pos_row, const ItemTabl
 /// mixgcf_select. `user_row`/`pos_row` are the stacked rows of u and p.
 template <class Scalar, class ItemTable, class Rng>
 void mixgcf_sample(const Scalar* user_row, const Scalar* pos_row, const ItemTable& items,
-                   const std::int32_t* candidates, index_t K, index_t H, Rng& rng, mix_alpha mode,
+                   const id_type* candidates, index_t K, index_t H, Rng& rng, mix_alpha mode,
                    Scalar* alpha_out, Scalar* out_neg, index_t* out_k, bool pooled_user = false) {
   ANS_CHECK(H >= 1 && items.cols() % H == 0,
             "mixgcf_sample: item width " << items.cols() << " is not a multiple of H = " << H);

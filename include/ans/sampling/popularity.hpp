@@ -65,11 +65,11 @@ class popularity_sampler {
   }
 
   template <class Rng>
-  std::int32_t draw(index_t user, Rng& rng) const {
+  id_type draw(index_t user, Rng& rng) const {
     ANS_CHECK(user >= 0 && user < train_->n_users,
               "popularity_sampler: user " << user << " outside [0, " << train_->n_users << ")");
     for (int t = 0; t < max_tries_; ++t) {
-      const std::int32_t i = draw_unconditional(rng);
+      const id_type i = draw_unconditional(rng);
       if (!train_->contains(user, i)) return i;
     }
     return draw_exact(user, rng);
@@ -77,18 +77,18 @@ class popularity_sampler {
 
   /// One draw from the alias table, ignoring the user.
   template <class Rng>
-  std::int32_t draw_unconditional(Rng& rng) const {
+  id_type draw_unconditional(Rng& rng) const {
     const auto i = static_cast<index_t>(rng.uniform_int(static_cast<std::uint64_t>(prob_.size())));
-    return rng.template uniform01<double>() < prob_[i] ? static_cast<std::int32_t>(i) : alias_[i];
+    return rng.template uniform01<double>() < prob_[i] ? static_cast<id_type>(i) : alias_[i];
   }
 
   /// Exact inverse-CDF draw over the complement of the user's row.
   template <class Rng>
-  std::int32_t draw_exact(index_t user, Rng& rng) const {
-    const std::int32_t* b = train_->row_begin(user);
-    const std::int32_t* e = train_->row_end(user);
+  id_type draw_exact(index_t user, Rng& rng) const {
+    const id_type* b = train_->row_begin(user);
+    const id_type* e = train_->row_end(user);
     double row_w = 0;
-    for (const std::int32_t* p = b; p != e; ++p) row_w += w_[*p];
+    for (const id_type* p = b; p != e; ++p) row_w += w_[*p];
     const double free_w = total_ - row_w;
     if (!(free_w > total_ * 1e-12))
       ANS_THROW("popularity_sampler: user " << user
@@ -97,15 +97,15 @@ class popularity_sampler {
     const double target = rng.template uniform01<double>() * free_w;
     double acc = 0;
     index_t last = -1;
-    const std::int32_t* p = b;
+    const id_type* p = b;
     for (index_t i = 0; i < train_->n_items; ++i) {
       if (p != e && *p == i) { ++p; continue; }
       if (w_[i] <= 0) continue;
       acc += w_[i];
       last = i;
-      if (target < acc) return static_cast<std::int32_t>(i);
+      if (target < acc) return static_cast<id_type>(i);
     }
-    return static_cast<std::int32_t>(last);  // rounding: target landed past the summed weight
+    return static_cast<id_type>(last);  // rounding: target landed past the summed weight
   }
 
  private:
@@ -123,13 +123,13 @@ class popularity_sampler {
     prob_.assign(n, 0.0);
     alias_.assign(n, 0);
     std::vector<double> scaled(n);
-    std::vector<std::int32_t> small, large;
+    std::vector<id_type> small, large;
     for (index_t i = 0; i < n; ++i) {
       scaled[i] = w_[i] * static_cast<double>(n) / total_;
-      (scaled[i] < 1.0 ? small : large).push_back(static_cast<std::int32_t>(i));
+      (scaled[i] < 1.0 ? small : large).push_back(static_cast<id_type>(i));
     }
     while (!small.empty() && !large.empty()) {
-      const std::int32_t s = small.back(), l = large.back();
+      const id_type s = small.back(), l = large.back();
       small.pop_back();
       prob_[s] = scaled[s];
       alias_[s] = l;
@@ -141,7 +141,7 @@ class popularity_sampler {
     }
     for (auto l : large) { prob_[l] = 1.0; alias_[l] = l; }
     // Leftovers in `small` are rounding residue of weight ~1: keep them (never alias to a zero-weight item).
-    const auto heaviest = static_cast<std::int32_t>(std::max_element(w_.begin(), w_.end()) - w_.begin());
+    const auto heaviest = static_cast<id_type>(std::max_element(w_.begin(), w_.end()) - w_.begin());
     for (auto s : small) {
       prob_[s] = w_[s] > 0 ? 1.0 : 0.0;
       alias_[s] = w_[s] > 0 ? s : heaviest;
@@ -151,7 +151,7 @@ class popularity_sampler {
   const data::interactions* train_;
   std::vector<double> w_;
   std::vector<double> prob_;
-  std::vector<std::int32_t> alias_;
+  std::vector<id_type> alias_;
   double total_ = 0;
   int max_tries_;
 };

@@ -38,7 +38,7 @@ struct span {
 };
 
 /// Output buffer of candidate item ids.
-using item_span = span<std::int32_t>;
+using item_span = span<id_type>;
 
 namespace detail {
 template <class S, class = void>

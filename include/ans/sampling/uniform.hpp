@@ -52,23 +52,23 @@ class uniform_sampler {
 
   /// One candidate for `user`.
   template <class Rng>
-  std::int32_t draw(index_t user, Rng& rng) const {
+  id_type draw(index_t user, Rng& rng) const {
     ANS_CHECK(user >= 0 && user < train_->n_users,
               "uniform_sampler: user " << user << " outside [0, " << train_->n_users << ")");
     const auto range = static_cast<std::uint64_t>(train_->n_items - first_);
     for (int t = 0; t < max_tries_; ++t) {
       const auto i = first_ + static_cast<index_t>(rng.uniform_int(range));
-      if (!train_->contains(user, i)) return static_cast<std::int32_t>(i);
+      if (!train_->contains(user, i)) return static_cast<id_type>(i);
     }
     return draw_exact(user, rng);
   }
 
   /// The exact fallback: uniform over the complement of the row by enumeration.
   template <class Rng>
-  std::int32_t draw_exact(index_t user, Rng& rng) const {
-    const std::int32_t* b = std::lower_bound(train_->row_begin(user), train_->row_end(user),
-                                             static_cast<std::int32_t>(first_));
-    const std::int32_t* e = train_->row_end(user);
+  id_type draw_exact(index_t user, Rng& rng) const {
+    const id_type* b = std::lower_bound(train_->row_begin(user), train_->row_end(user),
+                                             static_cast<id_type>(first_));
+    const id_type* e = train_->row_end(user);
     const index_t n_free = (train_->n_items - first_) - static_cast<index_t>(e - b);
     if (n_free <= 0)
       ANS_THROW("uniform_sampler: user " << user << " has interacted with every item in [" << first_
@@ -76,8 +76,8 @@ class uniform_sampler {
                                          << "), so no negative item can be sampled");
     // The r-th free item: start at first + r and skip over each row item at or below the candidate.
     index_t cand = first_ + static_cast<index_t>(rng.uniform_int(static_cast<std::uint64_t>(n_free)));
-    for (const std::int32_t* p = b; p != e && *p <= cand; ++p) ++cand;
-    return static_cast<std::int32_t>(cand);
+    for (const id_type* p = b; p != e && *p <= cand; ++p) ++cand;
+    return static_cast<id_type>(cand);
   }
 
  private:

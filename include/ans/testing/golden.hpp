@@ -227,7 +227,7 @@ golden_comparison run_model_case(const golden_case& c, double floor = -1) {
     const auto v = c.array(stem).as_int();
     ANS_CHECK(static_cast<index_t>(v.size()) == expect,
               c.dir << ": " << stem << ".npy has " << v.size() << " elements, expected " << expect);
-    return std::vector<std::int32_t>(v.begin(), v.end());
+    return std::vector<id_type>(v.begin(), v.end());
   };
   matrix<Scalar> e0(nu + ni, d);
   const auto e0v = detail::golden_values<Scalar>(c, "E0", (nu + ni) * d);

@@ -213,7 +213,7 @@ class mf_bpr_step {
   template <class Sampler>
   void draw_and_prefetch(index_t b, const sampling::pair_batch& batch, const Sampler& sampler, std::uint64_t seed) {
     const index_t d = c_.d, nu = c_.nu, K = c_.K;
-    std::int32_t* c = cand_.data() + b * K;
+    id_type* c = cand_.data() + b * K;
     sampling::sample_pair(sampler, batch, b, K, seed, c);
     prefetch_span(c_.E + batch.users[b] * d, d);
     prefetch_span(c_.E + (nu + batch.items[b]) * d, d);
@@ -227,7 +227,7 @@ class mf_bpr_step {
     const Scalar* E = c_.E;
     const auto stable = c_.o->bpr_stable;
     const auto eps = Scalar(c_.o->bpr_eps);
-    const std::int32_t* c = cand_.data() + b * K;
+    const id_type* c = cand_.data() + b * K;
     const index_t ru = batch.users[b], rp = nu + batch.items[b];
     const Scalar *u = E + ru * d, *p = E + rp * d;
     const index_t k = c_.o->dns ? sampling::dns_select(u, items, c, K) : 0;
@@ -259,7 +259,7 @@ class mf_bpr_step {
     std::vector<Scalar>* slots = &slots_[gi];
     auto grad_row = [&](index_t r) -> Scalar* {
       if (slot_[r] < 0) {
-        slot_[r] = static_cast<std::int32_t>(list->size());
+        slot_[r] = static_cast<id_type>(list->size());
         list->push_back(r);
         slots->resize(list->size() * static_cast<size_t>(d), Scalar(0));  // capacity reserved: no allocation
       }
@@ -306,7 +306,7 @@ class mf_bpr_step {
     const index_t nb = (n + 15) / 16, r0 = 16 * ((gi * nb + G - 1) / G), r1 = std::min(n, 16 * (((gi + 1) * nb + G - 1) / G));
     Scalar* zero = zero_.data() + gi * d;  // the group's own zero row (the kernel writes it back as zeros)
     for (index_t r = r0; r < r1; ++r) {
-      const std::int32_t sl = slot_[r];
+      const id_type sl = slot_[r];
       upd.dense_row(E, r, sl < 0 ? zero : slots->data() + sl * d);
     }
     for (const index_t r : *list) slot_[r] = -1;
@@ -323,11 +323,11 @@ class mf_bpr_step {
   ctx c_{};
   std::unique_ptr<std::atomic<int>[]> claimed_;
   size_t claimed_size_ = 0;
-  std::vector<std::int32_t> cand_;
+  std::vector<id_type> cand_;
   std::vector<Scalar> g_, term_, sq_, zero_;
   std::vector<index_t> row_;
   std::vector<std::uint16_t> grp_;
-  std::vector<std::int32_t> slot_;  ///< lazy: a row's gradient slot in its group during a step, else -1
+  std::vector<id_type> slot_;  ///< lazy: a row's gradient slot in its group during a step, else -1
   std::vector<std::vector<index_t>> lists_, entries_;
   std::vector<std::vector<Scalar>> slots_;
 };
@@ -368,7 +368,7 @@ double hogwild_bpr_epoch(matrix<Scalar>& e0, index_t n_users, const sampling::pa
 #endif
   {
     std::vector<Scalar> gbuf(static_cast<size_t>(3 * d));  // per thread, once per epoch
-    std::vector<std::int32_t> cbuf(static_cast<size_t>(K));
+    std::vector<id_type> cbuf(static_cast<size_t>(K));
     Scalar* g = gbuf.data();
 #if ANS_HAS_OPENMP
 #pragma omp for schedule(dynamic, 256)

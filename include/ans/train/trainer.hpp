@@ -36,6 +36,8 @@
 #include "ans/sampling/uniform.hpp"
 #include "ans/train/encoder.hpp"
 #include "ans/train/mf_step.hpp"
+#include "ans/train/table_optimizer.hpp"
+#include "ans/sampling/selector.hpp"
 
 namespace ans::train {
 
@@ -150,8 +152,14 @@ struct ans_diagnostic {
 ///   from it; the negative selector (RNS, DNS, MixGCF, ANS: trainer_config::sampler) then picks among them.
 /// - `Encoder`: where E0 comes from (ans/train/encoder.hpp): table_encoder (a free table, the default) or the
 ///   user's encoder with forward / backward / step.
-/// The optimiser of a table encoder is trainer_config::optimizer; a user encoder brings its own.
-template <class Scalar, class Sampler = sampling::uniform_sampler, class Encoder = table_encoder>
+/// - `Selector`: which candidate a BPR pair trains against (ans/sampling/selector.hpp): builtin_selection
+///   (trainer_config::sampler decides: RNS, DNS, MixGCF) or the user's `select(scores, K, rng)`, which then
+///   replaces RNS's/DNS's choice (sampler rns or dns; ANS and MixGCF build their own negatives).
+/// - `Optimizer`: how a table encoder's E0 is updated (ans/train/table_optimizer.hpp): builtin_optimizer
+///   (trainer_config::optimizer) or the user's `step(table, grad, rows)`. A user encoder brings its own.
+/// Every policy is checked with a static_assert that names the member it lacks.
+template <class Scalar, class Sampler = sampling::uniform_sampler, class Encoder = table_encoder,
+          class Selector = sampling::builtin_selection, class Optimizer = builtin_optimizer>
 class trainer {
   static_assert(std::is_floating_point_v<Scalar>, "trainer<Scalar, ...>: Scalar must be float or double");
   static_assert(sampling::is_sampler_v<Sampler>,
@@ -162,21 +170,39 @@ class trainer {
                 "trainer<Scalar, Sampler, Encoder>: Encoder must be train::table_encoder or have "
                 "`void forward(matrix<Scalar>& e0)`, `void backward(const matrix<Scalar>& grad_e0, "
                 "const std::vector<index_t>& rows)` and `void step()` (ans/train/encoder.hpp)");
+  static_assert(sampling::is_selector_v<Selector, Scalar>,
+                "trainer<Scalar, Sampler, Encoder, Selector, ...>: Selector must be sampling::builtin_selection or have "
+                "a const member `template <class Rng> index_t select(const Scalar* scores, index_t K, Rng& rng) const` "
+                "(ans/sampling/selector.hpp)");
+  static_assert(is_table_optimizer_v<Optimizer, Scalar>,
+                "trainer<Scalar, Sampler, Encoder, Selector, Optimizer>: Optimizer must be train::builtin_optimizer or "
+                "have `void step(matrix<Scalar>& table, const matrix<Scalar>& grad, const std::vector<index_t>& rows)` "
+                "(ans/train/table_optimizer.hpp)");
   static constexpr bool kTable = std::is_same_v<Encoder, table_encoder>;
+  static constexpr bool kBuiltinSelector = std::is_same_v<Selector, sampling::builtin_selection>;
+  static constexpr bool kBuiltinOptimizer = std::is_same_v<Optimizer, builtin_optimizer>;
+  static_assert(kTable || kBuiltinOptimizer,
+                "trainer: an Optimizer updates the free embedding table; a user Encoder brings its own optimiser");
 
  public:
   /// `data` must outlive the trainer (it keeps its address); a temporary dataset does not compile. The
   /// candidate sampler is built from the training split (train ∪ dev ∪ test with negatives_exclude_eval).
   template <class S = Sampler, std::enable_if_t<std::is_constructible_v<S, const data::interactions&>, int> = 0>
-  trainer(const data::dataset& data, const trainer_config& cfg) : trainer(data, cfg, std::nullopt, Encoder{}) {}
-  /// With the user's sampler (negatives_exclude_eval does not apply: the sampler decides) and encoder.
-  trainer(const data::dataset& data, const trainer_config& cfg, Sampler sampler, Encoder encoder = Encoder{})
-      : trainer(data, cfg, std::optional<Sampler>(std::move(sampler)), std::move(encoder)) {}
+  trainer(const data::dataset& data, const trainer_config& cfg)
+      : trainer(data, cfg, std::nullopt, Encoder{}, Selector{}, Optimizer{}) {}
+  /// With the user's sampler (negatives_exclude_eval does not apply: the sampler decides), encoder, selector
+  /// and optimiser.
+  trainer(const data::dataset& data, const trainer_config& cfg, Sampler sampler, Encoder encoder = Encoder{},
+          Selector selector = Selector{}, Optimizer optimizer = Optimizer{})
+      : trainer(data, cfg, std::optional<Sampler>(std::move(sampler)), std::move(encoder), std::move(selector),
+                std::move(optimizer)) {}
   trainer(data::dataset&&, const trainer_config&) = delete;  ///< the trainer would keep a dangling address
-  trainer(data::dataset&&, const trainer_config&, Sampler, Encoder = Encoder{}) = delete;
+  trainer(data::dataset&&, const trainer_config&, Sampler, Encoder = Encoder{}, Selector = Selector{},
+          Optimizer = Optimizer{}) = delete;
 
  private:
-  trainer(const data::dataset& data, const trainer_config& cfg, std::optional<Sampler> sampler, Encoder encoder)
+  trainer(const data::dataset& data, const trainer_config& cfg, std::optional<Sampler> sampler, Encoder encoder,
+          Selector selector, Optimizer optimizer)
       : data_(&data), cfg_(cfg),
         // MF (L = 0) never propagates: keep the node counts, not the O(nnz) edge list
         adj_(cfg.n_layers > 0 ? graph::build_normalized_adjacency<Scalar>(data.train)
@@ -185,8 +211,9 @@ class trainer {
         neg_exclude_(cfg.negatives_exclude_eval && !sampler ? union_of(data) : data::interactions{}),
         sampler_(sampler ? std::move(*sampler) : default_sampler(cfg.negatives_exclude_eval ? neg_exclude_ : data.train)),
         encoder_(std::move(encoder)),
+        optimizer_(std::move(optimizer)),
         ans_obj_(cfg.n_layers, make_ans_options(cfg), effective_readout(cfg)),
-        bpr_obj_(cfg.n_layers, make_bpr_options(cfg)) {
+        bpr_obj_(cfg.n_layers, make_bpr_options(cfg), std::move(selector)) {
     ANS_CHECK(cfg.dim > 0, "dim must be positive, got " << cfg.dim);
     ANS_CHECK(cfg.num_neg >= 1, "num_neg (K) must be >= 1, got " << cfg.num_neg);
     ANS_CHECK(cfg.batch_size >= 1, "batch_size must be >= 1, got " << cfg.batch_size);
@@ -195,6 +222,9 @@ class trainer {
     ANS_CHECK(data.train.nnz() > 0, "the training split of '" << data.name << "' is empty");
     ANS_CHECK(kTable || cfg.optimizer != optimizer_kind::hogwild_sgd,
               "optimizer hogwild_sgd updates a free embedding table; a user encoder brings its own optimiser");
+    ANS_CHECK(kBuiltinSelector || cfg.sampler == sampler_kind::rns || cfg.sampler == sampler_kind::dns,
+              "a user Selector chooses among the candidates of the BPR objective (sampler rns or dns); "
+                  << to_string(cfg.sampler) << " builds its own negatives");
     ANS_CHECK(cfg.optimizer != optimizer_kind::hogwild_sgd ||
                   (cfg.n_layers == 0 && (cfg.sampler == sampler_kind::rns || cfg.sampler == sampler_kind::dns)),
               "optimizer hogwild_sgd runs MF (n_layers 0) with RNS or DNS only, not " << to_string(cfg.sampler)
@@ -224,15 +254,15 @@ class trainer {
     fill(adj_.n_users, adj_.n_items);
     if constexpr (!kTable) encode();  // a user encoder writes E0 from its own initial parameters
     // the N x d gradient table of the composed paths (the fused MF step and hogwild_sgd keep none)
-    const bool fused_path = kTable && mf_bpr() && (cfg.fused_mf_step || cfg.optimizer == optimizer_kind::hogwild_sgd);
+    const bool fused_path = builtin_mf() && mf_bpr() && (cfg.fused_mf_step || cfg.optimizer == optimizer_kind::hogwild_sgd);
     if (!fused_path) grad_e0_ = matrix<Scalar>::Zero(n, d);
     params_ = model::ans_params<Scalar>::init(d, cfg.m, cfg.seed + 1);
     pgrads_ = model::ans_params<Scalar>::zeros(d);
     optim::adam_options ao;
     ao.lr = cfg.lr;
     const bool lazy = cfg.optimizer == optimizer_kind::lazy_adam && cfg.n_layers == 0;
-    if (!kTable) {
-      // the user encoder owns its parameters and their optimiser
+    if (!kTable || !kBuiltinOptimizer) {
+      // the user encoder owns its parameters and their optimiser; a user Optimizer its state
     } else if (cfg.optimizer == optimizer_kind::hogwild_sgd) {
       // no optimiser state: every pair's step is applied in place
     } else if (cfg.optimizer == optimizer_kind::sgd) {
@@ -246,7 +276,7 @@ class trainer {
       adam_ = std::make_unique<optim::adam<Scalar>>(n * d, with_decay(ao));
     }
     for (auto& blk : param_blocks()) param_adam_.emplace_back(blk.size, ao);
-    K_ = cfg.sampler == sampler_kind::rns ? 1 : cfg.num_neg;
+    K_ = cfg.sampler == sampler_kind::rns && kBuiltinSelector ? 1 : cfg.num_neg;
     base_gamma_ = ans_obj_.loss().options().gamma;
     ANS_CHECK(gamma_warmup() >= 0 && std::isfinite(gamma_warmup()), "gamma_warmup must be >= 0 epochs, got " << gamma_warmup());
     ANS_CHECK(cfg.diagnose_every >= 0, "diagnose_every must be >= 0, got " << cfg.diagnose_every);
@@ -256,6 +286,8 @@ class trainer {
   /// The candidate sampler and the encoder (the policies).
   const Sampler& sampler() const { return sampler_; }
   Encoder& encoder() { return encoder_; }
+  const Selector& selector() const { return bpr_obj_.selector(); }
+  Optimizer& optimizer() { return optimizer_; }
   const trainer_config& config() const { return cfg_; }
   /// The readout the model trains and (with scoring_kind::trained) is ranked with.
   propagation::readout_kind readout() const { return effective_readout(cfg_); }
@@ -308,7 +340,7 @@ class trainer {
     sat_n_ = 0;
     term_sum_.fill(0);
     const model::bpr_options& bo = bpr_obj_.options();  // the MF paths below run the BPR objective's options
-    if (kTable && cfg_.optimizer == optimizer_kind::hogwild_sgd) {
+    if (builtin_mf() && cfg_.optimizer == optimizer_kind::hogwild_sgd) {
       hogwild_options ho;
       ho.lr = cfg_.lr;
       ho.weight_decay = cfg_.weight_decay;
@@ -325,7 +357,7 @@ class trainer {
       ++epochs_done_;
       return loss;
     }
-    const bool fused = kTable && cfg_.fused_mf_step && mf_bpr();
+    const bool fused = builtin_mf() && cfg_.fused_mf_step && mf_bpr();
     mf_bpr_options mf_opts;
     mf_opts.dns = cfg_.sampler == sampler_kind::dns;
     mf_opts.reg_weight = bo.reg_weight;
@@ -346,10 +378,7 @@ class trainer {
       }
       cands_.resize(static_cast<size_t>(batch.size * K_));
       sampling::sample_batch(sampler_, batch, K_, cfg_.seed, cands_.data());
-      users_.resize(static_cast<size_t>(batch.size));
-      for (index_t j = 0; j < batch.size; ++j) users_[j] = static_cast<std::int32_t>(batch.users[j]);
-      items_.assign(batch.items, batch.items + batch.size);
-      const model::batch_ids ids{users_.data(), items_.data(), cands_.data(), batch.size, K_};
+      const model::batch_ids ids{batch.users, batch.items, cands_.data(), batch.size, K_};
       double loss;
       const std::vector<index_t>* touched;
       if (cfg_.sampler == sampler_kind::ans) {
@@ -573,6 +602,7 @@ class trainer {
     if (adam_) add_state("opt_E0_", adam_->state());
     if (sparse_adam_) add_state("opt_E0_", sparse_adam_->state());
     if (sgd_) add_state("opt_E0_", sgd_->state());
+    if constexpr (detail::has_optimizer_state<Optimizer, Scalar>::value) add_state("opt_E0_", optimizer_.state());
     for (size_t i = 0; i < param_adam_.size(); ++i) add_state("opt_" + param_blocks()[i].name + "_", param_adam_[i].state());
     return out;
   }
@@ -586,6 +616,7 @@ class trainer {
     if (adam_) add("opt_E0_", adam_->state());
     if (sparse_adam_) add("opt_E0_", sparse_adam_->state());
     if (sgd_) add("opt_E0_", sgd_->state());
+    if constexpr (detail::has_optimizer_state<Optimizer, Scalar>::value) add("opt_E0_", optimizer_.state());
     for (size_t i = 0; i < param_adam_.size(); ++i) add("opt_" + param_blocks()[i].name + "_", param_adam_[i].state());
     return out;
   }
@@ -643,6 +674,8 @@ class trainer {
   bool mf_bpr() const {
     return cfg_.n_layers == 0 && (cfg_.sampler == sampler_kind::rns || cfg_.sampler == sampler_kind::dns);
   }
+  // The fused MF paths inline the built-in selection and optimisers: every policy must be the built-in one.
+  static constexpr bool builtin_mf() { return kTable && kBuiltinSelector && kBuiltinOptimizer; }
   static Sampler default_sampler(const data::interactions& train) {
     if constexpr (std::is_constructible_v<Sampler, const data::interactions&>) return Sampler(train);
     else ANS_THROW("this Sampler cannot be built from the training split: pass one to the constructor");
@@ -666,6 +699,12 @@ class trainer {
       encode();  // the next step (and evaluation) sees the updated θ
       return;
     }
+    if constexpr (!kBuiltinOptimizer) {
+      optimizer_.step(e0_, static_cast<const matrix<Scalar>&>(grad_e0_), touched);
+      if (touched.empty()) parallel_zero(grad_e0_.data(), grad_e0_.size());
+      else for (index_t r : touched) grad_e0_.row(r).setZero();
+      return;
+    }
     if (sparse_adam_) {
       // the touched gradient rows are read in place and cleared by the step (rows are distinct)
       sparse_adam_->step_table(e0_.data(), touched.data(), grad_e0_.data(), static_cast<index_t>(touched.size()));
@@ -686,8 +725,9 @@ class trainer {
   data::interactions neg_exclude_;  ///< train ∪ dev ∪ test when negatives_exclude_eval (ReChorus before 2021-03)
   Sampler sampler_;
   Encoder encoder_;
+  Optimizer optimizer_;
   model::ans_objective<Scalar> ans_obj_;
-  model::bpr_objective<Scalar> bpr_obj_;
+  model::bpr_objective<Scalar, Selector> bpr_obj_;
   mf_bpr_step<Scalar> mf_step_;
   matrix<Scalar> e0_, grad_e0_, eval_table_;
   eval::sampled_rows dev_rows_, test_rows_;
@@ -696,7 +736,7 @@ class trainer {
   std::unique_ptr<optim::sparse_adam<Scalar>> sparse_adam_;
   std::unique_ptr<optim::sgd<Scalar>> sgd_;
   std::vector<optim::adam<Scalar>> param_adam_;
-  std::vector<std::int32_t> users_, items_, cands_;
+  std::vector<id_type> cands_;
   index_t K_ = 1;
   index_t max_batches_ = 0;
   int epochs_done_ = 0;
