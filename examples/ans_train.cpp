@@ -10,15 +10,18 @@
 //
 // Bad flags or values give a one-line error naming the flag and exit code 2.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -49,11 +52,41 @@ double to_double(const std::string& flag, const std::string& v) {
   if (v.empty() || *end != '\0' || !std::isfinite(x)) bad(flag, "expected a number, got '" + v + "'");
   return x;
 }
-long to_int(const std::string& flag, const std::string& v) {
+// An integer flag value in [lo, hi]: out-of-range values (also those past the range of long long) are an error
+// naming the flag and its range, never truncated.
+long long to_int(const std::string& flag, const std::string& v, long long lo, long long hi) {
   char* end = nullptr;
-  const long x = std::strtol(v.c_str(), &end, 10);
+  errno = 0;
+  const long long x = std::strtoll(v.c_str(), &end, 10);
   if (v.empty() || *end != '\0') bad(flag, "expected an integer, got '" + v + "'");
+  if (errno == ERANGE || x < lo || x > hi)
+    bad(flag, "'" + v + "' is outside the valid range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
   return x;
+}
+// A number flag value >= lo (and finite).
+double to_double_min(const std::string& flag, const std::string& v, double lo) {
+  const double x = to_double(flag, v);
+  if (!(x >= lo)) {
+    std::ostringstream os;
+    os << "must be >= " << lo << ", got " << v;
+    bad(flag, os.str());
+  }
+  return x;
+}
+// Fails before training when `path` cannot be written (its folder missing or read-only, or the file read-only).
+void check_writable(const std::string& flag, const std::string& path, bool is_dir) {
+  if (path.empty()) return;
+  const auto slash = path.find_last_of('/');
+  const std::string parent = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    if (is_dir != S_ISDIR(st.st_mode)) bad(flag, "'" + path + "' exists and is " + (is_dir ? "not a folder" : "a folder"));
+    if (::access(path.c_str(), W_OK) != 0) bad(flag, "'" + path + "' is not writable");
+    return;
+  }
+  if (::stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) bad(flag, "the folder '" + parent + "' does not exist");
+  if (::access(parent.c_str(), W_OK) != 0) bad(flag, "the folder '" + parent + "' is not writable");
+  if (is_dir && ::mkdir(path.c_str(), 0755) != 0) bad(flag, "cannot create the folder '" + path + "'");
 }
 std::vector<std::string> split_list(const std::string& v) {
   std::vector<std::string> out;
@@ -117,7 +150,7 @@ options parse(int argc, char** argv) {
     } else if (f == "--encoder") {
       if (v != "mf" && v != "lightgcn") bad(f, "expected mf or lightgcn, got '" + v + "'");
       o.encoder = v;
-    } else if (f == "--emb_size") { o.emb = int(to_int(f, v)); if (o.emb < 1) bad(f, "must be >= 1");
+    } else if (f == "--emb_size") { o.emb = int(to_int(f, v, 1, 1 << 16));
     } else if (f == "--lr") { o.lr = to_double(f, v); if (!(o.lr > 0)) bad(f, "must be > 0, got " + v);
     } else if (f == "--l2" || f == "--weight_decay") {
       o.l2 = to_double(f, v); if (*o.l2 < 0) bad(f, "must be >= 0, got " + v);
@@ -152,15 +185,15 @@ options parse(int argc, char** argv) {
       }
     } else if (f == "--topk") {
       o.topk.emplace();
-      for (const auto& k : split_list(v)) { const long x = to_int(f, k); if (x < 1) bad(f, "K must be >= 1"); o.topk->push_back(x); }
+      for (const auto& k : split_list(v)) { o.topk->push_back(to_int(f, k, 1, 1 << 20)); }
       if (o.topk->empty()) bad(f, "empty list");
     } else if (f == "--main_metric") { o.main_metric = v;
-    } else if (f == "--epoch") { o.epochs = int(to_int(f, v)); if (*o.epochs < 0) bad(f, "must be >= 0");
-    } else if (f == "--batch_size") { o.batch = to_int(f, v); if (*o.batch < 1) bad(f, "must be >= 1");
-    } else if (f == "--num_neg") { o.num_neg = to_int(f, v); if (*o.num_neg < 1) bad(f, "K must be >= 1, got " + v);
-    } else if (f == "--n_layers") { o.layers = int(to_int(f, v)); if (o.layers < 0) bad(f, "must be >= 0");
-    } else if (f == "--gamma") { o.gamma = to_double(f, v);
-    } else if (f == "--eps") { o.eps = to_double(f, v);
+    } else if (f == "--epoch") { o.epochs = int(to_int(f, v, 0, 1000000000));
+    } else if (f == "--batch_size") { o.batch = to_int(f, v, 1, 1LL << 30);
+    } else if (f == "--num_neg") { o.num_neg = to_int(f, v, 1, 1 << 16);
+    } else if (f == "--n_layers") { o.layers = int(to_int(f, v, 0, 64));
+    } else if (f == "--gamma") { o.gamma = to_double_min(f, v, 0);
+    } else if (f == "--eps") { o.eps = to_double_min(f, v, 0);
     } else if (f == "--neg_exclude") {
       if (v != "train" && v != "all") bad(f, "expected train or all");
       o.neg_exclude_all = v == "all";
@@ -169,7 +202,7 @@ options parse(int argc, char** argv) {
     } else if (f == "--aux_form") {
       if (v != "norm" && v != "squared") bad(f, "expected norm or squared, got '" + v + "'");
       o.aux_form = v;
-    } else if (f == "--diagnose_every") { o.diagnose_every = to_int(f, v); if (o.diagnose_every < 0) bad(f, "must be >= 0");
+    } else if (f == "--diagnose_every") { o.diagnose_every = to_int(f, v, 0, 1LL << 40);
     } else if (f == "--noise_scale") { o.noise_scale = to_double(f, v); if (o.noise_scale < 0) bad(f, "must be >= 0");
     } else if (f == "--margin") {
       if (v != "inv_sigmoid" && v != "sigmoid_neg" && v != "clamped" && v != "none")
@@ -178,14 +211,14 @@ options parse(int argc, char** argv) {
     } else if (f == "--mode") {
       if (v != "faithful" && v != "fixed") bad(f, "expected faithful or fixed, got '" + v + "'");
       o.mode = v;
-    } else if (f == "--random_seed") { o.seed = static_cast<std::uint64_t>(to_int(f, v));
-    } else if (f == "--num_workers") { o.workers = int(to_int(f, v)); if (o.workers < 0) bad(f, "must be >= 0");
-    } else if (f == "--early_stop") { o.early_stop = int(to_int(f, v));
+    } else if (f == "--random_seed") { o.seed = static_cast<std::uint64_t>(to_int(f, v, 0, std::numeric_limits<long long>::max()));
+    } else if (f == "--num_workers") { o.workers = int(to_int(f, v, 0, 4096));
+    } else if (f == "--early_stop") { o.early_stop = int(to_int(f, v, 0, 1000000000));
     } else if (f == "--stop_rule") {
       if (v != "patience" && v != "rechorus" && v != "rechorus_head") bad(f, "expected patience, rechorus or rechorus_head");
       o.stop_rule = v;
-    } else if (f == "--eval_every") { o.eval_every = int(to_int(f, v)); if (*o.eval_every < 1) bad(f, "must be >= 1");
-    } else if (f == "--test_all") { o.test_all = int(to_int(f, v)); if (*o.test_all != 0 && *o.test_all != 1) bad(f, "expected 0 or 1");
+    } else if (f == "--eval_every") { o.eval_every = int(to_int(f, v, 1, 1000000000));
+    } else if (f == "--test_all") { o.test_all = int(to_int(f, v, 0, 1));
     } else if (f == "--test_ratio") { o.test_ratio = to_double(f, v); if (!(o.test_ratio >= 0 && o.test_ratio < 1)) bad(f, "must be in [0, 1)");
     } else if (f == "--valid_ratio") { o.valid_ratio = to_double(f, v); if (*o.valid_ratio < 0 || *o.valid_ratio >= 1) bad(f, "must be in [0, 1)");
     } else if (f == "--optimizer") {
@@ -199,13 +232,17 @@ options parse(int argc, char** argv) {
     } else if (f == "--save") { o.save = v;
     } else if (f == "--load") { o.load = v;
     } else if (f == "--json") { o.json = v;
-    } else if (f == "--max_batches") { o.max_batches = int(to_int(f, v)); if (o.max_batches < 0) bad(f, "must be >= 0");
+    } else if (f == "--max_batches") { o.max_batches = int(to_int(f, v, 0, std::numeric_limits<int>::max()));
     } else if (f == "--log") { o.log = v;
     } else {
       bad(f, "unknown flag");
     }
   }
   if (!o.path.empty() && o.dataset.empty()) bad("--path", "given without --dataset");
+  // outputs are checked before any data is read or any epoch trained
+  check_writable("--json", o.json, false);
+  check_writable("--log", o.log, false);
+  check_writable("--save", o.save, true);
   return o;
 }
 

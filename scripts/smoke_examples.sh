@@ -58,7 +58,11 @@ if [ -x "$BIN/ans-train" ]; then
   # Bad flags: a one-line error and exit code 2.
   for bad in "--lr -1" "--num_neg 0" "--metric Foo" "--bogus 1" "--dataset missing --path /nonexistent" \
              "--loss_n BCE" "--model_mode Impression" "--model_mode CTR" "--preset torch" "--readout avg" \
-             "--scoring stack" "--optimizer hogwild_sgd" "--model_name LightGCN --optimizer hogwild_sgd"; do
+             "--scoring stack" "--optimizer hogwild_sgd" "--model_name LightGCN --optimizer hogwild_sgd" \
+             "--emb_size 4294967297" "--test_all 4294967297" "--epoch 4294967297" "--num_neg 4294967297" \
+             "--topk 5,4294967297" "--n_layers 4294967297" "--max_batches 4294967297" "--gamma -1" "--eps -1" \
+             "--early_stop -1" "--random_seed -1" "--random_seed 99999999999999999999" \
+             "--json /nonexistent/x.json" "--log /nonexistent/x.jsonl" "--save /nonexistent/ckpt"; do
     set +e; err=$("$BIN/ans-train" $bad 2>&1 >/dev/null); rc=$?; set -e
     [ "$rc" -eq 2 ] || { echo "ans-train $bad exited $rc, expected 2" >&2; exit 1; }
     [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || { echo "ans-train $bad: expected one error line, got: $err" >&2; exit 1; }

@@ -89,3 +89,34 @@ TEST_CASE("json: parse values, errors with offset and line, writer round trip", 
   CHECK_THROWS_AS(ans::io::parse_json("\"abc"), ans::error);
   CHECK_THROWS_WITH(ans::io::read_json(tmp_path("none.json")), Catch::Contains("none.json"));
 }
+
+TEST_CASE("npy: overflowing, oversized and malformed shapes and trailing bytes fail before any allocation",
+          "[components][io]") {
+  const std::string p = tmp_path("shape.npy");
+  auto with_shape = [&](const std::string& shape, const std::string& payload) {
+    write_bytes(p, npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }", payload));
+  };
+  with_shape("(4294967296, 4294967296, 16)", "");  // 2^68 elements: the product overflows int64
+  CHECK_THROWS_WITH(ans::io::read_npy(p), Catch::Contains(p) && Catch::Contains("elements"));
+  with_shape("(99999999999999999999,)", "");  // one dimension above int64
+  CHECK_THROWS_WITH(ans::io::read_npy(p), Catch::Contains(p) && Catch::Contains("dimension above"));
+  with_shape("(1000000000000,)", std::string(16, '\0'));  // 4 TB claimed, 16 bytes present: no bad_alloc
+  CHECK_THROWS_WITH(ans::io::read_npy(p), Catch::Contains(p) && Catch::Contains("truncated") && Catch::Contains("16 data bytes"));
+  with_shape("(1e12,)", "");
+  CHECK_THROWS_WITH(ans::io::read_npy(p), Catch::Contains(p) && Catch::Contains("malformed shape"));
+  with_shape("(2,)", std::string(8, '\0') + "xyz");  // 3 bytes after the data
+  CHECK_THROWS_WITH(ans::io::read_npy(p), Catch::Contains(p) && Catch::Contains("3 trailing bytes"));
+  with_shape("(2,)", std::string(8, '\0'));
+  CHECK(ans::io::read_npy(p).values == std::vector<double>{0.0, 0.0});
+  std::remove(p.c_str());
+}
+
+TEST_CASE("json: duplicate keys and non-integers are errors", "[components][io]") {
+  CHECK_THROWS_WITH(ans::io::parse_json("{\"a\": 1,\n \"a\": 2}", "m.json"),
+                    Catch::Contains("m.json") && Catch::Contains("duplicate key \"a\"") && Catch::Contains("line 2"));
+  const auto v = ans::io::parse_json(R"({"i": -7, "big": 1e300, "half": 1.5, "max": 9007199254740992})");
+  CHECK(v.at("i").as_int() == -7);
+  CHECK(v.at("max").as_int() == 9007199254740992LL);
+  CHECK_THROWS_WITH(v.at("big").as_int(), Catch::Contains("not an integer"));
+  CHECK_THROWS_WITH(v.at("half").as_int(), Catch::Contains("not an integer"));
+}

@@ -128,6 +128,22 @@ TEST_CASE("lightgcn: bad input names file and line", "[data]") {
     tmp.write("a/train.txt", "");
     CHECK_THROWS_WITH(load_lightgcn(tmp.str() + "/a"), at("train.txt", 1) && Contains("empty file"));
   }
+  SECTION("a stray line with a huge user id (issue 15: OOM kill before)") {
+    std::string text;
+    for (int u = 0; u < 50; ++u) text += std::to_string(u) + " 1 2\n";
+    tmp.write("a/train.txt", text + "2147483647 1 2\n");
+    CHECK_THROWS_WITH(load_lightgcn(tmp.str() + "/a"),
+                      at("train.txt", 51) && Contains("user id 2147483647 would make a table of 2147483648 rows") &&
+                          Contains("re-index"));
+  }
+  SECTION("a huge item id") {
+    tmp.write("a/train.txt", "0 1 2\n1 2147483646\n2 3\n");
+    CHECK_THROWS_WITH(load_lightgcn(tmp.str() + "/a"), at("train.txt", 2) && Contains("item id 2147483646"));
+  }
+  SECTION("an id past the 32-bit range") {
+    tmp.write("a/train.txt", "0 1 2\n1 4294967296\n");
+    CHECK_THROWS_WITH(load_lightgcn(tmp.str() + "/a"), at("train.txt", 2) && Contains("too large"));
+  }
   SECTION("unreadable path") {
     CHECK_THROWS_AS(load_lightgcn(tmp.str() + "/missing"), ans::error);
     CHECK_THROWS_WITH(load_lightgcn(tmp.str() + "/missing"), Contains("missing/train.txt: cannot open"));
@@ -187,6 +203,19 @@ TEST_CASE("recbole: split files are loaded when present", "[data]") {
 
 TEST_CASE("recbole: bad input names file and line", "[data]") {
   ans_test::temp_dir tmp;
+  SECTION("a timestamp that is not finite") {
+    auto p = tmp.write("x.inter", "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t5\n1\t3\tnan\n");
+    CHECK_THROWS_WITH(load_recbole(p), at("x.inter", 3) && Contains("timestamp 'nan' is not finite"));
+    p = tmp.write("y.inter", "user_id:token\titem_id:token\ttimestamp:float\n1\t2\tinf\n");
+    CHECK_THROWS_WITH(load_recbole(p), at("y.inter", 2) && Contains("not finite"));
+  }
+  SECTION("a folder with two .inter files and none named after it") {
+    tmp.write("two/a.inter", "user_id:token\titem_id:token\n1\t2\n");
+    tmp.write("two/b.inter", "user_id:token\titem_id:token\n1\t2\n");
+    CHECK_THROWS_WITH(load_recbole(tmp.str() + "/two"),
+                      Contains("2 .inter files in the folder (") && Contains("a.inter") && Contains("b.inter") &&
+                          Contains("none named two.inter"));
+  }
   SECTION("no item_id in the header") {
     auto p = tmp.write("x.inter", "user_id:token\titem:token\n1\t2\n");
     CHECK_THROWS_WITH(load_recbole(p), at("x.inter", 1) && Contains("no item_id"));
@@ -282,6 +311,14 @@ TEST_CASE("rechorus: bad input names file and line", "[data]") {
   SECTION("neg_items with a non-integer") {
     tmp.write("rc/dev.csv", "user_id\titem_id\ttime\tneg_items\n1\t2\t3\t[1, two, 3]\n");
     CHECK_THROWS_WITH(load_rechorus(dir), at("dev.csv", 2) && Contains("malformed neg_items"));
+  }
+  SECTION("empty neg_items (issue 15: every metric was 1)") {
+    tmp.write("rc/dev.csv", "user_id\titem_id\ttime\tneg_items\n1\t2\t3\t[]\n");
+    CHECK_THROWS_WITH(load_rechorus(dir), at("dev.csv", 2) && Contains("neg_items is empty"));
+  }
+  SECTION("a huge item id in neg_items") {
+    tmp.write("rc/test.csv", "user_id\titem_id\ttime\tneg_items\n1\t2\t3\t[1, 2147483646]\n");
+    CHECK_THROWS_WITH(load_rechorus(dir), at("test.csv", 2) && Contains("item id 2147483646 would make a table"));
   }
   SECTION("neg_items count differs") {
     tmp.write("rc/test.csv", "user_id\titem_id\ttime\tneg_items\n1\t2\t3\t[1, 2, 3]\n1\t2\t3\t[1, 2]\n");

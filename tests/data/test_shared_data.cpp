@@ -17,7 +17,7 @@ std::string data_dir(const std::string& sub) {
   const char* env = std::getenv("ANS_DATA_DIR");
   std::error_code ec;
   if (!env || !*env || !std::filesystem::is_directory(std::string(env) + "/" + sub, ec)) {
-    WARN("ANS_DATA_DIR not set: skipping " << sub << " (set ANS_DATA_DIR to the shared data folder)");
+    WARN("ANS-SKIPPED: " << sub << " not found under ANS_DATA_DIR (set ANS_DATA_DIR to the shared data folder)");
     return "";
   }
   return std::string(env) + "/" + sub;

@@ -17,7 +17,7 @@ namespace detail {
 /// Reads one LightGCN text file, appending (user, item) pairs; tracks the largest ids seen.
 /// A line holding only the user id is a user without items; blank lines are skipped (and counted).
 inline void read_lightgcn_file(const std::string& path, std::vector<std::pair<index_t, index_t>>& pairs,
-                               index_t& max_user, index_t& max_item, load_report& rep) {
+                               id_extent& users, id_extent& items, std::vector<index_t>& user_ids, load_report& rep) {
   const std::string text = read_file(path);
   line_reader lines(text);
   std::string_view line;
@@ -30,14 +30,15 @@ inline void read_lightgcn_file(const std::string& path, std::vector<std::pair<in
     }
     split_whitespace(line, tok);
     const index_t u = parse_id(tok[0], path, lines.line_no(), "user id");
-    if (u > max_user) max_user = u;
+    users.see(u, path, lines.line_no());
+    user_ids.push_back(u);
     for (size_t k = 1; k < tok.size(); ++k) {
       const index_t i = parse_id(tok[k], path, lines.line_no(), "item id");
-      if (i > max_item) max_item = i;
+      items.see(i, path, lines.line_no());
       pairs.emplace_back(u, i);
     }
   }
-  if (pairs.empty() && max_user < 0) parse_error(path, lines.line_no(), "no interactions in file");
+  if (pairs.empty() && users.max < 0) parse_error(path, lines.line_no(), "no interactions in file");
 }
 
 }  // namespace detail
@@ -52,11 +53,19 @@ inline dataset load_lightgcn(const std::string& dir, const load_options& opt = {
   d.name = base_name(dir);
   d.format = "lightgcn";
   std::vector<std::pair<index_t, index_t>> train, dev, test;
-  index_t max_user = -1, max_item = -1;
-  detail::read_lightgcn_file(join_path(dir, "train.txt"), train, max_user, max_item, d.report);
+  id_extent users, items;
+  std::vector<index_t> user_ids;
+  detail::read_lightgcn_file(join_path(dir, "train.txt"), train, users, items, user_ids, d.report);
   const std::string test_path = join_path(dir, "test.txt");
-  if (file_readable(test_path)) detail::read_lightgcn_file(test_path, test, max_user, max_item, d.report);
-  detail::finish_dataset(d, max_user + 1, max_item + 1, train, dev, test, opt);
+  if (file_readable(test_path)) detail::read_lightgcn_file(test_path, test, users, items, user_ids, d.report);
+  check_dense_ids(users, user_ids, "user");
+  if (items.max + 1 > (index_t(1) << 20)) {
+    std::vector<index_t> item_ids;
+    for (const auto* v : {&train, &test})
+      for (const auto& pr : *v) item_ids.push_back(pr.second);
+    check_dense_ids(items, item_ids, "item");
+  }
+  detail::finish_dataset(d, users.max + 1, items.max + 1, train, dev, test, opt);
   return d;
 }
 

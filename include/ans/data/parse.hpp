@@ -3,6 +3,7 @@
 /// built on std::from_chars, and `parse_error`, which formats every data error as `PATH:LINE: what`.
 #pragma once
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
@@ -157,6 +158,34 @@ inline std::int64_t parse_id(std::string_view tok, const std::string& path, std:
   if (v < 0) parse_error(path, line, std::string("negative ") + what + " " + std::to_string(v));
   if (v > INT32_MAX) parse_error(path, line, std::string(what) + " " + std::to_string(v) + " is too large");
   return v;
+}
+
+/// Where the largest id of one kind (users or items) was read, for the density check of formats whose ids are
+/// row indices (LightGCN, ReChorus): `see` it for every id as it is parsed.
+struct id_extent {
+  index_t max = -1;
+  std::string path;
+  std::int64_t line = 0;
+  void see(index_t v, const std::string& p, std::int64_t l) {
+    if (v > max) max = v, path = p, line = l;
+  }
+};
+
+/// Ids that are row indices make a table of max + 1 rows (the CSR's row pointers, the embedding table). A
+/// stray line with a huge id (e.g. 2147483646 in a 50-line file) would allocate gigabytes or end in an
+/// out-of-memory kill, so: `PATH:LINE: item id X: ... re-index` when max + 1 exceeds both 2^20 and 64 times
+/// the number of distinct ids (`ids`, any order, duplicates allowed; consumed).
+inline void check_dense_ids(const id_extent& e, std::vector<index_t>& ids, const char* what) {
+  constexpr index_t kFloor = index_t(1) << 20, kRatio = 64;
+  if (e.max + 1 <= kFloor) return;
+  std::sort(ids.begin(), ids.end());
+  const auto distinct = static_cast<index_t>(std::unique(ids.begin(), ids.end()) - ids.begin());
+  if (e.max + 1 <= kRatio * distinct) return;
+  parse_error(e.path, e.line,
+              std::string(what) + " id " + std::to_string(e.max) + " would make a table of " + std::to_string(e.max + 1) +
+                  " rows for " + std::to_string(distinct) + " distinct " + what +
+                  " ids (more than 64 times as many): this format's ids are row indices 0..n-1; re-index the data or "
+                  "remove the stray line");
 }
 
 /// Parses a floating-point number (timestamps, ratings). Error: `PATH:LINE: non-numeric time 'x'`.

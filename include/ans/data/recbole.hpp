@@ -3,6 +3,7 @@
 /// rating:float\ttimestamp:float`). Ids are tokens, mapped to dense ids in order of first appearance.
 #pragma once
 
+#include <cmath>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -89,6 +90,8 @@ inline void read_recbole_file(const std::string& path, dataset& d, std::vector<s
     pairs.emplace_back(u, i);
     if (events) {
       const double t = parse_number(f[h.time], path, lines.line_no(), "timestamp");
+      if (!std::isfinite(t))
+        parse_error(path, lines.line_no(), "timestamp " + detail::quote(trim(f[h.time])) + " is not finite");
       events->push_back({static_cast<id_type>(u), static_cast<id_type>(i), t});
     }
   }
@@ -134,9 +137,16 @@ inline dataset load_recbole(const std::string& path_or_dir, const load_options& 
         name = found[0].substr(0, found[0].size() - 6);
         inter = join_path(dir, found[0]);
       } else {
+        bool split = false;
         for (const auto& fn : found)
-          if (detail::ends_with(fn, ".train.inter")) name = fn.substr(0, fn.size() - 12);
+          if (detail::ends_with(fn, ".train.inter")) name = fn.substr(0, fn.size() - 12), split = true;
         if (found.empty()) parse_error(path_or_dir, 0, "no .inter file in folder");
+        if (!split) {
+          std::string list;
+          for (const auto& fn : found) list += (list.empty() ? "" : ", ") + fn;
+          parse_error(path_or_dir, 0, std::to_string(found.size()) + " .inter files in the folder (" + list +
+                                          ") and none named " + name + ".inter: pass the path of the one to load");
+        }
         inter = join_path(dir, name + ".inter");
       }
     }

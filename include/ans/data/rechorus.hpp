@@ -3,6 +3,7 @@
 /// `user_id\titem_id\ttime[\tneg_items]`; ids start at 1 (0 is padding); `neg_items` is a Python list literal.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,8 +22,8 @@ struct rechorus_file {
   int n_neg = -1;  ///< -1: no neg_items column
 };
 
-inline void read_rechorus_file(const std::string& path, rechorus_file& out, index_t& max_user,
-                               index_t& max_item, load_report& rep, bool require_rows) {
+inline void read_rechorus_file(const std::string& path, rechorus_file& out, id_extent& users, id_extent& items,
+                               load_report& rep, bool require_rows) {
   const std::string text = read_file(path);
   line_reader lines(text);
   std::string_view line;
@@ -62,13 +63,16 @@ inline void read_rechorus_file(const std::string& path, rechorus_file& out, inde
     const index_t i = parse_id(f[c_item], path, ln, "item id");
     if (u == 0) parse_error(path, ln, "user id 0 is the padding id (ReChorus ids start at 1)");
     if (i == 0) parse_error(path, ln, "item id 0 is the padding id (ReChorus ids start at 1)");
-    if (u > max_user) max_user = u;
-    if (i > max_item) max_item = i;
+    users.see(u, path, ln);
+    items.see(i, path, ln);
     out.pairs.emplace_back(u, i);
     if (c_neg >= 0) {
       const size_t before = out.negatives.size();
       parse_int_list(f[c_neg], path, ln, "neg_items", out.negatives);
       const int k = static_cast<int>(out.negatives.size() - before);
+      if (k == 0)
+        parse_error(path, ln, "neg_items is empty (the sampled protocol ranks each positive among its negatives; "
+                              "a row without any would score 1)");
       if (out.n_neg < 0) out.n_neg = k;
       if (k != out.n_neg)
         parse_error(path, ln, "neg_items has " + std::to_string(k) + " ids, earlier rows have " +
@@ -77,7 +81,7 @@ inline void read_rechorus_file(const std::string& path, rechorus_file& out, inde
         const auto v = out.negatives[j];
         if (v == 0) parse_error(path, ln, "neg_items holds the padding id 0");
         if (v > INT32_MAX) parse_error(path, ln, "neg_items id " + std::to_string(v) + " is too large");
-        if (v > max_item) max_item = v;
+        items.see(v, path, ln);
       }
     }
   }
@@ -103,11 +107,22 @@ inline dataset load_rechorus(const std::string& dir, const load_options& opt = {
   d.format = "rechorus";
   detail::rechorus_file files[3];
   const char* names[3] = {"train.csv", "dev.csv", "test.csv"};
-  index_t max_user = 0, max_item = 0;
+  id_extent users, items;
   for (int s = 0; s < 3; ++s) {
     const std::string path = join_path(dir, names[s]);
     if (s > 0 && !file_readable(path)) continue;
-    detail::read_rechorus_file(path, files[s], max_user, max_item, d.report, s == 0);
+    detail::read_rechorus_file(path, files[s], users, items, d.report, s == 0);
+  }
+  // ids from 1: the tables have max rows (id 0 is padding)
+  const index_t max_user = std::max<index_t>(users.max, 0), max_item = std::max<index_t>(items.max, 0);
+  for (auto* e : {&users, &items}) {
+    if (e->max <= (index_t(1) << 20)) continue;
+    std::vector<index_t> ids;
+    for (const auto& f : files)
+      for (const auto& [u, i] : f.pairs) ids.push_back(e == &users ? u : i);
+    if (e == &items)
+      for (const auto& f : files) ids.insert(ids.end(), f.negatives.begin(), f.negatives.end());
+    check_dense_ids(*e, ids, e == &users ? "user" : "item");
   }
   std::vector<std::pair<index_t, index_t>> pairs[3];
   for (int s = 0; s < 3; ++s) {

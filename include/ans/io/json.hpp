@@ -20,7 +20,7 @@
 
 namespace ans::io {
 
-/// A JSON value. Objects keep their keys sorted (std::map); duplicate keys keep the last value.
+/// A JSON value. Objects keep their keys sorted (std::map); a duplicate key is a parse error.
 class json_value {
  public:
   enum class type { null, boolean, number, string, array, object };
@@ -41,7 +41,14 @@ class json_value {
   bool is_bool() const { return t_ == type::boolean; }
 
   double as_number() const { if (t_ != type::number) ANS_THROW("json: value is not a number"); return n_; }
-  index_t as_int() const { return static_cast<index_t>(std::llround(as_number())); }
+  /// The number as an integer; throws when it is not one exactly (1.5, 1e300, NaN) or outside ±2^53 (where
+  /// doubles stop representing every integer).
+  index_t as_int() const {
+    const double x = as_number();
+    if (!(std::fabs(x) <= 9007199254740992.0) || x != std::floor(x))
+      ANS_THROW("json: " << x << " is not an integer in [-2^53, 2^53]");
+    return static_cast<index_t>(x);
+  }
   bool as_bool() const { if (t_ != type::boolean) ANS_THROW("json: value is not a bool"); return b_; }
   const std::string& as_string() const { if (t_ != type::string) ANS_THROW("json: value is not a string"); return s_; }
   const std::vector<json_value>& as_array() const { if (t_ != type::array) ANS_THROW("json: value is not an array"); return a_; }
@@ -197,7 +204,12 @@ class json_parser {
     while (true) {
       skip_ws();
       if (p_ >= s_.size() || s_[p_] != '"') fail("expected a string key in object");
+      const std::size_t key_at = p_;
       std::string key = parse_string();
+      if (v.contains(key)) {
+        p_ = key_at;
+        fail("duplicate key \"" + key + "\" in object");
+      }
       skip_ws();
       if (p_ >= s_.size() || s_[p_] != ':') fail("expected ':' after object key");
       ++p_;

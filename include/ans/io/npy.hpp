@@ -2,11 +2,17 @@
 /// @brief Reading and writing NumPy .npy files: dtypes <f8, <f4, <i8, <i4, C order, any rank.
 ///
 /// Floating data is held as double, integer data as int64. Errors (other dtypes, Fortran order, big-endian,
-/// truncated files) are `ans::error`s naming the path. `write_npy` writes atomically (temp file + rename).
+/// truncated files, trailing bytes after the data, a shape whose element count or byte size overflows or
+/// exceeds the file) are `ans::error`s naming the path, checked before any allocation. `write_npy` writes
+/// atomically (temp file, fsync, rename).
 #pragma once
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -104,13 +110,21 @@ inline npy_array read_npy(const std::string& path) {
   if (fo.find("True") != std::string::npos) ANS_THROW(path << ": Fortran-order .npy arrays are not supported");
   const std::string sh = detail::npy_dict_value(header, "shape", path);
   std::size_t p = 0;
+  std::int64_t count = 1;  // the element count, overflow-checked
   while (p < sh.size()) {
     while (p < sh.size() && (sh[p] == ' ' || sh[p] == ',')) ++p;
     if (p >= sh.size()) break;
     std::size_t e = p;
-    while (e < sh.size() && sh[e] >= '0' && sh[e] <= '9') ++e;
-    if (e == p) ANS_THROW(path << ": malformed shape '" << sh << "' in .npy header");
-    a.shape.push_back(std::stoll(sh.substr(p, e - p)));
+    std::int64_t dim = 0;
+    for (; e < sh.size() && sh[e] >= '0' && sh[e] <= '9'; ++e)
+      if (__builtin_mul_overflow(dim, std::int64_t(10), &dim) || __builtin_add_overflow(dim, std::int64_t(sh[e] - '0'), &dim))
+        ANS_THROW(path << ": shape '" << sh << "' in .npy header has a dimension above " << std::numeric_limits<std::int64_t>::max());
+    if (e == p || (e < sh.size() && sh[e] != ',' && sh[e] != ' '))
+      ANS_THROW(path << ": malformed shape '" << sh << "' in .npy header (expected non-negative integers)");
+    if (__builtin_mul_overflow(count, dim, &count))
+      ANS_THROW(path << ": shape '" << sh << "' in .npy header has more than " << std::numeric_limits<std::int64_t>::max()
+                     << " elements");
+    a.shape.push_back(dim);
     p = e;
   }
   std::size_t width = 0;
@@ -120,8 +134,20 @@ inline npy_array read_npy(const std::string& path) {
   else if (a.descr == "<i4") width = 4, a.is_integer = true;
   else ANS_THROW(path << ": unsupported .npy dtype '" << a.descr << "' (supported: <f8, <f4, <i8, <i4)");
   if (!detail::little_endian_host()) ANS_THROW(path << ": big-endian hosts are not supported");
-  const std::size_t n = static_cast<std::size_t>(a.size());
-  std::vector<char> raw(n * width);
+  // the data must be exactly the rest of the file: checked before allocating anything
+  const std::streamoff data_begin = in.tellg();
+  in.seekg(0, std::ios::end);
+  const std::streamoff file_end = in.tellg();
+  in.seekg(data_begin);
+  std::int64_t bytes = 0;
+  if (__builtin_mul_overflow(count, static_cast<std::int64_t>(width), &bytes) || bytes > file_end - data_begin)
+    ANS_THROW(path << ": truncated .npy data (the header's shape (" << sh << ") needs " << count << " elements of "
+                   << a.descr << ", the file has " << (file_end - data_begin) << " data bytes)");
+  if (bytes < file_end - data_begin)
+    ANS_THROW(path << ": " << (file_end - data_begin - bytes) << " trailing bytes after the .npy data (shape (" << sh
+                   << "), " << a.descr << ")");
+  const std::size_t n = static_cast<std::size_t>(count);
+  std::vector<char> raw(static_cast<std::size_t>(bytes));
   if (n > 0 && !in.read(raw.data(), static_cast<std::streamsize>(raw.size())))
     ANS_THROW(path << ": truncated .npy data (expected " << n << " elements of " << a.descr << ")");
   if (a.is_integer) {
@@ -141,6 +167,14 @@ inline npy_array read_npy(const std::string& path) {
 }
 
 namespace detail {
+/// fsync(2) of a file or folder by path (best effort: a file system without fsync is not an error).
+inline void sync_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return;
+  (void)::fsync(fd);
+  ::close(fd);
+}
+
 inline void write_npy_raw(const std::string& path, const std::vector<index_t>& shape, const char* descr,
                           const void* data, std::size_t bytes) {
   std::string sh = "(";
@@ -164,6 +198,7 @@ inline void write_npy_raw(const std::string& path, const std::vector<index_t>& s
     out.flush();
     if (!out) ANS_THROW(tmp << ": write failed");
   }
+  sync_file(tmp);  // the data reaches the disk before the rename makes it visible
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
     ANS_THROW(path << ": cannot rename temporary file " << tmp);

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -24,6 +25,7 @@
 #include "ans/eval/full_ranking.hpp"
 #include "ans/eval/sampled_ranking.hpp"
 #include "ans/graph/adjacency.hpp"
+#include "ans/io/checkpoint.hpp"
 #include "ans/io/json.hpp"
 #include "ans/io/npy.hpp"
 #include "ans/model/ans_model.hpp"
@@ -476,58 +478,52 @@ class trainer {
     return eval::full_ranking<Scalar>(uf, itf, data_->train, truth, masks, fo);
   }
 
-  /// Writes a checkpoint folder: every parameter and optimiser state array as .npy plus manifest.json
-  /// (written last, through a temporary file and rename, so a folder with a manifest is complete).
+  /// Writes a checkpoint folder all-or-nothing (io/checkpoint.hpp): E0, the ANS parameters and every
+  /// optimiser's state as .npy files, then manifest.json (with each file's dtype, shape, size and checksum and
+  /// this run's model, sampler, optimiser, scalar type, seed and epochs_done) by one atomic rename. A kill at any
+  /// moment leaves the previous checkpoint or this one, never a mix.
   void save(const std::string& dir) const {
     ANS_CHECK(kTable, "trainer::save: with a user encoder, E0 is computed from the encoder's parameters; save "
                       "those (e.g. an optim::param_group) instead");
-    ::mkdir(dir.c_str(), 0755);
-    struct stat st;
-    ANS_CHECK(::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode), "cannot create checkpoint folder '" << dir << "'");
     auto& self = const_cast<trainer&>(*this);
-    std::string arrays;
-    for (auto& a : self.state_arrays()) {
-      io::write_npy(dir + "/" + a.name + ".npy", {a.size}, a.data);
-      arrays += (arrays.empty() ? "" : ", ") + io::json_quote(a.name);
-    }
-    for (auto& c : self.state_counters()) {
-      io::write_npy(dir + "/" + c.name + ".npy", {static_cast<index_t>(c.size)}, c.data);
-      arrays += ", " + io::json_quote(c.name);
-    }
-    const std::string tmp = dir + "/manifest.json.tmp";
-    {
-      std::ofstream out(tmp);
-      out << "{\"format\": \"ans-checkpoint\", \"version\": 1, \"epochs_done\": " << epochs_done_
-          << ", \"sampler\": " << io::json_quote(to_string(cfg_.sampler)) << ", \"n_layers\": " << cfg_.n_layers
-          << ", \"dim\": " << cfg_.dim << ", \"n_nodes\": " << adj_.n_nodes() << ", \"seed\": " << cfg_.seed
-          << ", \"scalar\": \"" << (sizeof(Scalar) == 4 ? "float32" : "float64") << "\", \"arrays\": [" << arrays
-          << "]}\n";
-      ANS_CHECK(out.good(), "cannot write '" << tmp << "'");
-    }
-    ANS_CHECK(std::rename(tmp.c_str(), (dir + "/manifest.json").c_str()) == 0,
-              "cannot rename '" << tmp << "' to manifest.json");
+    io::write_checkpoint(dir, self.checkpoint_arrays(),
+                         {{"epochs_done", std::to_string(epochs_done_)},
+                          {"sampler", io::json_quote(to_string(cfg_.sampler))},
+                          {"optimizer", io::json_quote(optimizer_name())},
+                          {"n_layers", std::to_string(cfg_.n_layers)},
+                          {"readout", io::json_quote(propagation::to_string(readout()))},
+                          {"dim", std::to_string(cfg_.dim)},
+                          {"n_users", std::to_string(adj_.n_users)},
+                          {"n_nodes", std::to_string(adj_.n_nodes())},
+                          {"seed", std::to_string(cfg_.seed)},
+                          {"scalar", io::json_quote(scalar_name())}});
   }
 
-  /// Restores a checkpoint written by save() with the same configuration.
+  /// Restores a checkpoint written by save() with the same configuration. Everything is checked before any
+  /// state changes (a failed load leaves the trainer as it was): the format and version, this run's model
+  /// (sampler, optimiser, layers, readout, sizes), scalar type and seed, epochs_done in [0, 10^9], and every
+  /// array's dtype, shape, size, checksum and finiteness; each error names the file and what was expected.
   void load(const std::string& dir) {
     ANS_CHECK(kTable, "trainer::load: with a user encoder, load the encoder's parameters instead");
-    const auto mf = io::read_json(dir + "/manifest.json");
-    ANS_CHECK(mf.at("n_nodes").as_int() == adj_.n_nodes() && mf.at("dim").as_int() == cfg_.dim &&
-                  mf.at("n_layers").as_int() == cfg_.n_layers,
-              dir << ": checkpoint shape (nodes, dim, layers) does not match this run");
-    for (auto& a : state_arrays()) {
-      const auto arr = io::read_npy(dir + "/" + a.name + ".npy");
-      const auto v = arr.as_double();
-      ANS_CHECK(static_cast<index_t>(v.size()) == a.size,
-                dir << "/" << a.name << ".npy has " << v.size() << " values, expected " << a.size);
-      for (index_t i = 0; i < a.size; ++i) a.data[i] = static_cast<Scalar>(v[i]);
-    }
-    for (auto& c : state_counters()) {
-      const auto v = io::read_npy(dir + "/" + c.name + ".npy").as_int();
-      ANS_CHECK(v.size() == c.size, dir << "/" << c.name << ".npy has " << v.size() << " values, expected " << c.size);
-      std::copy(v.begin(), v.end(), c.data);
-    }
-    epochs_done_ = static_cast<int>(mf.at("epochs_done").as_int());
+    const io::json_value mf = io::read_checkpoint_manifest(dir);
+    io::checkpoint_meta_equals(mf, dir, "scalar", scalar_name(), "the scalar type");
+    io::checkpoint_meta_equals(mf, dir, "sampler", to_string(cfg_.sampler), "the sampler");
+    io::checkpoint_meta_equals(mf, dir, "optimizer", optimizer_name(), "the optimiser");
+    io::checkpoint_meta_equals(mf, dir, "readout", propagation::to_string(readout()), "the readout");
+    auto same = [&](const char* key, index_t mine, const char* what) {
+      const index_t v = io::checkpoint_meta_int(mf, dir, key, 0, std::numeric_limits<std::int64_t>::max() / 2);
+      ANS_CHECK(v == mine, dir << "/manifest.json: " << what << " is " << v << ", this run's is " << mine);
+    };
+    same("n_layers", cfg_.n_layers, "n_layers");
+    same("dim", cfg_.dim, "the embedding size");
+    same("n_users", adj_.n_users, "the number of users");
+    same("n_nodes", adj_.n_nodes(), "the number of users + items");
+    ANS_CHECK(mf.contains("seed") && mf.at("seed").is_number() && mf.at("seed").as_number() == double(cfg_.seed),
+              dir << "/manifest.json: the seed is " << (mf.contains("seed") ? io::to_json(mf.at("seed")) : "missing")
+                  << ", this run's is " << cfg_.seed << " (a resumed run continues exactly only with its own seed)");
+    const index_t epochs = io::checkpoint_meta_int(mf, dir, "epochs_done", 0, 1000000000);
+    io::read_checkpoint_arrays(dir, mf, checkpoint_arrays());
+    epochs_done_ = static_cast<int>(epochs);
   }
 
  private:
@@ -619,6 +615,33 @@ class trainer {
     if constexpr (detail::has_optimizer_state<Optimizer, Scalar>::value) add("opt_E0_", optimizer_.state());
     for (size_t i = 0; i < param_adam_.size(); ++i) add("opt_" + param_blocks()[i].name + "_", param_adam_[i].state());
     return out;
+  }
+
+  // Every array of save()/load(): the Scalar blocks (E0 and the optimisers' tables as [n_nodes, d], the gate
+  // matrices as [d, d], the rest flat) and the optimisers' int64 counters.
+  std::vector<io::checkpoint_array> checkpoint_arrays() {
+    const index_t n = adj_.n_nodes(), d = cfg_.dim;
+    std::vector<io::checkpoint_array> out;
+    for (auto& a : state_arrays()) {
+      std::vector<index_t> shape{a.size};
+      if (a.size == n * d && n > 1) shape = {n, d};
+      else if (a.size == d * d && d > 1) shape = {d, d};
+      out.push_back(io::checkpoint_array::of(a.name, a.data, shape));
+    }
+    for (auto& c : state_counters())
+      out.push_back(io::checkpoint_array::of(c.name, c.data, {static_cast<index_t>(c.size)}));
+    return out;
+  }
+  static std::string scalar_name() { return sizeof(Scalar) == 4 ? "float32" : "float64"; }
+  std::string optimizer_name() const {
+    if constexpr (!kBuiltinOptimizer) return "user";
+    switch (cfg_.optimizer) {
+      case optimizer_kind::adam: return "adam";
+      case optimizer_kind::lazy_adam: return cfg_.n_layers == 0 ? "lazy_adam" : "adam";  // lazy falls back for L >= 1
+      case optimizer_kind::sgd: return "sgd";
+      case optimizer_kind::hogwild_sgd: return "hogwild_sgd";
+    }
+    return "?";
   }
 
   static std::array<double, 5> terms_of(const model::ans_terms<Scalar>& t) {

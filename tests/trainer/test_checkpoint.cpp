@@ -1,0 +1,273 @@
+// Checkpoints are all-or-nothing (issue 15): a process killed at any moment inside save() leaves the previous
+// checkpoint or the new one, and load() rejects every corruption with a message naming the file, leaving the
+// trainer as it was.
+#include <catch2/catch.hpp>
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ans/data/synthetic.hpp"
+#include "ans/io/checkpoint.hpp"
+#include "ans/sampling/rng.hpp"
+#include "ans/train/trainer.hpp"
+
+namespace {
+
+using ans::index_t;
+using namespace ans::train;
+
+const ans::data::dataset& data() {
+  static const ans::data::dataset d = [] {
+    ans::data::synthetic_config c;
+    c.n_users = 300;
+    c.n_items = 200;
+    c.interactions_per_user = 10;
+    c.dim = 4;
+    c.seed = 11;
+    return ans::data::generate_synthetic(c);
+  }();
+  return d;
+}
+
+trainer_config config(sampler_kind s = sampler_kind::ans) {
+  trainer_config c;
+  c.sampler = s;
+  c.dim = 8;
+  c.batch_size = 256;
+  c.num_neg = 4;
+  c.lr = 1e-2;
+  c.seed = 9;
+  return c;
+}
+
+std::string fresh_dir(const std::string& name) {
+  const std::string d = "/tmp/ans_test_ckpt_" + name + "_" + std::to_string(::getpid());
+  std::system(("rm -rf '" + d + "'").c_str());
+  return d;
+}
+std::string read_text(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+void write_text(const std::string& p, const std::string& s) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << s;
+}
+std::vector<std::string> files_of(const std::string& dir) {
+  std::vector<std::string> out;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (const dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') out.emplace_back(e->d_name);
+    ::closedir(d);
+  }
+  return out;
+}
+// The file a manifest names for `array` (e.g. "E0.g3.npy").
+std::string file_of(const std::string& dir, const std::string& array) {
+  const auto mf = ans::io::read_json(dir + "/manifest.json");
+  for (const auto& a : mf.at("arrays").as_array())
+    if (a.at("name").as_string() == array) return dir + "/" + a.at("file").as_string();
+  return "";
+}
+void replace_once(std::string& s, const std::string& from, const std::string& to) {
+  const auto p = s.find(from);
+  REQUIRE(p != std::string::npos);
+  s.replace(p, from.size(), to);
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint: a kill -9 at any point inside save() leaves the old or the new checkpoint, never a mix",
+          "[trainer][checkpoint]") {
+  const auto cfg = config();
+  // states A (1 epoch) and B (2 epochs), and the references one epoch further
+  trainer<float> a(data(), cfg), b(data(), cfg), b3(data(), cfg);
+  a.train_epoch(0);
+  for (int e = 0; e < 2; ++e) b.train_epoch(e);
+  for (int e = 0; e < 3; ++e) b3.train_epoch(e);
+  const std::string dir = fresh_dir("kill");
+  a.save(dir);
+  auto r = ans::sampling::stream(1234, 0);
+  int saw_a = 0, saw_b = 0, interrupted = 0;  // interrupted: temp files left by a kill inside a write
+  constexpr int kKills = 24;
+  for (int kill = 0; kill < kKills; ++kill) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {  // the child saves B, A, B, ... until it is killed (no OpenMP region is entered)
+      try {
+        for (int i = 0;; ++i) (i % 2 == 0 ? b : a).save(dir);
+      } catch (...) {
+        ::_exit(3);
+      }
+    }
+    // kill after 0-40 ms: several saves, and every phase of one (arrays, manifest, clean-up)
+    std::this_thread::sleep_for(std::chrono::microseconds(r.uniform_int(40000)));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    REQUIRE(WIFSIGNALED(status));
+    for (const auto& f : files_of(dir)) interrupted += f.find(".tmp") != std::string::npos ? 1 : 0;
+    trainer<float> back(data(), cfg);
+    REQUIRE_NOTHROW(back.load(dir));
+    const int e = back.epochs_done();
+    REQUIRE((e == 1 || e == 2));
+    (e == 1 ? saw_a : saw_b)++;
+    CHECK(back.embeddings() == (e == 1 ? a : b).embeddings());
+    // the optimiser state is the same save's: one more epoch continues exactly
+    back.train_epoch(e);
+    CHECK(back.embeddings() == (e == 1 ? b : b3).embeddings());
+  }
+  INFO("loaded A " << saw_a << " times, B " << saw_b << " times; " << interrupted << " temp files left by kills");
+  CHECK(saw_a + saw_b == kKills);
+  CHECK(interrupted > 0);  // some kills landed inside a file write (fsync makes that most of a save)
+  // the next complete save removes what the interrupted ones left behind
+  a.save(dir);
+  const auto files = files_of(dir);
+  const std::string gen = file_of(dir, "E0").substr(dir.size() + 1 + 3);  // "g<N>.npy"
+  for (const auto& f : files) {
+    INFO(f);
+    CHECK(f.find(".tmp") == std::string::npos);
+    CHECK((f == "manifest.json" || f.find("." + gen) != std::string::npos));
+  }
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+TEST_CASE("checkpoint: load rejects every corruption, names the file, and leaves the trainer unchanged",
+          "[trainer][checkpoint]") {
+  const auto cfg = config();
+  trainer<float> src(data(), cfg);
+  src.train_epoch(0);
+  const std::string dir = fresh_dir("corrupt");
+  src.save(dir);
+  const std::string manifest = read_text(dir + "/manifest.json");
+  const std::string e0 = file_of(dir, "E0"), e0_bytes = read_text(e0);
+  trainer<float> t(data(), cfg);
+  const ans::matrix<float> before = t.embeddings();
+  auto expect = [&](const std::string& what, const std::string& message) {
+    INFO(what);
+    CHECK_THROWS_WITH(t.load(dir), Catch::Contains(message));
+    CHECK(t.embeddings() == before);
+    CHECK(t.epochs_done() == 0);
+    write_text(dir + "/manifest.json", manifest);  // restore
+    write_text(e0, e0_bytes);
+  };
+  auto edit_manifest = [&](const std::string& from, const std::string& to) {
+    std::string m = manifest;
+    replace_once(m, from, to);
+    write_text(dir + "/manifest.json", m);
+  };
+
+  // the manifest
+  edit_manifest("\"format\": \"ans-checkpoint\"", "\"format\": \"other\"");
+  expect("format", "\"format\" must be \"ans-checkpoint\"");
+  edit_manifest("\"version\": 2", "\"version\": 1");
+  expect("version", "checkpoint version 1, this build reads version 2");
+  edit_manifest("\"epochs_done\": 1", "\"epochs_done\": -7");
+  expect("negative epochs", "\"epochs_done\" is -7, expected an integer in [0, 1000000000]");
+  edit_manifest("\"epochs_done\": 1", "\"epochs_done\": 1e300");
+  expect("huge epochs", "\"epochs_done\" is 1e+300");
+  edit_manifest("\"epochs_done\": 1", "\"epochs_done\": 4294967297");
+  expect("wrapping epochs", "\"epochs_done\" is 4.29497e+09");
+  edit_manifest("\"epochs_done\": 1", "\"epochs_done\": 1, \"epochs_done\": 2");
+  expect("duplicate key", "duplicate key \"epochs_done\"");
+  edit_manifest("\"scalar\": \"float32\"", "\"scalar\": \"float64\"");
+  expect("scalar", "the scalar type is \"float64\", this run's is \"float32\"");
+  edit_manifest("\"seed\": 9", "\"seed\": 10");
+  expect("seed", "the seed is 10, this run's is 9");
+  edit_manifest("\"dim\": 8", "\"dim\": 16");
+  expect("dim", "the embedding size is 16, this run's is 8");
+  edit_manifest("\"name\": \"W_u\"", "\"name\": \"W_x\"");
+  expect("missing array", "no array 'W_u'");
+
+  // the arrays
+  {
+    std::string b = e0_bytes;
+    b[b.size() - 1] ^= 0x40;  // one flipped bit in the last value
+    write_text(e0, b);
+    expect("flipped bit", "checksum");
+  }
+  {
+    std::string b = e0_bytes;
+    replace_once(b, "'descr': '<f4'", "'descr': '<i4'");  // float data relabelled as integers
+    write_text(e0, b);
+    expect("relabelled dtype", "dtype <i4, the manifest says <f4");
+  }
+  {
+    std::string b = e0_bytes;
+    const std::string shape = "(" + std::to_string(src.embeddings().rows()) + ", 8)";
+    const std::string swapped = "(8, " + std::to_string(src.embeddings().rows()) + ")";
+    replace_once(b, shape, swapped);  // same count, transposed shape
+    write_text(e0, b);
+    expect("transposed shape", "shape " + swapped + ", the manifest says " + shape);
+  }
+  write_text(e0, e0_bytes + "junk");
+  expect("trailing bytes", "4 trailing bytes");
+  {
+    // all-NaN E0 with a matching checksum still fails: a checkpoint holds finite values
+    std::string b = e0_bytes;
+    const std::size_t n = static_cast<std::size_t>(src.embeddings().size()), off = b.size() - 4 * n;
+    const float nan = std::nanf("");
+    for (std::size_t i = 0; i < n; ++i) std::memcpy(&b[off + 4 * i], &nan, 4);
+    write_text(e0, b);
+    std::string m = manifest;
+    const auto p = m.find(ans::io::fnv1a64(e0_bytes.data() + off, 4 * n));
+    REQUIRE(p != std::string::npos);
+    m.replace(p, 16, ans::io::fnv1a64(b.data() + off, 4 * n));
+    write_text(dir + "/manifest.json", m);
+    expect("NaN", "is nan (a checkpoint holds finite values)");
+  }
+
+  // another run's checkpoint: an ANS checkpoint into a DNS run, another optimiser, another model size
+  trainer<float> dns(data(), config(sampler_kind::dns));
+  CHECK_THROWS_WITH(dns.load(dir), Catch::Contains("the sampler is \"ANS\", this run's is \"DNS\""));
+  auto sgd_cfg = config();
+  sgd_cfg.optimizer = optimizer_kind::sgd;
+  trainer<float> sgd(data(), sgd_cfg);
+  CHECK_THROWS_WITH(sgd.load(dir), Catch::Contains("the optimiser is \"lazy_adam\", this run's is \"sgd\""));
+  trainer<double> dbl(data(), cfg);
+  CHECK_THROWS_WITH(dbl.load(dir), Catch::Contains("the scalar type is \"float32\", this run's is \"float64\""));
+
+  // and the intact checkpoint still loads
+  REQUIRE_NOTHROW(t.load(dir));
+  CHECK(t.embeddings() == src.embeddings());
+  CHECK(t.epochs_done() == 1);
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+TEST_CASE("checkpoint: write_checkpoint never removes files it did not write", "[trainer][checkpoint]") {
+  const std::string dir = fresh_dir("foreign");
+  ::mkdir(dir.c_str(), 0755);
+  write_text(dir + "/notes.npy", "mine");
+  write_text(dir + "/E0.npy", "a version-1 file");
+  std::vector<float> x{1, 2, 3};
+  for (int i = 0; i < 3; ++i)
+    ans::io::write_checkpoint(dir, {ans::io::checkpoint_array::of("x", x.data(), {3})}, {});
+  const auto files = files_of(dir);
+  CHECK(std::count(files.begin(), files.end(), "notes.npy") == 1);
+  CHECK(std::count(files.begin(), files.end(), "E0.npy") == 1);
+  CHECK(std::count(files.begin(), files.end(), "x.g3.npy") == 1);
+  CHECK(files.size() == 4);  // + manifest.json; x.g1 and x.g2 are gone
+  std::vector<float> y(3);
+  const auto mf = ans::io::read_checkpoint_manifest(dir);
+  ans::io::read_checkpoint_arrays(dir, mf, {ans::io::checkpoint_array::of("x", y.data(), {3})});
+  CHECK(y == x);
+  CHECK_THROWS_WITH(ans::io::read_checkpoint_arrays(dir, mf, {ans::io::checkpoint_array::of("x", y.data(), {1, 3})}),
+                    Catch::Contains("has shape (3), expected (1, 3)"));
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
