@@ -110,6 +110,7 @@ struct options {
   double test_ratio = 0;
   std::optional<std::string> aux_form;
   long diagnose_every = 0;
+  double id_density = 64;  ///< data::load_options::id_density
   std::uint64_t seed = 0;
   std::optional<std::vector<std::string>> metrics;
   std::optional<std::vector<ans::index_t>> topk;
@@ -123,7 +124,7 @@ const char* kUsage =
     "  [--neg_exclude train|all] [--epoch N] [--batch_size B] [--num_neg K] [--n_layers L] [--readout mean|sum|last|concat]\n"
     "  [--init xavier|normal] [--init_std S] [--pair_sampling shuffle|user_uniform] [--loss_n BPR] [--model_mode ''|TopK]\n"
     "  [--gamma 0.1] [--gamma_warmup EPOCHS (fixed: 10)] [--aux_form norm|squared] [--diagnose_every STEPS] [--eps 0.1] [--noise_scale 0.1] [--margin inv_sigmoid|sigmoid_neg|clamped|none] [--mode faithful|fixed] [--random_seed 0] [--num_workers T]\n"
-    "  [--early_stop N] [--stop_rule patience|rechorus|rechorus_head] [--metric NDCG,HR,Recall,Precision,MRR] [--topk 5,10] [--main_metric NDCG@5] [--test_all 0|1]\n"
+    "  [--early_stop N] [--stop_rule patience|rechorus|rechorus_head] [--metric NDCG,HR,Recall,Precision,MRR] [--topk 5,10] [--main_metric NDCG@5] [--test_all 0|1] [--id_density 64]\n"
     "  [--valid_ratio 0.1] [--test_ratio R (datasets without a test split)] [--eval_every N] [--optimizer lazy_adam|adam|sgd|hogwild_sgd] [--scoring trained|ego]\n"
     "  [--save DIR] [--load DIR] [--json FILE] [--log FILE.jsonl] [--max_batches N] [--quiet]\n";
 
@@ -219,6 +220,7 @@ options parse(int argc, char** argv) {
       o.stop_rule = v;
     } else if (f == "--eval_every") { o.eval_every = int(to_int(f, v, 1, 1000000000));
     } else if (f == "--test_all") { o.test_all = int(to_int(f, v, 0, 1));
+    } else if (f == "--id_density") { o.id_density = to_double_min(f, v, 0);
     } else if (f == "--test_ratio") { o.test_ratio = to_double(f, v); if (!(o.test_ratio >= 0 && o.test_ratio < 1)) bad(f, "must be in [0, 1)");
     } else if (f == "--valid_ratio") { o.valid_ratio = to_double(f, v); if (*o.valid_ratio < 0 || *o.valid_ratio >= 1) bad(f, "must be in [0, 1)");
     } else if (f == "--optimizer") {
@@ -380,7 +382,9 @@ int run(options o) {
     if (root.empty()) root = std::getenv("ANS_DATA_DIR") ? std::getenv("ANS_DATA_DIR") : "data";
     const std::string dir = root + "/" + o.dataset;
     try {
-      ds = data::load_any(dir);
+      data::load_options lo;
+      lo.id_density = o.id_density;
+      ds = data::load_any(dir, lo);
     } catch (const std::exception& e) {
       struct stat st;
       if (::stat(dir.c_str(), &st) != 0) bad("--dataset", "no dataset folder '" + dir + "' (set --path DIR or ANS_DATA_DIR)");

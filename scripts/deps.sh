@@ -2,6 +2,7 @@
 # Installs the Debian packages ans needs, only those that are missing. Needs root (or sudo) when it installs.
 set -euo pipefail
 pkgs=(cmake g++ make libeigen3-dev xtensor-dev catch2 libbenchmark-dev python3 python3-numpy)
+# scripts/fuzz.sh and scripts/tsan.sh add clang-14 and libomp-14-dev (libFuzzer, ThreadSanitizer with Archer)
 pkgs+=("$@")
 missing=()
 for p in "${pkgs[@]}"; do

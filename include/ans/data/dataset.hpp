@@ -72,6 +72,10 @@ enum class unseen_policy {
 /// Options shared by the loaders.
 struct load_options {
   unseen_policy unseen = unseen_policy::keep;
+  /// The id limit of formats whose ids are row indices (LightGCN, ReChorus): the largest id + 1 may exceed
+  /// 2^20 only up to `id_density` times the number of distinct ids, so that a stray huge id is a `file:line`
+  /// error instead of a multi-GB table (ans-train `--id_density`). 0: no limit.
+  double id_density = 64;
 };
 
 /// Counts that describe how a dataset was loaded. Nothing is dropped silently: every interaction read is

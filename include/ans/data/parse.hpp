@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -173,19 +174,21 @@ struct id_extent {
 
 /// Ids that are row indices make a table of max + 1 rows (the CSR's row pointers, the embedding table). A
 /// stray line with a huge id (e.g. 2147483646 in a 50-line file) would allocate gigabytes or end in an
-/// out-of-memory kill, so: `PATH:LINE: item id X: ... re-index` when max + 1 exceeds both 2^20 and 64 times
-/// the number of distinct ids (`ids`, any order, duplicates allowed; consumed).
-inline void check_dense_ids(const id_extent& e, std::vector<index_t>& ids, const char* what) {
-  constexpr index_t kFloor = index_t(1) << 20, kRatio = 64;
-  if (e.max + 1 <= kFloor) return;
+/// out-of-memory kill, so: `PATH:LINE: item id X would make a table of ...` when max + 1 exceeds both 2^20 and
+/// `density` times the number of distinct ids (`ids`, any order, duplicates allowed; consumed). density 0: no
+/// limit (load_options::id_density).
+inline void check_dense_ids(const id_extent& e, std::vector<index_t>& ids, const char* what, double density) {
+  constexpr index_t kFloor = index_t(1) << 20;
+  if (e.max + 1 <= kFloor || density <= 0) return;
   std::sort(ids.begin(), ids.end());
   const auto distinct = static_cast<index_t>(std::unique(ids.begin(), ids.end()) - ids.begin());
-  if (e.max + 1 <= kRatio * distinct) return;
-  parse_error(e.path, e.line,
-              std::string(what) + " id " + std::to_string(e.max) + " would make a table of " + std::to_string(e.max + 1) +
-                  " rows for " + std::to_string(distinct) + " distinct " + what +
-                  " ids (more than 64 times as many): this format's ids are row indices 0..n-1; re-index the data or "
-                  "remove the stray line");
+  if (double(e.max + 1) <= density * double(distinct)) return;
+  std::ostringstream os;
+  os << what << " id " << e.max << " would make a table of " << e.max + 1 << " rows for " << distinct << " distinct "
+     << what << " ids: this format's ids are row indices 0..n-1, and the limit is " << density
+     << " rows per distinct id above 2^20 rows (re-index the data, remove the stray line, or raise the limit: "
+        "ans-train --id_density, data::load_options::id_density; 0 = none)";
+  parse_error(e.path, e.line, os.str());
 }
 
 /// Parses a floating-point number (timestamps, ratings). Error: `PATH:LINE: non-numeric time 'x'`.

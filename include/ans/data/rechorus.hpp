@@ -122,7 +122,7 @@ inline dataset load_rechorus(const std::string& dir, const load_options& opt = {
       for (const auto& [u, i] : f.pairs) ids.push_back(e == &users ? u : i);
     if (e == &items)
       for (const auto& f : files) ids.insert(ids.end(), f.negatives.begin(), f.negatives.end());
-    check_dense_ids(*e, ids, e == &users ? "user" : "item");
+    check_dense_ids(*e, ids, e == &users ? "user" : "item", opt.id_density);
   }
   std::vector<std::pair<index_t, index_t>> pairs[3];
   for (int s = 0; s < 3; ++s) {

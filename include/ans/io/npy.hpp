@@ -102,6 +102,14 @@ inline npy_array read_npy(const std::string& path) {
   } else {
     ANS_THROW(path << ": unsupported .npy version " << major);
   }
+  {  // checked before allocating: the header must fit the file, and NumPy's own headers are a few hundred bytes
+    const std::streamoff at = in.tellg();
+    in.seekg(0, std::ios::end);
+    const std::streamoff end = in.tellg();
+    in.seekg(at);
+    if (std::streamoff(hlen) > end - at) ANS_THROW(path << ": truncated .npy header (" << hlen << " bytes claimed, " << (end - at) << " in the file)");
+    if (hlen > (1u << 20)) ANS_THROW(path << ": .npy header of " << hlen << " bytes (more than 1 MiB)");
+  }
   std::string header(hlen, '\0');
   if (!in.read(&header[0], hlen)) ANS_THROW(path << ": truncated .npy header");
   npy_array a;
