@@ -256,7 +256,7 @@ TEST_CASE("policies: a user selector replaces DNS's choice (argmax equals DNS bi
                     Catch::Contains("MixGCF synthesises its negative"));
 }
 
-TEST_CASE("policies: a user optimiser updates the table; its state() is checkpointed", "[trainer][policies]") {
+TEST_CASE("policies: a user optimiser updates the table, and its state() is checkpointed", "[trainer][policies]") {
   const auto& data = small_data();
   for (int layers : {0, 1}) {
     INFO("L = " << layers);
@@ -285,7 +285,7 @@ TEST_CASE("policies: a user optimiser updates the table; its state() is checkpoi
   CHECK(std::isfinite(p.train_epoch(0)));
 }
 
-TEST_CASE("policies: fit() runs on_train_begin/end once; evaluation reports a second split at the selected epoch",
+TEST_CASE("policies: fit() runs on_train_begin/end once, and evaluation reports a second split at the selected epoch",
           "[trainer][policies]") {
   // train / dev / test, 80 / 10 / 10 per user, from the synthetic interactions
   const auto& all = small_data().train;
