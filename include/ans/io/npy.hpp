@@ -87,6 +87,9 @@ inline bool little_endian_host() {
 inline npy_array read_npy(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) ANS_THROW(path << ": cannot open .npy file");
+  in.seekg(0, std::ios::end);
+  const std::streamoff file_end = in.tellg();  // every size the header claims is checked against this
+  in.seekg(0);
   char magic[8];
   if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0) ANS_THROW(path << ": not a .npy file (bad magic)");
   const int major = static_cast<unsigned char>(magic[6]);
@@ -103,11 +106,8 @@ inline npy_array read_npy(const std::string& path) {
     ANS_THROW(path << ": unsupported .npy version " << major);
   }
   {  // checked before allocating: the header must fit the file, and NumPy's own headers are a few hundred bytes
-    const std::streamoff at = in.tellg();
-    in.seekg(0, std::ios::end);
-    const std::streamoff end = in.tellg();
-    in.seekg(at);
-    if (std::streamoff(hlen) > end - at) ANS_THROW(path << ": truncated .npy header (" << hlen << " bytes claimed, " << (end - at) << " in the file)");
+    const std::streamoff left = file_end - in.tellg();
+    if (std::streamoff(hlen) > left) ANS_THROW(path << ": truncated .npy header (" << hlen << " bytes claimed, " << left << " in the file)");
     if (hlen > (1u << 20)) ANS_THROW(path << ": .npy header of " << hlen << " bytes (more than 1 MiB)");
   }
   std::string header(hlen, '\0');
@@ -144,9 +144,6 @@ inline npy_array read_npy(const std::string& path) {
   if (!detail::little_endian_host()) ANS_THROW(path << ": big-endian hosts are not supported");
   // the data must be exactly the rest of the file: checked before allocating anything
   const std::streamoff data_begin = in.tellg();
-  in.seekg(0, std::ios::end);
-  const std::streamoff file_end = in.tellg();
-  in.seekg(data_begin);
   std::int64_t bytes = 0;
   if (__builtin_mul_overflow(count, static_cast<std::int64_t>(width), &bytes) || bytes > file_end - data_begin)
     ANS_THROW(path << ": truncated .npy data (the header's shape (" << sh << ") needs " << count << " elements of "

@@ -8,8 +8,6 @@
 /// and thread count give bit-identical parameters (and resuming from a checkpoint continues exactly).
 #pragma once
 
-#include <sys/stat.h>
-
 #include <array>
 #include <cmath>
 #include <cstdio>
