@@ -43,9 +43,12 @@ for t in $TARGETS; do
   seed "$t"
   art="$OUT/artifacts/$t"
   mkdir -p "$art"
+  # text readers: inputs of up to 4 KB (a few hundred lines) reach every branch of a line parser; longer ones
+  # only repeat lines and divide the executions per second (64 KB inputs ran at 670/s against 5,000+/s)
+  case $t in npy|manifest) max_len=65536 ;; *) max_len=4096 ;; esac
   set +e
   ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=0:malloc_limit_mb=2048" UBSAN_OPTIONS="print_stacktrace=1" \
-    "$bin" -max_total_time="$SECS" -rss_limit_mb=2560 -max_len=65536 -timeout=10 -print_final_stats=1 \
+    "$bin" -max_total_time="$SECS" -rss_limit_mb=2560 -max_len=$max_len -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$art/" "$OUT/corpus/$t" > "$OUT/fuzz_$t.log" 2>&1
   rc=$?
   set -e

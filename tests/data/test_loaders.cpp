@@ -136,6 +136,17 @@ TEST_CASE("lightgcn: bad input names file and line", "[data]") {
                       at("train.txt", 51) && Contains("user id 2147483647 would make a table of 2147483648 rows") &&
                           Contains("re-index"));
   }
+  SECTION("the id limit's floor is an option (the fuzz targets lower it)") {
+    tmp.write("a/train.txt", "0 1 2\n1 5000\n2 3\n");
+    CHECK(load_lightgcn(tmp.str() + "/a").n_items() == 5001);  // below the default floor of 2^20 rows
+    ans::data::load_options o;
+    o.id_floor = 4096;
+    CHECK_THROWS_WITH(load_lightgcn(tmp.str() + "/a", o),
+                      at("train.txt", 2) && Contains("item id 5000 would make a table of 5001 rows") &&
+                          Contains("above 2^12 rows"));
+    o.id_density = 0;  // no limit
+    CHECK(load_lightgcn(tmp.str() + "/a", o).n_items() == 5001);
+  }
   SECTION("a huge item id") {
     tmp.write("a/train.txt", "0 1 2\n1 2147483646\n2 3\n");
     CHECK_THROWS_WITH(load_lightgcn(tmp.str() + "/a"), at("train.txt", 2) && Contains("item id 2147483646"));

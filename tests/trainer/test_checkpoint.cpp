@@ -150,6 +150,74 @@ TEST_CASE("checkpoint: a kill -9 at any point inside save() leaves the old or th
   std::system(("rm -rf '" + dir + "'").c_str());
 }
 
+namespace {
+// The save points of one save, in order (ans::io::detail::save_point_hook).
+std::vector<std::string> g_points;
+int g_kill_at = -1, g_seen = 0;
+void record_point(const char* p) { g_points.emplace_back(p); }
+void kill_at_point(const char*) {
+  if (g_seen++ == g_kill_at) ::kill(::getpid(), SIGKILL);
+}
+}  // namespace
+
+TEST_CASE("checkpoint: a kill -9 at each save point (targeted) leaves exactly the old checkpoint before the "
+          "manifest's rename and the new one from it on",
+          "[trainer][checkpoint]") {
+  const auto cfg = config();
+  trainer<float> a(data(), cfg), b(data(), cfg), a2(data(), cfg), b3(data(), cfg);
+  a.train_epoch(0);
+  for (int e = 0; e < 2; ++e) b.train_epoch(e);
+  for (int e = 0; e < 2; ++e) a2.train_epoch(e);  // A + 1 epoch (== B)
+  for (int e = 0; e < 3; ++e) b3.train_epoch(e);
+  const std::string dir = fresh_dir("points");
+  // the points of one save over a complete checkpoint
+  a.save(dir);
+  ans::io::detail::save_point_hook = record_point;
+  b.save(dir);
+  ans::io::detail::save_point_hook = nullptr;
+  const std::vector<std::string> points = g_points;
+  const auto renamed = std::find(points.begin(), points.end(), std::string("manifest renamed")) - points.begin();
+  REQUIRE(renamed < static_cast<std::ptrdiff_t>(points.size()));
+  REQUIRE(std::count(points.begin(), points.end(), std::string("npy header written")) >= 2);
+  REQUIRE(std::count(points.begin(), points.end(), std::string("old file removed")) >= 2);
+  int kills = 0;
+  for (int dirn = 0; dirn < 2; ++dirn) {  // B over A, then A over B
+    trainer<float>& from = dirn == 0 ? a : b;
+    trainer<float>& to = dirn == 0 ? b : a;
+    for (int p = 0; p < static_cast<int>(points.size()); ++p) {
+      from.save(dir);  // a complete old checkpoint (and no leftovers of the previous kill)
+      const pid_t pid = ::fork();
+      REQUIRE(pid >= 0);
+      if (pid == 0) {
+        g_kill_at = p;
+        g_seen = 0;
+        ans::io::detail::save_point_hook = kill_at_point;
+        try {
+          to.save(dir);
+        } catch (...) {
+        }
+        ::_exit(3);  // not reached: the kill comes first
+      }
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      INFO("direction " << dirn << ", kill at point " << p << " (" << points[p] << ")");
+      REQUIRE(WIFSIGNALED(status));
+      ++kills;
+      trainer<float> back(data(), cfg);
+      REQUIRE_NOTHROW(back.load(dir));
+      const bool is_new = p >= renamed;
+      const trainer<float>& want = is_new ? to : from;
+      REQUIRE(back.epochs_done() == want.epochs_done());
+      CHECK(back.embeddings() == want.embeddings());
+      back.train_epoch(back.epochs_done());  // the same save's optimiser state: one more epoch is exact
+      CHECK(back.embeddings() == (back.epochs_done() == 2 ? a2 : b3).embeddings());
+    }
+  }
+  INFO(points.size() << " save points");
+  CHECK(kills == 2 * static_cast<int>(points.size()));
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
 TEST_CASE("checkpoint: load rejects every corruption, names the file, and leaves the trainer unchanged",
           "[trainer][checkpoint]") {
   const auto cfg = config();

@@ -76,6 +76,9 @@ struct load_options {
   /// 2^20 only up to `id_density` times the number of distinct ids, so that a stray huge id is a `file:line`
   /// error instead of a multi-GB table (ans-train `--id_density`). 0: no limit.
   double id_density = 64;
+  /// Tables of up to this many rows are always allowed, whatever the density (default 2^20). The fuzz targets
+  /// lower it so that the check runs on small inputs without allocating large tables.
+  index_t id_floor = index_t(1) << 20;
 };
 
 /// Counts that describe how a dataset was loaded. Nothing is dropped silently: every interaction read is

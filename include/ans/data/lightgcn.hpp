@@ -58,12 +58,12 @@ inline dataset load_lightgcn(const std::string& dir, const load_options& opt = {
   detail::read_lightgcn_file(join_path(dir, "train.txt"), train, users, items, user_ids, d.report);
   const std::string test_path = join_path(dir, "test.txt");
   if (file_readable(test_path)) detail::read_lightgcn_file(test_path, test, users, items, user_ids, d.report);
-  check_dense_ids(users, user_ids, "user", opt.id_density);
-  if (items.max + 1 > (index_t(1) << 20)) {
+  check_dense_ids(users, user_ids, "user", opt.id_density, opt.id_floor);
+  if (items.max + 1 > opt.id_floor) {
     std::vector<index_t> item_ids;
     for (const auto* v : {&train, &test})
       for (const auto& pr : *v) item_ids.push_back(pr.second);
-    check_dense_ids(items, item_ids, "item", opt.id_density);
+    check_dense_ids(items, item_ids, "item", opt.id_density, opt.id_floor);
   }
   detail::finish_dataset(d, users.max + 1, items.max + 1, train, dev, test, opt);
   return d;

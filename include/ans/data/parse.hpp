@@ -174,19 +174,24 @@ struct id_extent {
 
 /// Ids that are row indices make a table of max + 1 rows (the CSR's row pointers, the embedding table). A
 /// stray line with a huge id (e.g. 2147483646 in a 50-line file) would allocate gigabytes or end in an
-/// out-of-memory kill, so: `PATH:LINE: item id X would make a table of ...` when max + 1 exceeds both 2^20 and
-/// `density` times the number of distinct ids (`ids`, any order, duplicates allowed; consumed). density 0: no
-/// limit (load_options::id_density).
-inline void check_dense_ids(const id_extent& e, std::vector<index_t>& ids, const char* what, double density) {
-  constexpr index_t kFloor = index_t(1) << 20;
-  if (e.max + 1 <= kFloor || density <= 0) return;
+/// out-of-memory kill, so: `PATH:LINE: item id X would make a table of ...` when max + 1 exceeds both `floor`
+/// (2^20 by default) and `density` times the number of distinct ids (`ids`, any order, duplicates allowed;
+/// consumed). density 0: no limit (load_options::id_density, load_options::id_floor).
+inline void check_dense_ids(const id_extent& e, std::vector<index_t>& ids, const char* what, double density,
+                            index_t floor = index_t(1) << 20) {
+  if (e.max + 1 <= floor || density <= 0) return;
   std::sort(ids.begin(), ids.end());
   const auto distinct = static_cast<index_t>(std::unique(ids.begin(), ids.end()) - ids.begin());
   if (double(e.max + 1) <= density * double(distinct)) return;
   std::ostringstream os;
   os << what << " id " << e.max << " would make a table of " << e.max + 1 << " rows for " << distinct << " distinct "
      << what << " ids: this format's ids are row indices 0..n-1, and the limit is " << density
-     << " rows per distinct id above 2^20 rows (re-index the data, remove the stray line, or raise the limit: "
+     << " rows per distinct id above ";
+  int log2 = 0;
+  while (log2 < 62 && (index_t(1) << log2) < floor) ++log2;
+  if ((index_t(1) << log2) == floor) os << "2^" << log2;
+  else os << floor;
+  os << " rows (re-index the data, remove the stray line, or raise the limit: "
         "ans-train --id_density, data::load_options::id_density; 0 = none)";
   parse_error(e.path, e.line, os.str());
 }

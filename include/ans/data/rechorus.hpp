@@ -116,13 +116,13 @@ inline dataset load_rechorus(const std::string& dir, const load_options& opt = {
   // ids from 1: the tables have max rows (id 0 is padding)
   const index_t max_user = std::max<index_t>(users.max, 0), max_item = std::max<index_t>(items.max, 0);
   for (auto* e : {&users, &items}) {
-    if (e->max <= (index_t(1) << 20)) continue;
+    if (e->max <= opt.id_floor) continue;
     std::vector<index_t> ids;
     for (const auto& f : files)
       for (const auto& [u, i] : f.pairs) ids.push_back(e == &users ? u : i);
     if (e == &items)
       for (const auto& f : files) ids.insert(ids.end(), f.negatives.begin(), f.negatives.end());
-    check_dense_ids(*e, ids, e == &users ? "user" : "item", opt.id_density);
+    check_dense_ids(*e, ids, e == &users ? "user" : "item", opt.id_density, opt.id_floor);
   }
   std::vector<std::pair<index_t, index_t>> pairs[3];
   for (int s = 0; s < 3; ++s) {

@@ -174,16 +174,27 @@ inline void write_checkpoint(const std::string& dir, const std::vector<checkpoin
   const std::string tmp = dir + "/manifest.json.tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << mf.str();
+    const std::string text = mf.str();
+    out.write(text.data(), static_cast<std::streamsize>(text.size() / 2));
+    out.flush();
+    detail::save_point("manifest half written");
+    out.write(text.data() + text.size() / 2, static_cast<std::streamsize>(text.size() - text.size() / 2));
     out.flush();
     ANS_CHECK(out.good(), "checkpoint: cannot write '" << tmp << "'");
   }
+  detail::save_point("manifest written");
   detail::sync_file(tmp);
+  detail::save_point("manifest synced");
   ANS_CHECK(std::rename(tmp.c_str(), (dir + "/manifest.json").c_str()) == 0,
             "checkpoint: cannot rename '" << tmp << "' to '" << dir << "/manifest.json'");
+  detail::save_point("manifest renamed");  // from here on, the new checkpoint is the one that loads
   detail::sync_file(dir);  // the rename itself is durable
+  detail::save_point("folder synced");
   for (const auto& f : detail::list_dir(dir))
-    if (!keep.count(f) && detail::is_checkpoint_file(f)) std::remove((dir + "/" + f).c_str());
+    if (!keep.count(f) && detail::is_checkpoint_file(f)) {
+      std::remove((dir + "/" + f).c_str());
+      detail::save_point("old file removed");
+    }
 }
 
 /// Reads and checks `dir/manifest.json`: the format and version, and a well-formed array list (unique names,
