@@ -103,23 +103,39 @@ TEST_CASE("checkpoint: a kill -9 at any point inside save() leaves the old or th
   for (int e = 0; e < 2; ++e) b.train_epoch(e);
   for (int e = 0; e < 3; ++e) b3.train_epoch(e);
   const std::string dir = fresh_dir("kill");
+  // the kill window is three saves long, measured here: a sanitizer build or a loaded machine saves slower,
+  // and a fixed window would then kill every child before its first write
+  const auto t0 = std::chrono::steady_clock::now();
   a.save(dir);
+  b.save(dir);
+  a.save(dir);
+  const auto save_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count() / 3;
+  const auto window_us = static_cast<std::uint64_t>(std::max<long long>(5000, 3 * save_us));
   auto r = ans::sampling::stream(1234, 0);
   int saw_a = 0, saw_b = 0, interrupted = 0;  // interrupted: temp files left by a kill inside a write
   // ANS_CHECKPOINT_KILLS raises the count (docs/reliability.md reports a run of 200)
   const int kKills = std::getenv("ANS_CHECKPOINT_KILLS") ? std::max(1, std::atoi(std::getenv("ANS_CHECKPOINT_KILLS"))) : 24;
   for (int kill = 0; kill < kKills; ++kill) {
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {  // the child saves B, A, B, ... until it is killed (no OpenMP region is entered)
+      ::close(ready[0]);
+      const char go = 1;
+      if (::write(ready[1], &go, 1) != 1) ::_exit(4);  // the parent's clock starts when the saves do
       try {
         for (int i = 0;; ++i) (i % 2 == 0 ? b : a).save(dir);
       } catch (...) {
         ::_exit(3);
       }
     }
-    // kill after 0-40 ms: several saves, and every phase of one (arrays, manifest, clean-up)
-    std::this_thread::sleep_for(std::chrono::microseconds(r.uniform_int(40000)));
+    ::close(ready[1]);
+    char go = 0;
+    REQUIRE(::read(ready[0], &go, 1) == 1);
+    ::close(ready[0]);
+    // kill within three saves' time: every phase of one (arrays, manifest, clean-up), sometimes after several
+    std::this_thread::sleep_for(std::chrono::microseconds(r.uniform_int(window_us)));
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
@@ -135,7 +151,8 @@ TEST_CASE("checkpoint: a kill -9 at any point inside save() leaves the old or th
     back.train_epoch(e);
     CHECK(back.embeddings() == (e == 1 ? b : b3).embeddings());
   }
-  INFO("loaded A " << saw_a << " times, B " << saw_b << " times; " << interrupted << " temp files left by kills");
+  INFO("loaded A " << saw_a << " times, B " << saw_b << " times; " << interrupted << " temp files left by kills; one save "
+                     << save_us << " us");
   CHECK(saw_a + saw_b == kKills);
   CHECK(interrupted > 0);  // some kills landed inside a file write (fsync makes that most of a save)
   // the next complete save removes what the interrupted ones left behind
