@@ -5,6 +5,8 @@
 //   ans-train --model_name ANS --emb_size 64 --lr 1e-3 --l2 0 --loss_n BPR --dataset NAME --path DIR
 //             --metric NDCG,HR --topk 1,2,3,5,10 --main_metric NDCG@2 --model_mode TopK
 //
+// --model_mode Impression trains and ranks on ReChorus impression lists (run_impression, docs/impression.md).
+//
 // Values left unset come from a framework preset (--preset rechorus|lightgcn|mixgcf|recbole; see
 // preset_defaults and docs/training.md); the effective configuration is printed and written to the JSON.
 //
@@ -26,6 +28,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "ans/core/wait_policy.hpp"
@@ -37,6 +40,9 @@
 #include "ans/train/fit.hpp"
 #include "ans/version.hpp"
 #include "ans/train/trainer.hpp"
+#include "ans/data/impression.hpp"
+#include "ans/sampling/exposure.hpp"
+#include "ans/train/impression_trainer.hpp"
 
 namespace {
 
@@ -115,6 +121,10 @@ struct options {
   std::optional<std::vector<std::string>> metrics;
   std::optional<std::vector<ans::index_t>> topk;
   bool quiet = false, neg_exclude_all = false;
+  // --model_mode Impression (ReChorus's ImpressionReader / ImpressionModel flags)
+  bool impression = false;
+  std::string impression_idkey = "time", impression_candidates = "exposure", impression_graph = "exposures";
+  long train_max_pos = 20, train_max_neg = 20, test_max_pos = 20, test_max_neg = 20;
 };
 
 const char* kUsage =
@@ -122,7 +132,10 @@ const char* kUsage =
     "  [--preset rechorus|lightgcn|mixgcf|recbole] (default: rechorus for BPRMF/LightGCN, recbole otherwise)\n"
     "  [--emb_size 64] [--lr 1e-3] [--l2 WD (Adam weight decay, ReChorus)] [--reg_weight LAMBDA (RecBole EmbLoss)]\n"
     "  [--neg_exclude train|all] [--epoch N] [--batch_size B] [--num_neg K] [--n_layers L] [--readout mean|sum|last|concat]\n"
-    "  [--init xavier|normal] [--init_std S] [--pair_sampling shuffle|user_uniform] [--loss_n BPR] [--model_mode ''|TopK]\n"
+    "  [--init xavier|normal] [--init_std S] [--pair_sampling shuffle|user_uniform] [--loss_n BPR] [--model_mode ''|TopK|Impression]\n"
+    "  Impression: [--impression_idkey time|impression_id] [--train_max_pos_item 20] [--train_max_neg_item 20]\n"
+    "    [--test_max_pos_item 20] [--test_max_neg_item 20] [--impression_candidates exposure|uniform (ANS, DNS)]\n"
+    "    [--impression_graph exposures|clicks (LightGCN)]\n"
     "  [--gamma 0.1] [--gamma_warmup EPOCHS (fixed: 10)] [--aux_form norm|squared] [--diagnose_every STEPS] [--eps 0.1] [--noise_scale 0.1] [--margin inv_sigmoid|sigmoid_neg|clamped|none] [--mode faithful|fixed] [--random_seed 0] [--num_workers T]\n"
     "  [--early_stop N] [--stop_rule patience|rechorus|rechorus_head] [--metric NDCG,HR,Recall,Precision,MRR] [--topk 5,10] [--main_metric NDCG@5] [--test_all 0|1] [--id_density 64]\n"
     "  [--valid_ratio 0.1] [--test_ratio R (datasets without a test split)] [--eval_every N] [--optimizer lazy_adam|adam|sgd|hogwild_sgd] [--scoring trained|ego]\n"
@@ -159,11 +172,23 @@ options parse(int argc, char** argv) {
     } else if (f == "--loss_n") {
       if (v != "BPR") bad(f, "unsupported loss '" + v + "' (supported: BPR; ReChorus's BCE is for its CTR mode)");
     } else if (f == "--model_mode") {
-      if (v == "Impression") {
-        throw usage_error{"--model_mode: Impression (ReChorus's impression-based ranking) is not supported yet; "
-                          "use '' or TopK (top-k ranking)"};
-      }
-      if (!v.empty() && v != "TopK") bad(f, "unsupported mode '" + v + "' (supported: '' or TopK; Impression is not supported yet)");
+      if (!v.empty() && v != "TopK" && v != "Impression")
+        bad(f, "unsupported mode '" + v + "' (supported: '' or TopK: top-k ranking; Impression: impression lists; "
+               "ReChorus's CTR mode is not supported)");
+      o.impression = v == "Impression";
+    } else if (f == "--impression_idkey") {
+      if (v != "time" && v != "impression_id") bad(f, "expected time or impression_id, got '" + v + "'");
+      o.impression_idkey = v;
+    } else if (f == "--impression_candidates") {
+      if (v != "exposure" && v != "uniform") bad(f, "expected exposure or uniform, got '" + v + "'");
+      o.impression_candidates = v;
+    } else if (f == "--impression_graph") {
+      if (v != "exposures" && v != "clicks") bad(f, "expected exposures or clicks, got '" + v + "'");
+      o.impression_graph = v;
+    } else if (f == "--train_max_pos_item") { o.train_max_pos = to_int(f, v, 1, 1 << 16);
+    } else if (f == "--train_max_neg_item") { o.train_max_neg = to_int(f, v, 1, 1 << 16);
+    } else if (f == "--test_max_pos_item") { o.test_max_pos = to_int(f, v, 1, 1 << 16);
+    } else if (f == "--test_max_neg_item") { o.test_max_neg = to_int(f, v, 1, 1 << 16);
     } else if (f == "--readout") {
       if (v != "mean" && v != "sum" && v != "last" && v != "concat") bad(f, "expected mean, sum, last or concat");
       o.readout = v;
@@ -355,6 +380,76 @@ std::string json_metrics(const std::map<std::string, double>& m) {
   return os.str();
 }
 
+// The pair trainer's configuration from the flags (after preset_defaults), shared by both modes.
+struct model_setup {
+  ans::train::trainer_config cfg;
+  std::string enc, scoring;
+  bool paper_loss = false;
+  std::vector<std::string> names;  // every metric@k computed
+};
+model_setup make_model(const options& o) {
+  using namespace ans;
+  model_setup ms;
+  train::trainer_config& cfg = ms.cfg;
+  ms.enc = !o.encoder.empty() ? o.encoder : (o.model == "LightGCN" ? "lightgcn" : "mf");
+  if (o.model == "BPRMF" && ms.enc == "lightgcn") bad("--encoder", "BPRMF is the MF encoder; use --model_name LightGCN");
+  if (o.model == "LightGCN" && ms.enc == "mf") bad("--encoder", "LightGCN needs the lightgcn encoder");
+  cfg.sampler = o.model == "DNS" ? train::sampler_kind::dns
+                : o.model == "MixGCF" ? train::sampler_kind::mixgcf
+                : o.model == "ANS" ? train::sampler_kind::ans : train::sampler_kind::rns;
+  cfg.n_layers = ms.enc == "mf" ? 0 : (o.layers >= 0 ? o.layers : 3);
+  if (ms.enc == "mf" && o.layers > 0) bad("--n_layers", "the mf encoder has no layers; add --encoder lightgcn");
+  cfg.dim = o.emb;
+  cfg.batch_size = *o.batch;
+  cfg.num_neg = *o.num_neg;
+  cfg.lr = o.lr;
+  cfg.reg_weight = *o.reg_weight;
+  cfg.weight_decay = *o.l2;
+  cfg.negatives_exclude_eval = o.neg_exclude_all;
+  cfg.m = o.mode == "fixed" ? mode::fixed : mode::faithful;
+  cfg.gamma = o.gamma;
+  cfg.eps = o.eps;
+  ms.paper_loss = o.preset == "lightgcn" || o.preset == "mixgcf";  // softplus BPR, ½‖·‖²/B regulariser
+  if (ms.paper_loss) cfg.reg_require_pow = true, cfg.bpr_stable = true;
+  if (o.readout) cfg.readout = propagation::parse_readout(*o.readout);
+  cfg.init = *o.init == "normal" ? train::init_kind::normal : train::init_kind::xavier;
+  cfg.init_std = *o.init_std;
+  cfg.pair_order = *o.pair_sampling == "user_uniform" ? sampling::pair_order::user_uniform : sampling::pair_order::shuffle;
+  {
+    auto ao = ans_options::make(cfg.m);
+    ao.gamma = o.gamma;
+    ao.eps = o.eps;
+    ao.reg_weight = *o.reg_weight;
+    if (ms.paper_loss) ao.reg_require_pow = true;
+    if (o.noise_scale >= 0) ao.noise_scale = o.noise_scale;  // 0: no augmentation (ablation)
+    if (!o.margin.empty())
+      ao.margin = o.margin == "sigmoid_neg" ? margin_form::sigmoid_neg
+                  : o.margin == "clamped"   ? margin_form::clamped
+                  : o.margin == "none"      ? margin_form::none : margin_form::faithful_inv_sigmoid;
+    if (o.aux_form) ao.distance_squared = ao.orth_squared = *o.aux_form == "squared";
+    cfg.ans = ao;
+  }
+  cfg.gamma_warmup = o.gamma_warmup;  // unset: the mode's (fixed: 10 epochs)
+  cfg.diagnose_every = o.diagnose_every;
+  cfg.seed = o.seed;
+  cfg.optimizer = *o.optimizer == "adam"          ? train::optimizer_kind::adam
+                  : *o.optimizer == "sgd"         ? train::optimizer_kind::sgd
+                  : *o.optimizer == "hogwild_sgd" ? train::optimizer_kind::hogwild_sgd
+                                                  : train::optimizer_kind::lazy_adam;
+  if (cfg.optimizer == train::optimizer_kind::hogwild_sgd &&
+      (cfg.n_layers != 0 || (cfg.sampler != train::sampler_kind::rns && cfg.sampler != train::sampler_kind::dns)))
+    bad("--optimizer", "hogwild_sgd trains MF (BPRMF or DNS with --encoder mf) only");
+  ms.scoring = !o.scoring.empty() ? o.scoring : "trained";
+  cfg.scoring = ms.scoring == "ego" ? train::scoring_kind::ego : train::scoring_kind::trained;
+  cfg.topk = *o.topk;
+  cfg.metrics.clear();
+  std::vector<std::string>& names = ms.names;
+  for (const auto& m : *o.metrics) cfg.metrics.push_back(eval::parse_metric(m + "@1").kind);
+  for (const auto& m : *o.metrics)
+    for (auto k : *o.topk) names.push_back(eval::metric_spec{eval::parse_metric(m + "@1").kind, k}.name());
+  return ms;
+}
+
 int run(options o) {
   using namespace ans;
   const bool synthetic = o.dataset.empty();
@@ -381,6 +476,9 @@ int run(options o) {
     std::string root = o.path;
     if (root.empty()) root = std::getenv("ANS_DATA_DIR") ? std::getenv("ANS_DATA_DIR") : "data";
     const std::string dir = root + "/" + o.dataset;
+    if (data::is_impression_folder(dir))  // its label-0 rows are not interactions: never train on them silently
+      bad("--model_mode", "'" + dir + "/train.csv' has a label column (impression data): run it with --model_mode "
+                          "Impression; top-k mode would take every shown item for a positive");
     try {
       data::load_options lo;
       lo.id_density = o.id_density;
@@ -418,64 +516,13 @@ int run(options o) {
   const bool select_on_test = ds.dev.nnz() == 0 && !(ds.dev_candidates && ds.dev_candidates->rows() > 0);
 
   // ---- model ----
-  train::trainer_config cfg;
-  const std::string enc = !o.encoder.empty() ? o.encoder : (o.model == "LightGCN" ? "lightgcn" : "mf");
-  if (o.model == "BPRMF" && enc == "lightgcn") bad("--encoder", "BPRMF is the MF encoder; use --model_name LightGCN");
-  if (o.model == "LightGCN" && enc == "mf") bad("--encoder", "LightGCN needs the lightgcn encoder");
-  cfg.sampler = o.model == "DNS" ? train::sampler_kind::dns
-                : o.model == "MixGCF" ? train::sampler_kind::mixgcf
-                : o.model == "ANS" ? train::sampler_kind::ans : train::sampler_kind::rns;
-  cfg.n_layers = enc == "mf" ? 0 : (o.layers >= 0 ? o.layers : 3);
-  if (enc == "mf" && o.layers > 0) bad("--n_layers", "the mf encoder has no layers; add --encoder lightgcn");
-  cfg.dim = o.emb;
+  const model_setup setup = make_model(o);
+  const train::trainer_config& cfg = setup.cfg;
+  const std::string& enc = setup.enc;
+  const std::string& scoring = setup.scoring;
+  const bool paper_loss = setup.paper_loss;
+  const std::vector<std::string>& names = setup.names;
   const long batch = *o.batch;
-  cfg.batch_size = batch;
-  cfg.num_neg = *o.num_neg;
-  cfg.lr = o.lr;
-  cfg.reg_weight = *o.reg_weight;
-  cfg.weight_decay = *o.l2;
-  cfg.negatives_exclude_eval = o.neg_exclude_all;
-  cfg.m = o.mode == "fixed" ? mode::fixed : mode::faithful;
-  cfg.gamma = o.gamma;
-  cfg.eps = o.eps;
-  const bool paper_loss = o.preset == "lightgcn" || o.preset == "mixgcf";  // softplus BPR, ½‖·‖²/B regulariser
-  if (paper_loss) cfg.reg_require_pow = true, cfg.bpr_stable = true;
-  if (o.readout) cfg.readout = propagation::parse_readout(*o.readout);
-  cfg.init = *o.init == "normal" ? train::init_kind::normal : train::init_kind::xavier;
-  cfg.init_std = *o.init_std;
-  cfg.pair_order = *o.pair_sampling == "user_uniform" ? sampling::pair_order::user_uniform : sampling::pair_order::shuffle;
-  {
-    auto ao = ans_options::make(cfg.m);
-    ao.gamma = o.gamma;
-    ao.eps = o.eps;
-    ao.reg_weight = *o.reg_weight;
-    if (paper_loss) ao.reg_require_pow = true;
-    if (o.noise_scale >= 0) ao.noise_scale = o.noise_scale;  // 0: no augmentation (ablation)
-    if (!o.margin.empty())
-      ao.margin = o.margin == "sigmoid_neg" ? margin_form::sigmoid_neg
-                  : o.margin == "clamped"   ? margin_form::clamped
-                  : o.margin == "none"      ? margin_form::none : margin_form::faithful_inv_sigmoid;
-    if (o.aux_form) ao.distance_squared = ao.orth_squared = *o.aux_form == "squared";
-    cfg.ans = ao;
-  }
-  cfg.gamma_warmup = o.gamma_warmup;  // unset: the mode's (fixed: 10 epochs)
-  cfg.diagnose_every = o.diagnose_every;
-  cfg.seed = o.seed;
-  cfg.optimizer = *o.optimizer == "adam"          ? train::optimizer_kind::adam
-                  : *o.optimizer == "sgd"         ? train::optimizer_kind::sgd
-                  : *o.optimizer == "hogwild_sgd" ? train::optimizer_kind::hogwild_sgd
-                                                  : train::optimizer_kind::lazy_adam;
-  if (cfg.optimizer == train::optimizer_kind::hogwild_sgd &&
-      (cfg.n_layers != 0 || (cfg.sampler != train::sampler_kind::rns && cfg.sampler != train::sampler_kind::dns)))
-    bad("--optimizer", "hogwild_sgd trains MF (BPRMF or DNS with --encoder mf) only");
-  const std::string scoring = !o.scoring.empty() ? o.scoring : "trained";
-  cfg.scoring = scoring == "ego" ? train::scoring_kind::ego : train::scoring_kind::trained;
-  cfg.topk = *o.topk;
-  cfg.metrics.clear();
-  std::vector<std::string> names;
-  for (const auto& m : *o.metrics) cfg.metrics.push_back(eval::parse_metric(m + "@1").kind);
-  for (const auto& m : *o.metrics)
-    for (auto k : *o.topk) names.push_back(eval::metric_spec{eval::parse_metric(m + "@1").kind, k}.name());
   std::string main_metric = o.main_metric ? *o.main_metric : names.front();
   if (std::find(names.begin(), names.end(), main_metric) == names.end())
     bad("--main_metric", "'" + main_metric + "' is not among the computed metrics (--metric x --topk)");
@@ -660,6 +707,214 @@ int run(options o) {
   return 0;
 }
 
+// ReChorus's format_metric: cutoffs ascending, then metric names alphabetically, 4 decimals
+// ("HR@1:0.1234,NDCG@1:0.1234,HR@2:...").
+std::string fmt_rechorus(const std::map<std::string, double>& m, long only_k = -1) {
+  std::vector<std::tuple<long, std::string, double>> v;
+  for (const auto& [k, x] : m) {
+    const auto at = k.find('@');
+    const long kk = std::stol(k.substr(at + 1));
+    if (only_k < 0 || kk == only_k) v.emplace_back(kk, k.substr(0, at), x);
+  }
+  std::sort(v.begin(), v.end());
+  std::ostringstream os;
+  os << std::fixed;
+  os.precision(4);
+  for (size_t i = 0; i < v.size(); ++i)
+    os << (i ? "," : "") << std::get<1>(v[i]) << "@" << std::get<0>(v[i]) << ":" << std::get<2>(v[i]);
+  return os.str();
+}
+
+// --model_mode Impression: ReChorus's impression-based ranking (ImpressionReader, ImpressionModel,
+// ImpressionRunner; docs/impression.md). BPRMF and LightGCN train with the list-level BPR
+// (train::impression_trainer); ANS, DNS and MixGCF train on the lists' (user, clicked item) pairs with
+// candidates from the list's negatives (--impression_candidates exposure) or uniform ones, wrapped in
+// train::impression_run. Both are ranked per list (eval::impression_ranking), selected on dev's main metric.
+int run_impression(options o) {
+  using namespace ans;
+  if (o.dataset.empty()) bad("--model_mode", "Impression needs --dataset (a ReChorus impression folder)");
+  if (o.preset.empty()) o.preset = "rechorus";
+  if (o.preset != "rechorus") bad("--preset", "impression mode is ReChorus's: only the rechorus preset applies");
+  if (o.test_all && *o.test_all != 0) bad("--test_all", "impression mode ranks each list's own items (test_all 0)");
+  if (o.test_ratio > 0 || o.valid_ratio) bad("--model_mode", "impression data has its own dev and test lists");
+  preset_defaults(o, false);
+  for (const auto& m : *o.metrics) {
+    const auto k = eval::parse_metric(m + "@1").kind;
+    if (k != eval::metric_kind::hit && k != eval::metric_kind::ndcg)
+      bad("--metric", "impression mode computes HR and NDCG (ReChorus's ImpressionRunner), not " + m);
+  }
+  if (o.workers > 0) {
+#if ANS_HAS_OPENMP
+    omp_set_num_threads(o.workers);
+#endif
+  }
+  std::string root = o.path;
+  if (root.empty()) root = std::getenv("ANS_DATA_DIR") ? std::getenv("ANS_DATA_DIR") : "data";
+  const std::string dir = root + "/" + o.dataset;
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) bad("--dataset", "no dataset folder '" + dir + "' (set --path DIR or ANS_DATA_DIR)");
+  if (!data::is_impression_folder(dir))
+    bad("--model_mode", "'" + dir + "/train.csv' has no label column: Impression needs ReChorus impression files "
+                        "(user_id item_id time label); top-k folders run with --model_mode TopK");
+  data::impression_options io_opts;
+  io_opts.key = o.impression_idkey == "impression_id" ? data::impression_key::impression_id : data::impression_key::time;
+  io_opts.load.id_density = o.id_density;
+  const data::impression_dataset d = data::load_impression(dir, io_opts);
+
+  const model_setup ms = make_model(o);
+  const std::vector<std::string>& names = ms.names;
+  const std::string main_metric = o.main_metric ? *o.main_metric : names.front();
+  if (std::find(names.begin(), names.end(), main_metric) == names.end())
+    bad("--main_metric", "'" + main_metric + "' is not among the computed metrics (--metric x --topk)");
+  const long main_k = std::stol(main_metric.substr(main_metric.find('@') + 1));
+  eval::impression_ranking_options ro;
+  ro.ks = *o.topk;
+  ro.kinds = ms.cfg.metrics;
+  ro.max_pos = o.test_max_pos;
+  ro.max_neg = o.test_max_neg;
+  const bool list_model = o.model == "BPRMF" || o.model == "LightGCN";
+  const bool exposure = !list_model && o.impression_candidates == "exposure";
+  const int epochs = *o.epochs;
+
+  auto q = [](const std::string& v) { return io::json_quote(v); };
+  auto num = [](double v) { std::ostringstream os; os.precision(10); os << v; return os.str(); };
+  std::string ks;
+  for (auto k : *o.topk) ks += (ks.empty() ? "" : ",") + std::to_string(k);
+  std::vector<std::pair<std::string, std::string>> conf = {
+      {"model_name", q(o.model)}, {"model_mode", q("Impression")}, {"preset", q(o.preset)},
+      {"loss", q(list_model ? "list BPR (ReChorus BaseImpressionModel, --loss_n BPR)" : "pair objective of " + o.model)},
+      {"candidates", q(list_model ? "the list" : exposure ? "exposure (the list's negatives, topped up uniformly)" : "uniform")},
+      {"n_layers", std::to_string(ms.cfg.n_layers)}, {"emb_size", std::to_string(o.emb)}, {"lr", num(o.lr)},
+      {"l2", num(*o.l2)}, {"batch_size", std::to_string(*o.batch)}, {"num_neg", std::to_string(*o.num_neg)},
+      {"init", q(*o.init == "normal" ? "normal(0, " + num(*o.init_std) + ")" : "xavier_uniform")},
+      {"optimizer", q(list_model ? "adam (dense)" : *o.optimizer)}, {"mode", q(o.mode)},
+      {"impression_idkey", q(o.impression_idkey)}, {"impression_graph", q(o.impression_graph)},
+      {"train_max_pos_item", std::to_string(o.train_max_pos)}, {"train_max_neg_item", std::to_string(o.train_max_neg)},
+      {"test_max_pos_item", std::to_string(o.test_max_pos)}, {"test_max_neg_item", std::to_string(o.test_max_neg)},
+      {"random_seed", std::to_string(o.seed)}, {"num_workers", std::to_string(ans::max_threads())},
+      {"epoch", std::to_string(epochs)}, {"eval_every", std::to_string(*o.eval_every)},
+      {"early_stop", std::to_string(*o.early_stop)}, {"stop_rule", q(*o.stop_rule)}, {"topk", q(ks)},
+      {"main_metric", q(main_metric)}};
+  std::printf("ans-train %s: %s, model_mode Impression, preset %s\n", ans::version_string, o.model.c_str(), o.preset.c_str());
+  std::printf("config:");
+  for (const auto& [k, v] : conf) std::printf(" %s=%s", k.c_str(), v.c_str());
+  std::printf("\n%s", data::rechorus_log_lines(d).c_str());
+  std::fflush(stdout);
+
+  // one driver for both kinds of run: fit() with the timer, the dev selection (test reported at the selected
+  // epoch) and ReChorus's epoch lines
+  auto drive = [&](auto& run, index_t train_pairs, double uniform_fraction) {
+    using run_t = std::decay_t<decltype(run)>;
+    if (!o.load.empty()) run.load(o.load);
+    train::epoch_timer timer;
+    train::evaluation_options eo;
+    eo.target = "dev";
+    eo.metric = main_metric;
+    eo.every = *o.eval_every;
+    eo.patience = *o.early_stop;
+    eo.rule = *o.stop_rule == "rechorus"        ? train::stop_rule::rechorus
+              : *o.stop_rule == "rechorus_head" ? train::stop_rule::rechorus_head
+                                                : train::stop_rule::patience;
+    eo.report = "test";
+    eo.save_dir = o.save;
+    train::evaluation<run_t> ev(eo, run_t::protocol::impression);
+    struct rec_t {
+      int epoch;
+      double loss, seconds;
+      std::map<std::string, double> valid, test;
+    };
+    struct printer {
+      const train::epoch_timer& timer;
+      const train::evaluation<run_t>& ev;
+      long main_k;
+      bool quiet;
+      std::vector<rec_t> recs;
+      void on_epoch_end(run_t&, int e, double loss) {
+        rec_t r{e + 1, loss, timer.last_seconds(), {}, {}};
+        if (ev.evaluated()) r.valid = ev.last_metrics(), r.test = ev.last_report();
+        if (!quiet) {
+          std::printf("Epoch %-5d loss=%.4f [%.1f s]", e + 1, loss, r.seconds);
+          if (ev.evaluated()) std::printf("\tdev=(%s)%s", fmt_rechorus(r.valid, main_k).c_str(), ev.improved() ? " *" : "");
+          std::printf("\n");
+          std::fflush(stdout);
+        }
+        recs.push_back(std::move(r));
+      }
+    } pr{timer, ev, main_k, o.quiet, {}};
+    const auto t0 = std::chrono::steady_clock::now();
+    const train::fit_result fr = train::fit(run, epochs, timer, ev, pr);
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (fr.stopped_early) std::printf("Early stop at %d based on dev result.\n", run.epochs_done());
+    std::map<std::string, double> dev_best = ev.best_metrics(), test_best = ev.best_report();
+    if (pr.recs.empty()) dev_best = run.evaluate("dev"), test_best = run.evaluate("test");
+    std::printf("\nBest Iter(dev)=%5d\t dev=(%s) [%.1f s] \n", ev.best_epoch(), fmt_rechorus(dev_best, main_k).c_str(), total);
+    std::printf("\nDev  After Training: (%s)\n", fmt_rechorus(dev_best).c_str());
+    std::printf("\nTest After Training: (%s)\n", fmt_rechorus(test_best).c_str());
+    std::vector<double> secs;
+    for (const auto& r : pr.recs) secs.push_back(r.seconds);
+    std::sort(secs.begin(), secs.end());
+    const double median = secs.empty() ? 0.0 : secs[secs.size() / 2];
+    std::printf("median epoch %.3fs for %lld training pairs (%.1f ns per pair), peak RSS %.0f MB\n", median,
+                (long long)train_pairs, train_pairs ? 1e9 * median / double(train_pairs) : 0.0, train::peak_rss_mb());
+    if (!o.json.empty()) {
+      std::ofstream js(o.json);
+      if (!js) bad("--json", "cannot write '" + o.json + "'");
+      js.precision(10);
+      const auto& r = d.report;
+      js << "{\"dataset\": {\"name\": " << q(d.base.name) << ", \"format\": " << q(d.base.format)
+         << ", \"users\": " << d.base.n_users() << ", \"items\": " << d.base.n_items() << ", \"entries\": " << r.entries()
+         << ", \"positives\": " << r.positives() << ", \"lists\": [" << r.lists[0] << ", " << r.lists[1] << ", " << r.lists[2]
+         << "], \"avg_pos\": " << r.avg_pos() << ", \"avg_neg\": " << r.avg_neg() << "},\n \"config\": {";
+      for (size_t i = 0; i < conf.size(); ++i) js << (i ? ", " : "") << q(conf[i].first) << ": " << conf[i].second;
+      js << "},\n \"epochs\": [";
+      for (size_t i = 0; i < pr.recs.size(); ++i) {
+        const auto& e = pr.recs[i];
+        js << (i ? ",\n   " : "\n   ") << "{\"epoch\": " << e.epoch << ", \"loss\": " << e.loss << ", \"seconds\": " << e.seconds
+           << ", \"valid\": " << json_metrics(e.valid) << ", \"test\": " << json_metrics(e.test) << "}";
+      }
+      js << "],\n \"best_epoch\": " << ev.best_epoch() << ",\n \"dev\": " << json_metrics(dev_best)
+         << ",\n \"test\": " << json_metrics(test_best) << ",\n \"train_seconds_per_epoch\": " << median
+         << ",\n \"train_pairs_per_epoch\": " << train_pairs << ",\n \"uniform_candidate_fraction\": " << uniform_fraction
+         << ",\n \"peak_rss_mb\": " << train::peak_rss_mb() << "}\n";
+    }
+    return 0;
+  };
+
+  if (list_model) {
+    train::impression_config ic;
+    ic.n_layers = ms.cfg.n_layers;
+    ic.dim = o.emb;
+    ic.batch_size = *o.batch;
+    ic.lr = o.lr;
+    ic.weight_decay = *o.l2;
+    ic.init = ms.cfg.init;
+    ic.init_std = ms.cfg.init_std;
+    ic.train_max_pos = o.train_max_pos;
+    ic.train_max_neg = o.train_max_neg;
+    ic.edges = o.impression_graph == "clicks" ? train::graph_edges::clicks : train::graph_edges::exposures;
+    ic.seed = o.seed;
+    ic.eval = ro;
+    train::impression_trainer<float> tr(d, ic);
+    index_t pairs = 0;
+    for (index_t l = 0; l < d.train.size(); ++l)
+      pairs += std::min<index_t>(d.train.n_pos(l), ic.train_max_pos) * std::min<index_t>(d.train.n_neg(l), ic.train_max_neg);
+    return drive(tr, pairs, 0.0);
+  }
+  if (exposure) {
+    using exp_trainer = train::trainer<float, sampling::exposure_sampler>;
+    sampling::exposure_sampler sampler(d);
+    const double uf = sampler.uniform_fraction(*o.num_neg);
+    std::printf("exposure candidates: %.2f negatives per training pair on average; %.1f%% of the K = %ld slots are "
+                "topped up uniformly\n", sampler.mean_pool(), 100 * uf, *o.num_neg);
+    exp_trainer tr(d.base, ms.cfg, std::move(sampler));
+    train::impression_run<exp_trainer> run(tr, d, ro);
+    return drive(run, d.base.train.nnz(), uf);
+  }
+  train::trainer<float> tr(d.base, ms.cfg);
+  train::impression_run<train::trainer<float>> run(tr, d, ro);
+  return drive(run, d.base.train.nnz(), 1.0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -667,7 +922,7 @@ int main(int argc, char** argv) {
   options o;
   try {
     o = parse(argc, argv);
-    return run(o);
+    return o.impression ? run_impression(o) : run(o);
   } catch (const usage_error& e) {
     std::fprintf(stderr, "ans-train: %s\n", e.msg.c_str());
     return 2;

@@ -34,6 +34,7 @@
 #include "ans/propagation/readout.hpp"
 #include "ans/sampling/batch.hpp"
 #include "ans/sampling/uniform.hpp"
+#include "ans/train/init.hpp"
 #include "ans/train/encoder.hpp"
 #include "ans/train/mf_step.hpp"
 #include "ans/train/table_optimizer.hpp"
@@ -52,9 +53,6 @@ enum class optimizer_kind { adam, lazy_adam, sgd, hogwild_sgd };
 /// training score); `ego` = <E0[u], E0[i]>, the ANS reference's full_sort_predict (spec §6.7), kept only to
 /// reproduce that code: it ranks a LightGCN model without the propagation it was trained with.
 enum class scoring_kind { trained, ego };
-/// Initial embedding table: xavier-uniform per table (RecBole, LightGCN in ReChorus, MixGCF, DENS) or
-/// normal(0, init_std) (BPRMF in ReChorus: 0.01; LightGCN-PyTorch: 0.1).
-enum class init_kind { xavier, normal };
 
 /// Everything that defines a training run.
 struct trainer_config {
@@ -237,21 +235,7 @@ class trainer {
     // (Box–Muller on the same stream).
     ANS_CHECK(cfg.init == init_kind::xavier || (cfg.init_std > 0 && std::isfinite(cfg.init_std)),
               "init_std must be positive, got " << cfg.init_std);
-    e0_.resize(n, d);
-    auto r = sampling::stream(cfg.seed, 0x494E4954ULL /* "INIT" */);
-    auto fill = [&](index_t row0, index_t rows) {
-      const double a = std::sqrt(6.0 / double(rows + d));
-      for (index_t i = row0 * d; i < (row0 + rows) * d; ++i) {
-        if (cfg.init == init_kind::xavier) {
-          e0_.data()[i] = Scalar((2.0 * r.template uniform01<double>() - 1.0) * a);
-        } else {
-          const double u1 = 1.0 - r.template uniform01<double>(), u2 = r.template uniform01<double>();
-          e0_.data()[i] = Scalar(cfg.init_std * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
-        }
-      }
-    };
-    fill(0, adj_.n_users);
-    fill(adj_.n_users, adj_.n_items);
+    init_embeddings(e0_, adj_.n_users, adj_.n_items, d, cfg.init, cfg.init_std, cfg.seed);
     if constexpr (!kTable) encode();  // a user encoder writes E0 from its own initial parameters
     // the N x d gradient table of the composed paths (the fused MF step and hogwild_sgd keep none)
     const bool fused_path = builtin_mf() && mf_bpr() && (cfg.fused_mf_step || cfg.optimizer == optimizer_kind::hogwild_sgd);
@@ -428,6 +412,16 @@ class trainer {
     const matrix<Scalar>& src = factor_table();
     users = src.topRows(adj_.n_users);
     items = src.bottomRows(adj_.n_items);
+  }
+
+  /// Calls f(user_factors, item_factors) with the factor rows factors() copies, as Eigen::Ref blocks of the
+  /// scoring table (no copy), and returns its result: for evaluations the trainer does not run itself (e.g.
+  /// eval::impression_ranking through train::impression_run).
+  template <class F>
+  auto with_factors(F&& f) {
+    const matrix<Scalar>& table = factor_table();
+    const Eigen::Ref<const matrix<Scalar>> uf = table.topRows(adj_.n_users), itf = table.bottomRows(adj_.n_items);
+    return f(uf, itf);
   }
 
   /// Evaluation protocol: `full` ranks every item (training items masked, and dev items when testing);
