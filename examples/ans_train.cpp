@@ -25,6 +25,7 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -43,12 +44,39 @@
 #include "ans/data/impression.hpp"
 #include "ans/sampling/exposure.hpp"
 #include "ans/train/impression_trainer.hpp"
+#if ANS_WITH_MPI
+#include "ans/dist/communicator.hpp"
+#include "ans/dist/data_parallel.hpp"
+#endif
 
 namespace {
 
 struct usage_error {
   std::string msg;
 };
+
+#if ANS_WITH_MPI
+// Under mpirun -np P (built with ANS_WITH_MPI): every rank trains its shard of each batch (ans/dist); rank 0
+// alone prints and writes --json, --log and --save; every rank evaluates (the same bits) and stops together.
+ans::dist::communicator* g_comm = nullptr;
+#endif
+int world_size() {
+#if ANS_WITH_MPI
+  return g_comm ? g_comm->size() : 1;
+#else
+  return 1;
+#endif
+}
+// An error on one rank must end every rank (the others may be waiting in a collective): MPI_Abort under mpirun.
+int end_all(int code) {
+#if ANS_WITH_MPI
+  if (world_size() > 1) {
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, code);
+  }
+#endif
+  return code;
+}
 
 [[noreturn]] void bad(const std::string& flag, const std::string& why) { throw usage_error{flag + ": " + why}; }
 
@@ -533,6 +561,14 @@ int run(options o) {
       *o.optimizer == "lazy_adam" && cfg.n_layers > 0 ? std::string("adam (lazy_adam is for L = 0)") : *o.optimizer;
 
   train::trainer<float> tr(ds, cfg);
+#if ANS_WITH_MPI
+  std::shared_ptr<dist::sparse_row_exchange<float>> exchange;
+  if (world_size() > 1) {
+    exchange = dist::make_data_parallel(tr, *g_comm);
+    std::printf("data-parallel: %d ranks, %d thread(s) each, sparse row exchange (docs/distributed.md)\n", world_size(),
+                ans::max_threads());
+  }
+#endif
   if (!o.load.empty()) tr.load(o.load);
   // --max_batches: timing runs; the epoch time is extrapolated to the full epoch and labelled as such.
   const bool capped = o.max_batches > 0 && o.max_batches < tr.batches_per_epoch();
@@ -657,6 +693,14 @@ int run(options o) {
   for (const auto& n : names)
     std::printf("%-14s %12.4f %12.4f\n", n.c_str(), best_test.count(n) ? best_test.at(n) : 0.0,
                 best_on_test.count(n) ? best_on_test.at(n) : 0.0);
+#if ANS_WITH_MPI
+  if (exchange) {
+    const auto& st = exchange->stats();
+    const double n = double(std::max<std::uint64_t>(1, st.steps));
+    std::printf("exchange: %.0f bytes sent per step by rank 0 (%.0f rows, union %.0f), %.2f ms per step\n",
+                double(st.bytes_sent) / n, double(st.rows_sent) / n, double(st.rows_union) / n, 1e3 * st.seconds / n);
+  }
+#endif
   std::printf("median epoch %.2fs%s, peak RSS %.0f MB\n", median, capped ? " (extrapolated from --max_batches)" : "",
               train::peak_rss_mb());
 
@@ -684,7 +728,17 @@ int run(options o) {
        << ",\n \"best_on_test\": " << json_metrics(best_on_test) << ",\n \"train_seconds_per_epoch\": " << median
        << ",\n \"batches_per_epoch\": " << tr.batches_per_epoch()
        << ",\n \"batches_run_per_epoch\": " << (capped ? o.max_batches : tr.batches_per_epoch())
-       << ",\n \"extrapolated\": " << (capped ? "true" : "false") << ",\n \"peak_rss_mb\": " << train::peak_rss_mb();
+       << ",\n \"extrapolated\": " << (capped ? "true" : "false") << ",\n \"peak_rss_mb\": " << train::peak_rss_mb()
+       << ",\n \"ranks\": " << world_size();
+#if ANS_WITH_MPI
+    if (exchange) {
+      const auto& st = exchange->stats();
+      js << ",\n \"exchange\": {\"steps\": " << st.steps << ", \"bytes_sent_per_step\": " << double(st.bytes_sent) / double(std::max<std::uint64_t>(1, st.steps))
+         << ", \"rows_sent_per_step\": " << double(st.rows_sent) / double(std::max<std::uint64_t>(1, st.steps))
+         << ", \"rows_union_per_step\": " << double(st.rows_union) / double(std::max<std::uint64_t>(1, st.steps))
+         << ", \"seconds_per_step\": " << st.seconds / double(std::max<std::uint64_t>(1, st.steps)) << "}";
+    }
+#endif
     if (!tr.diagnostics().empty()) {  // --diagnose_every: per-term gradient norms before the step
       js << ",\n \"diagnostics\": [";
       const auto& dg = tr.diagnostics();
@@ -733,6 +787,7 @@ std::string fmt_rechorus(const std::map<std::string, double>& m, long only_k = -
 int run_impression(options o) {
   using namespace ans;
   if (o.dataset.empty()) bad("--model_mode", "Impression needs --dataset (a ReChorus impression folder)");
+  if (world_size() > 1) bad("--model_mode", "impression mode runs in one process (data-parallel training is top-k MF)");
   if (o.preset.empty()) o.preset = "rechorus";
   if (o.preset != "rechorus") bad("--preset", "impression mode is ReChorus's: only the rechorus preset applies");
   if (o.test_all && *o.test_all != 0) bad("--test_all", "impression mode ranks each list's own items (test_all 0)");
@@ -920,14 +975,28 @@ int run_impression(options o) {
 int main(int argc, char** argv) {
   ans::core::use_passive_wait(argv);  // OMP_WAIT_POLICY=passive unless set (see the header)
   options o;
+#if ANS_WITH_MPI
+  MPI_Init(&argc, &argv);
+  ans::dist::communicator comm(MPI_COMM_WORLD);
+  g_comm = &comm;
+  if (comm.rank() != 0) {  // one voice: the other ranks train silently and write nothing
+    if (!std::freopen("/dev/null", "w", stdout)) return 1;
+  }
+  struct finalize {
+    ~finalize() { MPI_Finalize(); }
+  } fin;
+#endif
   try {
     o = parse(argc, argv);
+#if ANS_WITH_MPI
+    if (comm.rank() != 0) o.json.clear(), o.log.clear(), o.save.clear();
+#endif
     return o.impression ? run_impression(o) : run(o);
   } catch (const usage_error& e) {
     std::fprintf(stderr, "ans-train: %s\n", e.msg.c_str());
-    return 2;
+    return end_all(2);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ans-train: %s\n", e.what());
-    return 1;
+    return end_all(1);
   }
 }

@@ -197,11 +197,19 @@ TEST_CASE("checkpoint: a kill -9 at each save point (targeted) leaves exactly th
   REQUIRE(renamed < static_cast<std::ptrdiff_t>(points.size()));
   REQUIRE(std::count(points.begin(), points.end(), std::string("npy header written")) >= 2);
   REQUIRE(std::count(points.begin(), points.end(), std::string("old file removed")) >= 2);
-  int kills = 0;
+  // Every manifest and folder point, and every 5th of the others (the arrays repeat the same four points, the
+  // clean-up one per old file); ANS_CHECKPOINT_POINTS=all kills at every point (docs/reliability.md: 300 kills).
+  const bool all_points = std::getenv("ANS_CHECKPOINT_POINTS") && std::string(std::getenv("ANS_CHECKPOINT_POINTS")) == "all";
+  auto chosen = [&](int p) {
+    return all_points || p % 5 == 0 || (points[p].rfind("npy", 0) != 0 && points[p] != "old file removed");
+  };
+  int kills = 0, expected = 0;
+  for (int p = 0; p < static_cast<int>(points.size()); ++p) expected += chosen(p) ? 2 : 0;
   for (int dirn = 0; dirn < 2; ++dirn) {  // B over A, then A over B
     trainer<float>& from = dirn == 0 ? a : b;
     trainer<float>& to = dirn == 0 ? b : a;
     for (int p = 0; p < static_cast<int>(points.size()); ++p) {
+      if (!chosen(p)) continue;
       from.save(dir);  // a complete old checkpoint (and no leftovers of the previous kill)
       const pid_t pid = ::fork();
       REQUIRE(pid >= 0);
@@ -230,8 +238,9 @@ TEST_CASE("checkpoint: a kill -9 at each save point (targeted) leaves exactly th
       CHECK(back.embeddings() == (back.epochs_done() == 2 ? a2 : b3).embeddings());
     }
   }
-  INFO(points.size() << " save points");
-  CHECK(kills == 2 * static_cast<int>(points.size()));
+  INFO(points.size() << " save points, " << kills << " kills");
+  CHECK(kills == expected);
+  CHECK(kills >= 40);
   std::system(("rm -rf '" + dir + "'").c_str());
 }
 

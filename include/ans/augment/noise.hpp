@@ -33,12 +33,15 @@ inline std::uint64_t splitmix64(std::uint64_t x) {
 struct counter_uniform_source {
   std::uint64_t seed = 0;
   std::uint64_t step = 0;
+  /// Row b of the batch draws as row first + b of the step: a data-parallel shard that trains rows
+  /// [first, first + B) of the global batch draws the noise the single process would (ans/dist).
+  index_t first = 0;
 
   template <class Scalar>
   void operator()(index_t b, index_t k, index_t h, Scalar* out, index_t d) const {
     std::uint64_t key = splitmix64(seed ^ 0x5851F42D4C957F2DULL);
     key = splitmix64(key ^ step);
-    key = splitmix64(key ^ static_cast<std::uint64_t>(b));
+    key = splitmix64(key ^ static_cast<std::uint64_t>(first + b));
     key = splitmix64(key ^ static_cast<std::uint64_t>(k));
     key = splitmix64(key ^ static_cast<std::uint64_t>(h));
     for (index_t j = 0; j < d; ++j) {

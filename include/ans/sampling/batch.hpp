@@ -24,6 +24,15 @@ struct pair_batch {
   index_t size = 0;
   index_t epoch = 0;  ///< epoch this batch belongs to
   index_t index = 0;  ///< batch number within the epoch
+  /// Position of row 0 within the batch the pairs were cut from (0 for a whole batch; a data-parallel shard
+  /// of rows [first, first + size) draws its candidates as those rows of the whole batch: ans/dist).
+  index_t first = 0;
+
+  /// Rows [lo, hi) of this batch, as a batch that keeps their positions (first).
+  pair_batch slice(index_t lo, index_t hi) const {
+    ANS_CHECK(0 <= lo && lo <= hi && hi <= size, "pair_batch::slice: [" << lo << ", " << hi << ") outside [0, " << size << ")");
+    return pair_batch{users + lo, items + lo, hi - lo, epoch, index, first + lo};
+  }
 };
 
 /// How an epoch's nnz training pairs are drawn.
@@ -104,7 +113,7 @@ class pair_batcher {
     ANS_CHECK(b >= 0 && b < n_batches(), "pair_batcher: batch " << b << " outside [0, " << n_batches() << ")");
     const index_t begin = b * batch_size_;
     const index_t end = std::min(nnz(), begin + batch_size_);
-    return pair_batch{users_.data() + begin, items_.data() + begin, end - begin, epoch_, b};
+    return pair_batch{users_.data() + begin, items_.data() + begin, end - begin, epoch_, b, 0};
   }
 
   pair_order order() const { return order_; }
@@ -126,12 +135,12 @@ class pair_batcher {
 };
 
 /// The K candidates of pair b of `batch` into out[0..K): row b draws from
-/// `stream(seed, "NEG", batch.epoch, batch.index, b)` (the row kernel of sample_batch).
+/// `stream(seed, "NEG", batch.epoch, batch.index, batch.first + b)` (the row kernel of sample_batch).
 template <class Sampler>
 inline void sample_pair(const Sampler& sampler, const pair_batch& batch, index_t b, index_t K, std::uint64_t seed,
                         id_type* out) {
   auto r = stream(seed, 0x4E4547ULL /* "NEG" */, static_cast<std::uint64_t>(batch.epoch),
-                  static_cast<std::uint64_t>(batch.index), static_cast<std::uint64_t>(b));
+                  static_cast<std::uint64_t>(batch.index), static_cast<std::uint64_t>(batch.first + b));
   sampler.sample(batch.users[b], batch.items[b], r, item_span(out, K));
 }
 

@@ -37,6 +37,7 @@
 #include "ans/train/init.hpp"
 #include "ans/train/encoder.hpp"
 #include "ans/train/mf_step.hpp"
+#include "ans/train/shard.hpp"
 #include "ans/train/table_optimizer.hpp"
 #include "ans/sampling/selector.hpp"
 
@@ -267,6 +268,7 @@ class trainer {
   }
 
  public:
+  using scalar_type = Scalar;
   /// The candidate sampler and the encoder (the policies).
   const Sampler& sampler() const { return sampler_; }
   Encoder& encoder() { return encoder_; }
@@ -312,6 +314,32 @@ class trainer {
   /// The gradient diagnostics recorded so far (trainer_config::diagnose_every).
   const std::vector<ans_diagnostic>& diagnostics() const { return diag_; }
 
+  /// Data-parallel training (train/shard.hpp; ans/dist/data_parallel.hpp builds the plan over MPI): from now
+  /// on every step trains this rank's rows of each global batch and exchanges the gradients through
+  /// `plan.exchange`. MF (n_layers 0) with the free table and a built-in optimiser and selector; not hogwild.
+  void set_shard(shard_plan<Scalar> plan) {
+    ANS_CHECK(plan.size >= 1 && plan.rank >= 0 && plan.rank < plan.size,
+              "set_shard: rank " << plan.rank << " of " << plan.size << " is not valid");
+    ANS_CHECK(plan.size == 1 || plan.exchange, "set_shard: a plan with " << plan.size << " ranks needs an exchange");
+    ANS_CHECK(plan.size == 1 || (cfg_.n_layers == 0 && kTable && kBuiltinOptimizer && kBuiltinSelector &&
+                                 cfg_.optimizer != optimizer_kind::hogwild_sgd && cfg_.sampler != sampler_kind::mixgcf),
+              "set_shard: data-parallel training runs MF (n_layers 0) with RNS, DNS or ANS, the free table and "
+              "adam, lazy_adam or sgd; LightGCN's row-block propagation is not implemented (docs/distributed.md)");
+    // RecBole's EmbLoss without require_pow is ‖T‖_F / B over the whole batch's rows: its gradient T_row/(B‖T‖)
+    // couples every row of the batch, so shard means do not add up to it. The squared form (½‖T‖²/B) and no
+    // regulariser decompose over rows.
+    const bool ans = cfg_.sampler == sampler_kind::ans;
+    const double lam = ans ? ans_obj_.loss().options().reg_weight : bpr_obj_.options().reg_weight;
+    const bool pow = ans ? ans_obj_.loss().options().reg_require_pow : bpr_obj_.options().reg_require_pow;
+    ANS_CHECK(plan.size == 1 || lam == 0 || pow,
+              "set_shard: the regulariser is RecBole's non-squared EmbLoss (faithful mode), ‖T‖_F/B over the whole "
+              "batch, which does not split into per-shard sums; use mode fixed or a squared regulariser "
+              "(reg_require_pow), or reg_weight 0");
+    if (plan.size > 1 && grad_e0_.rows() != e0_.rows()) grad_e0_ = matrix<Scalar>::Zero(e0_.rows(), e0_.cols());
+    shard_ = std::move(plan);
+  }
+  const shard_plan<Scalar>& shard() const { return shard_; }
+
   /// One pass over the shuffled training pairs; returns the mean loss. `on_batch(b, mean_loss, samples)` is
   /// called after each step (progress display).
   template <class OnBatch>
@@ -341,7 +369,7 @@ class trainer {
       ++epochs_done_;
       return loss;
     }
-    const bool fused = builtin_mf() && cfg_.fused_mf_step && mf_bpr();
+    const bool fused = builtin_mf() && cfg_.fused_mf_step && mf_bpr() && shard_.size == 1;
     mf_bpr_options mf_opts;
     mf_opts.dns = cfg_.sampler == sampler_kind::dns;
     mf_opts.reg_weight = bo.reg_weight;
@@ -360,13 +388,20 @@ class trainer {
         on_batch(b, loss_sum / double(b + 1), samples);
         continue;
       }
+      if (shard_.size > 1) {  // data-parallel: this rank's rows of the global batch (train/shard.hpp)
+        const double loss = sharded_step(batch, step, epoch, b, nb);
+        loss_sum += loss;
+        samples += batch.size;
+        on_batch(b, loss_sum / double(b + 1), samples);
+        continue;
+      }
       cands_.resize(static_cast<size_t>(batch.size * K_));
       sampling::sample_batch(sampler_, batch, K_, cfg_.seed, cands_.data());
       const model::batch_ids ids{batch.users, batch.items, cands_.data(), batch.size, K_};
       double loss;
       const std::vector<index_t>* touched;
       if (cfg_.sampler == sampler_kind::ans) {
-        const augment::counter_uniform_source src{cfg_.seed, step};
+        const augment::counter_uniform_source src{cfg_.seed, step, 0};
         ans_obj_.loss().options().gamma = gamma_at(epochs_done_ * nb + b, nb);
         if (cfg_.diagnose_every > 0 && (epochs_done_ * nb + b) % cfg_.diagnose_every == 0) diagnose(epoch, b, ids, src);
         const auto& t = ans_obj_.forward_backward(adj_, e0_, ids, params_, src, grad_e0_, pgrads_);
@@ -705,6 +740,61 @@ class trainer {
 
   // Applies the embedding gradient and clears it (only the touched rows for lazy Adam with L = 0). A user
   // encoder takes ∂L/∂E0 back to its parameters, steps its optimiser, and E0 is encoded again.
+  // One data-parallel step (train/shard.hpp): this rank's rows of `batch`, the objective's gradients scaled by
+  // w = rows / B, the exchange, then the same optimiser steps as the single process. Returns the global loss.
+  double sharded_step(const sampling::pair_batch& batch, std::uint64_t step, int epoch, index_t b, index_t nb) {
+    const auto [lo, hi] = shard_rows(batch.size, shard_.rank, shard_.size);
+    const sampling::pair_batch mine = batch.slice(lo, hi);
+    const double w = double(hi - lo) / double(batch.size);
+    Scalar* const pb[6] = {params_.W_u.data(), params_.W_i.data(), params_.b_u.data(),
+                           params_.b_i.data(), params_.w_m.data(), &params_.c_m};
+    Scalar* const gb[6] = {pgrads_.W_u.data(), pgrads_.W_i.data(), pgrads_.b_u.data(),
+                           pgrads_.b_i.data(), pgrads_.w_m.data(), &pgrads_.c_m};
+    const index_t gs[6] = {pgrads_.W_u.size(), pgrads_.W_i.size(), pgrads_.b_u.size(),
+                           pgrads_.b_i.size(), pgrads_.w_m.size(), 1};
+    const bool ans = cfg_.sampler == sampler_kind::ans;
+    double loss = 0;
+    shard_touched_.clear();
+    if (mine.size > 0) {
+      cands_.resize(static_cast<size_t>(mine.size * K_));
+      sampling::sample_batch(sampler_, mine, K_, cfg_.seed, cands_.data());
+      const model::batch_ids ids{mine.users, mine.items, cands_.data(), mine.size, K_};
+      if (ans) {
+        const augment::counter_uniform_source src{cfg_.seed, step, lo};
+        ans_obj_.loss().options().gamma = gamma_at(epochs_done_ * nb + b, nb);
+        loss = ans_obj_.forward_backward(adj_, e0_, ids, params_, src, grad_e0_, pgrads_).total;
+        shard_touched_ = ans_obj_.touched_rows();
+        sat_sum_ += ans_obj_.loss().stats().frac_saturated_margin;
+        ++sat_n_;
+      } else {
+        loss = bpr_obj_.forward(adj_, e0_, ids, cfg_.seed, step);
+        bpr_obj_.backward(grad_e0_);
+        shard_touched_ = bpr_obj_.touched_rows();
+      }
+      ANS_CHECK(std::isfinite(loss), "loss is not finite at epoch " << epoch << ", batch " << b << " (try a smaller lr)");
+      const Scalar sw = Scalar(w);
+      for (index_t r : shard_touched_) grad_e0_.row(r) *= sw;  // the shard's mean → its share of the batch's mean
+      if (ans)
+        for (size_t i = 0; i < 6; ++i)
+          for (index_t j = 0; j < gs[i]; ++j) gb[i][j] *= sw;
+    }
+    shard_exchange<Scalar> ex;
+    ex.grad_e0 = &grad_e0_;
+    ex.touched = &shard_touched_;
+    ex.params = gb;
+    ex.param_sizes = gs;
+    ex.n_params = ans ? 6 : 0;
+    ex.loss = loss * w;
+    const double global = shard_.exchange(ex);
+    if (ans)
+      for (size_t i = 0; i < 6; ++i) {
+        param_adam_[i].step(pb[i], gb[i]);
+        std::fill(gb[i], gb[i] + gs[i], Scalar(0));
+      }
+    step_embeddings(shard_touched_);
+    return global;
+  }
+
   void step_embeddings(const std::vector<index_t>& touched) {
     if constexpr (!kTable) {
       encoder_.backward(grad_e0_, touched);
@@ -745,6 +835,8 @@ class trainer {
   model::bpr_objective<Scalar, Selector> bpr_obj_;
   mf_bpr_step<Scalar> mf_step_;
   matrix<Scalar> e0_, grad_e0_, eval_table_;
+  shard_plan<Scalar> shard_;
+  std::vector<index_t> shard_touched_;
   eval::sampled_rows dev_rows_, test_rows_;
   model::ans_params<Scalar> params_, pgrads_;
   std::unique_ptr<optim::adam<Scalar>> adam_;

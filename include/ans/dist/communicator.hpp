@@ -1,0 +1,126 @@
+/// @file communicator.hpp
+/// @brief A thin, checked wrapper over an MPI communicator (compiled only with ANS_WITH_MPI; the rest of the
+/// library never includes <mpi.h>). MPI_Init / MPI_Finalize stay with the program; the wrapper keeps the
+/// MPI_Comm it is given (a handle, not an address) and counts the bytes this rank sends.
+///
+/// Every collective here is deterministic: reductions gather every rank's contribution and add them in rank
+/// order on every rank (`allreduce_sum_ordered`), so the result does not depend on MPI's reduction tree and
+/// is the same bits on every rank and in every run with the same number of ranks.
+#pragma once
+
+#ifndef ANS_WITH_MPI
+#error "ans/dist needs MPI: configure with -DANS_WITH_MPI=ON and link ans::mpi"
+#endif
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "ans/config.hpp"
+
+namespace ans::dist {
+
+namespace detail {
+template <class T>
+MPI_Datatype mpi_type() {
+  if constexpr (std::is_same_v<T, float>) return MPI_FLOAT;
+  else if constexpr (std::is_same_v<T, double>) return MPI_DOUBLE;
+  else if constexpr (std::is_same_v<T, std::int64_t>) return MPI_INT64_T;
+  else if constexpr (std::is_same_v<T, std::int32_t>) return MPI_INT32_T;
+  else static_assert(sizeof(T) == 0, "ans::dist: unsupported element type");
+}
+inline void check(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  ANS_THROW("MPI " << what << " failed: " << std::string(msg, static_cast<size_t>(len)));
+}
+}  // namespace detail
+
+class communicator {
+ public:
+  /// `comm` must stay valid while the communicator is used (MPI_COMM_WORLD, or one the program created).
+  /// Errors are returned instead of aborting (MPI_ERRORS_RETURN), so a failed collective throws ans::error
+  /// with MPI's message; a rank that dies makes mpirun end the others.
+  explicit communicator(MPI_Comm comm) : comm_(comm) {
+    int init = 0;
+    MPI_Initialized(&init);
+    ANS_CHECK(init, "ans::dist::communicator: MPI is not initialised (call MPI_Init first)");
+    detail::check(MPI_Comm_rank(comm_, &rank_), "Comm_rank");
+    detail::check(MPI_Comm_size(comm_, &size_), "Comm_size");
+    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+  }
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  MPI_Comm handle() const { return comm_; }
+  /// Bytes this rank has passed to MPI as its contribution (send buffers of the collectives).
+  std::uint64_t bytes_sent() const { return bytes_; }
+  void reset_bytes() { bytes_ = 0; }
+
+  void barrier() { detail::check(MPI_Barrier(comm_), "Barrier"); }
+
+  /// all[r] = value of rank r.
+  template <class T>
+  void allgather(const T& value, std::vector<T>& all) {
+    all.resize(static_cast<size_t>(size_));
+    bytes_ += sizeof(T);
+    detail::check(MPI_Allgather(&value, 1, detail::mpi_type<T>(), all.data(), 1, detail::mpi_type<T>(), comm_),
+                  "Allgather");
+  }
+  /// Concatenation over ranks of `n` elements each (counts may differ): `all` holds them rank by rank,
+  /// `offsets[r]` where rank r's start (size + 1 entries).
+  template <class T>
+  void allgatherv(const T* mine, index_t n, std::vector<T>& all, std::vector<index_t>& offsets) {
+    counts_.resize(static_cast<size_t>(size_));
+    displs_.resize(static_cast<size_t>(size_));
+    ANS_CHECK(n <= INT32_MAX, "ans::dist::allgatherv: " << n << " elements exceed MPI's int count");
+    const int mine_n = static_cast<int>(n);
+    detail::check(MPI_Allgather(&mine_n, 1, MPI_INT, counts_.data(), 1, MPI_INT, comm_), "Allgather (counts)");
+    offsets.assign(static_cast<size_t>(size_) + 1, 0);
+    for (int r = 0; r < size_; ++r) offsets[r + 1] = offsets[r] + counts_[r];
+    ANS_CHECK(offsets.back() <= INT32_MAX, "ans::dist::allgatherv: " << offsets.back() << " elements exceed MPI's int count");
+    for (int r = 0; r < size_; ++r) displs_[r] = static_cast<int>(offsets[r]);
+    all.resize(static_cast<size_t>(offsets.back()));
+    bytes_ += sizeof(int) + static_cast<std::uint64_t>(n) * sizeof(T);
+    detail::check(MPI_Allgatherv(mine, mine_n, detail::mpi_type<T>(), all.data(), counts_.data(), displs_.data(),
+                                 detail::mpi_type<T>(), comm_),
+                  "Allgatherv");
+  }
+  /// x[0..n) ← Σ_r x_r[0..n), added in rank order on every rank (deterministic; see the file comment).
+  template <class T>
+  void allreduce_sum_ordered(T* x, index_t n) {
+    std::vector<T>& all = scratch<T>();
+    all.resize(static_cast<size_t>(n) * static_cast<size_t>(size_));
+    bytes_ += static_cast<std::uint64_t>(n) * sizeof(T);
+    ANS_CHECK(n <= INT32_MAX, "ans::dist::allreduce_sum_ordered: " << n << " elements exceed MPI's int count");
+    detail::check(MPI_Allgather(x, static_cast<int>(n), detail::mpi_type<T>(), all.data(), static_cast<int>(n),
+                                detail::mpi_type<T>(), comm_),
+                  "Allgather (ordered sum)");
+    for (index_t j = 0; j < n; ++j) {
+      T s = all[j];
+      for (int r = 1; r < size_; ++r) s += all[static_cast<size_t>(r) * n + j];
+      x[j] = s;
+    }
+  }
+
+ private:
+  template <class T>
+  std::vector<T>& scratch() {
+    if constexpr (std::is_same_v<T, float>) return sf_;
+    else if constexpr (std::is_same_v<T, double>) return sd_;
+    else return si_;
+  }
+  MPI_Comm comm_;
+  int rank_ = 0, size_ = 1;
+  std::uint64_t bytes_ = 0;
+  std::vector<int> counts_, displs_;
+  std::vector<float> sf_;
+  std::vector<double> sd_;
+  std::vector<std::int64_t> si_;
+};
+
+}  // namespace ans::dist

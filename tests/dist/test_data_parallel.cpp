@@ -1,0 +1,151 @@
+// Data-parallel training over MPI (issue 17), run by ctest as `mpirun -np 2 ans_mpi_tests` (ANS_WITH_MPI):
+//   1. with the same seed, two data-parallel runs give bit-identical parameters, the same on every rank;
+//   2. they are within float rounding of one process (the tolerance is printed and checked);
+//   3. a checkpoint written by rank 0 and loaded by every rank continues exactly;
+//   4. the bytes each rank sends per step equal the formula of docs/distributed.md.
+// With --die, rank 1 kills itself (SIGKILL) in the middle of training: the other ranks must not hang (ctest
+// runs that mode with a timeout and expects a non-zero exit from mpirun).
+// Plain main (no Catch2): every rank runs the same checks; the first failure aborts all ranks.
+#include <mpi.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "ans/data/synthetic.hpp"
+#include "ans/dist/communicator.hpp"
+#include "ans/dist/data_parallel.hpp"
+#include "ans/io/checkpoint.hpp"
+#include "ans/train/trainer.hpp"
+
+namespace {
+
+int g_rank = 0;
+int failures = 0;
+void check(bool ok, const std::string& what) {
+  if (g_rank == 0) std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
+  if (!ok) ++failures;
+}
+
+const ans::data::dataset& data() {
+  static const ans::data::dataset d = [] {
+    ans::data::synthetic_config c;
+    c.n_users = 600;
+    c.n_items = 400;
+    c.interactions_per_user = 12;
+    c.dim = 4;
+    c.seed = 5;
+    return ans::data::generate_synthetic(c);
+  }();
+  return d;
+}
+
+ans::train::trainer_config config(ans::train::sampler_kind s, ans::train::optimizer_kind o) {
+  ans::train::trainer_config c;
+  c.sampler = s;
+  c.optimizer = o;
+  c.dim = 16;
+  c.batch_size = 512;
+  c.num_neg = 8;
+  c.lr = 5e-3;
+  c.seed = 21;
+  c.m = ans::mode::fixed;
+  return c;
+}
+
+double max_abs_diff(const ans::matrix<float>& a, const ans::matrix<float>& b) {
+  return double((a - b).cwiseAbs().maxCoeff());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  ans::dist::communicator comm(MPI_COMM_WORLD);
+  g_rank = comm.rank();
+  const int P = comm.size();
+  if (g_rank == 0) std::printf("ans_mpi_tests: %d ranks\n", P);
+  if (argc > 1 && std::string(argv[1]) == "--die") {  // fault behaviour: a rank dies inside a collective
+    const auto cfg = config(ans::train::sampler_kind::ans, ans::train::optimizer_kind::lazy_adam);
+    ans::train::trainer<float> t(data(), cfg);
+    ans::dist::make_data_parallel(t, comm);
+    t.train_epoch(0);
+    if (g_rank == 1) ::kill(::getpid(), SIGKILL);
+    for (int e = 1; e < 1000; ++e) t.train_epoch(e);  // rank 0 blocks in the next exchange until mpirun ends it
+    std::printf("rank %d: trained on after its peer died\n", g_rank);
+    MPI_Finalize();
+    return 0;
+  }
+  using ans::train::optimizer_kind;
+  using ans::train::sampler_kind;
+  struct case_t {
+    const char* name;
+    sampler_kind s;
+    optimizer_kind o;
+  };
+  const case_t cases[] = {{"ANS MF, lazy Adam", sampler_kind::ans, optimizer_kind::lazy_adam},
+                          {"DNS MF, Adam", sampler_kind::dns, optimizer_kind::adam},
+                          {"RNS MF, SGD", sampler_kind::rns, optimizer_kind::sgd}};
+  const int kEpochs = 3;
+  for (const auto& c : cases) {
+    const auto cfg = config(c.s, c.o);
+    ans::train::trainer<float> one(data(), cfg);
+    for (int e = 0; e < kEpochs; ++e) one.train_epoch(e);
+    ans::train::trainer<float> a(data(), cfg), b(data(), cfg);
+    auto ex = ans::dist::make_data_parallel(a, comm);
+    ans::dist::make_data_parallel(b, comm);
+    for (int e = 0; e < kEpochs; ++e) a.train_epoch(e), b.train_epoch(e);
+    const std::string n = c.name;
+    check(a.embeddings() == b.embeddings(), n + ": two data-parallel runs are bit-identical");
+    // the same bits on every rank: compare each rank's checksum with rank 0's
+    const std::string sum = ans::io::fnv1a64(a.embeddings().data(), sizeof(float) * a.embeddings().size());
+    std::int64_t h = static_cast<std::int64_t>(std::stoull(sum, nullptr, 16) >> 1), h0 = h;
+    MPI_Bcast(&h0, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    int same = h == h0, all_same = 0;
+    MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    check(all_same == 1, n + ": every rank holds the same parameters");
+    const double diff = max_abs_diff(a.embeddings(), one.embeddings());
+    const double scale = double(one.embeddings().cwiseAbs().maxCoeff());
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%s: %d ranks against 1 process after %d epochs: max |ΔE0| = %.2e (max |E0| = %.3f), tolerance 1e-5·max|E0|",
+                  c.name, P, kEpochs, diff, scale);
+    check(P == 1 ? diff == 0 : diff <= 1e-5 * scale, buf);
+    const auto ma = a.evaluate("test"), mo = one.evaluate("test");
+    std::snprintf(buf, sizeof buf, "%s: test Recall@20 %.5f (data-parallel) against %.5f (1 process)", c.name,
+                  ma.at("Recall@20"), mo.at("Recall@20"));
+    check(std::fabs(ma.at("Recall@20") - mo.at("Recall@20")) <= 2e-3, buf);
+    // bytes per step: 4 + 8|T_r| (ids), 4 + 4·d·|T_r| (rows), 4·n_dense (ANS), 8 (loss) — Σ over steps
+    const auto& st = ex->stats();
+    const std::uint64_t d = static_cast<std::uint64_t>(cfg.dim);
+    const std::uint64_t dense = c.s == sampler_kind::ans ? (2 * d * d + 3 * d + 1) : 0;
+    const std::uint64_t formula = st.steps * (4 + 4 + 8 + 4 * dense) + st.rows_sent * (8 + 4 * d);
+    std::snprintf(buf, sizeof buf, "%s: %llu bytes sent by rank %d over %llu steps, formula %llu (%.1f rows per step, union %.1f)",
+                  c.name, (unsigned long long)st.bytes_sent, g_rank, (unsigned long long)st.steps,
+                  (unsigned long long)formula, double(st.rows_sent) / double(st.steps), double(st.rows_union) / double(st.steps));
+    check(st.bytes_sent == formula, buf);
+    // resume: rank 0 writes the checkpoint of epoch 2, every rank loads it and trains epoch 3
+    const std::string dir = "/tmp/ans_mpi_test_ckpt_" + std::to_string(static_cast<int>(c.s));
+    ans::train::trainer<float> r2(data(), cfg);
+    ans::dist::make_data_parallel(r2, comm);
+    for (int e = 0; e < kEpochs - 1; ++e) r2.train_epoch(e);
+    if (g_rank == 0) r2.save(dir);
+    comm.barrier();
+    ans::train::trainer<float> resumed(data(), cfg);
+    ans::dist::make_data_parallel(resumed, comm);
+    resumed.load(dir);
+    resumed.train_epoch(kEpochs - 1);
+    check(resumed.embeddings() == a.embeddings(), n + ": every rank resumes from rank 0's checkpoint exactly");
+    comm.barrier();
+    if (g_rank == 0) std::system(("rm -rf '" + dir + "'").c_str());
+  }
+  int total = 0;
+  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  if (g_rank == 0) std::printf("%s\n", total == 0 ? "all checks passed" : "checks failed");
+  MPI_Finalize();
+  return total == 0 ? 0 : 1;
+}
