@@ -408,6 +408,22 @@ std::string json_metrics(const std::map<std::string, double>& m) {
   return os.str();
 }
 
+// The evaluation callback's options from the flags: selection on `target`'s `metric`, test reported beside it,
+// early stopping by --stop_rule, a checkpoint at each new best (--save). Shared by both modes.
+ans::train::evaluation_options evaluation_of(const options& o, const std::string& target, const std::string& metric) {
+  ans::train::evaluation_options eo;
+  eo.target = target;
+  eo.metric = metric;
+  eo.every = *o.eval_every;
+  eo.patience = *o.early_stop;
+  eo.rule = *o.stop_rule == "rechorus"        ? ans::train::stop_rule::rechorus
+            : *o.stop_rule == "rechorus_head" ? ans::train::stop_rule::rechorus_head
+                                              : ans::train::stop_rule::patience;
+  eo.report = "test";
+  eo.save_dir = o.save;
+  return eo;
+}
+
 // The pair trainer's configuration from the flags (after preset_defaults), shared by both modes.
 struct model_setup {
   ans::train::trainer_config cfg;
@@ -614,16 +630,7 @@ int run(options o) {
   // evaluation (selection on val_target, test reported beside it, early stopping, --save at each new best),
   // and this program's record of the epoch (progress line, --log, the JSON's epochs).
   train::epoch_timer timer;
-  train::evaluation_options eo;
-  eo.target = val_target;
-  eo.metric = main_metric;
-  eo.every = *o.eval_every;
-  eo.patience = *o.early_stop;
-  eo.rule = *o.stop_rule == "rechorus"        ? train::stop_rule::rechorus
-            : *o.stop_rule == "rechorus_head" ? train::stop_rule::rechorus_head
-                                              : train::stop_rule::patience;
-  eo.report = "test";
-  eo.save_dir = o.save;
+  const train::evaluation_options eo = evaluation_of(o, val_target, main_metric);
   using trainer_t = decltype(tr);
   train::evaluation<trainer_t> evaluator(eo, proto);
   struct epoch_rec {
@@ -862,16 +869,7 @@ int run_impression(options o) {
     using run_t = std::decay_t<decltype(run)>;
     if (!o.load.empty()) run.load(o.load);
     train::epoch_timer timer;
-    train::evaluation_options eo;
-    eo.target = "dev";
-    eo.metric = main_metric;
-    eo.every = *o.eval_every;
-    eo.patience = *o.early_stop;
-    eo.rule = *o.stop_rule == "rechorus"        ? train::stop_rule::rechorus
-              : *o.stop_rule == "rechorus_head" ? train::stop_rule::rechorus_head
-                                                : train::stop_rule::patience;
-    eo.report = "test";
-    eo.save_dir = o.save;
+    const train::evaluation_options eo = evaluation_of(o, "dev", main_metric);
     train::evaluation<run_t> ev(eo, run_t::protocol::impression);
     struct rec_t {
       int epoch;

@@ -211,9 +211,8 @@ inline void group_impressions(std::vector<impression_row>& rows, impression_list
 
 /// True when `dir/train.csv` is an impression file (its header has a `label` column).
 inline bool is_impression_folder(const std::string& dir) {
-  const std::string p = join_path(dir, "train.csv");
-  if (!file_readable(p)) return false;
-  std::FILE* f = std::fopen(p.c_str(), "rb");
+  std::FILE* f = std::fopen(join_path(dir, "train.csv").c_str(), "rb");
+  if (!f) return false;
   char buf[4096];
   const size_t n = std::fread(buf, 1, sizeof(buf), f);
   std::fclose(f);

@@ -411,17 +411,7 @@ class trainer {
         touched = &ans_obj_.touched_rows();
         sat_sum_ += ans_obj_.loss().stats().frac_saturated_margin;
         ++sat_n_;
-        // the six gate/margin parameter blocks (pointer arrays: no per-step heap allocation)
-        Scalar* const pb[6] = {params_.W_u.data(), params_.W_i.data(), params_.b_u.data(),
-                               params_.b_i.data(), params_.w_m.data(), &params_.c_m};
-        Scalar* const gb[6] = {pgrads_.W_u.data(), pgrads_.W_i.data(), pgrads_.b_u.data(),
-                               pgrads_.b_i.data(), pgrads_.w_m.data(), &pgrads_.c_m};
-        const index_t gs[6] = {pgrads_.W_u.size(), pgrads_.W_i.size(), pgrads_.b_u.size(),
-                               pgrads_.b_i.size(), pgrads_.w_m.size(), 1};
-        for (size_t i = 0; i < 6; ++i) {
-          param_adam_[i].step(pb[i], gb[i]);
-          std::fill(gb[i], gb[i] + gs[i], Scalar(0));
-        }
+        step_gates(gates());
       } else {
         loss = bpr_obj_.forward(adj_, e0_, ids, cfg_.seed, step);
         bpr_obj_.backward(grad_e0_);
@@ -738,20 +728,32 @@ class trainer {
                                                                                            << e0_.rows() << "x" << e0_.cols());
   }
 
-  // Applies the embedding gradient and clears it (only the touched rows for lazy Adam with L = 0). A user
-  // encoder takes ∂L/∂E0 back to its parameters, steps its optimiser, and E0 is encoded again.
+  // The six gate/margin parameter blocks and their gradients as pointer arrays (no heap allocation: every ANS
+  // step uses them), and one dense Adam step on each, after which its gradient is cleared.
+  struct gate_blocks {
+    Scalar* param[6];
+    Scalar* grad[6];
+    index_t size[6];
+  };
+  gate_blocks gates() {
+    return {{params_.W_u.data(), params_.W_i.data(), params_.b_u.data(), params_.b_i.data(), params_.w_m.data(), &params_.c_m},
+            {pgrads_.W_u.data(), pgrads_.W_i.data(), pgrads_.b_u.data(), pgrads_.b_i.data(), pgrads_.w_m.data(), &pgrads_.c_m},
+            {pgrads_.W_u.size(), pgrads_.W_i.size(), pgrads_.b_u.size(), pgrads_.b_i.size(), pgrads_.w_m.size(), 1}};
+  }
+  void step_gates(const gate_blocks& g) {
+    for (size_t i = 0; i < 6; ++i) {
+      param_adam_[i].step(g.param[i], g.grad[i]);
+      std::fill(g.grad[i], g.grad[i] + g.size[i], Scalar(0));
+    }
+  }
+
   // One data-parallel step (train/shard.hpp): this rank's rows of `batch`, the objective's gradients scaled by
   // w = rows / B, the exchange, then the same optimiser steps as the single process. Returns the global loss.
   double sharded_step(const sampling::pair_batch& batch, std::uint64_t step, int epoch, index_t b, index_t nb) {
     const auto [lo, hi] = shard_rows(batch.size, shard_.rank, shard_.size);
     const sampling::pair_batch mine = batch.slice(lo, hi);
     const double w = double(hi - lo) / double(batch.size);
-    Scalar* const pb[6] = {params_.W_u.data(), params_.W_i.data(), params_.b_u.data(),
-                           params_.b_i.data(), params_.w_m.data(), &params_.c_m};
-    Scalar* const gb[6] = {pgrads_.W_u.data(), pgrads_.W_i.data(), pgrads_.b_u.data(),
-                           pgrads_.b_i.data(), pgrads_.w_m.data(), &pgrads_.c_m};
-    const index_t gs[6] = {pgrads_.W_u.size(), pgrads_.W_i.size(), pgrads_.b_u.size(),
-                           pgrads_.b_i.size(), pgrads_.w_m.size(), 1};
+    const gate_blocks g = gates();
     const bool ans = cfg_.sampler == sampler_kind::ans;
     double loss = 0;
     shard_touched_.clear();
@@ -776,24 +778,23 @@ class trainer {
       for (index_t r : shard_touched_) grad_e0_.row(r) *= sw;  // the shard's mean → its share of the batch's mean
       if (ans)
         for (size_t i = 0; i < 6; ++i)
-          for (index_t j = 0; j < gs[i]; ++j) gb[i][j] *= sw;
+          for (index_t j = 0; j < g.size[i]; ++j) g.grad[i][j] *= sw;
     }
     shard_exchange<Scalar> ex;
     ex.grad_e0 = &grad_e0_;
     ex.touched = &shard_touched_;
-    ex.params = gb;
-    ex.param_sizes = gs;
+    ex.params = g.grad;
+    ex.param_sizes = g.size;
     ex.n_params = ans ? 6 : 0;
     ex.loss = loss * w;
     const double global = shard_.exchange(ex);
-    if (ans)
-      for (size_t i = 0; i < 6; ++i) {
-        param_adam_[i].step(pb[i], gb[i]);
-        std::fill(gb[i], gb[i] + gs[i], Scalar(0));
-      }
+    if (ans) step_gates(g);
     step_embeddings(shard_touched_);
     return global;
   }
+
+  // Applies the embedding gradient and clears it (only the touched rows for lazy Adam with L = 0). A user
+  // encoder takes ∂L/∂E0 back to its parameters, steps its optimiser, and E0 is encoded again.
 
   void step_embeddings(const std::vector<index_t>& touched) {
     if constexpr (!kTable) {
