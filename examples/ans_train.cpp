@@ -581,8 +581,9 @@ int run(options o) {
   std::shared_ptr<dist::sparse_row_exchange<float>> exchange;
   if (world_size() > 1) {
     exchange = dist::make_data_parallel(tr, *g_comm);
-    std::printf("data-parallel: %d ranks, %d thread(s) each, sparse row exchange (docs/distributed.md)\n", world_size(),
-                ans::max_threads());
+    std::printf("data-parallel: %d ranks, %d thread(s) each, %s (docs/distributed.md)\n", world_size(),
+                ans::max_threads(),
+                cfg.n_layers > 0 ? "row-block propagation, per-row gradients gathered" : "sparse row exchange");
   }
 #endif
   if (!o.load.empty()) tr.load(o.load);
@@ -706,6 +707,12 @@ int run(options o) {
     const double n = double(std::max<std::uint64_t>(1, st.steps));
     std::printf("exchange: %.0f bytes sent per step by rank 0 (%.0f rows, union %.0f), %.2f ms per step\n",
                 double(st.bytes_sent) / n, double(st.rows_sent) / n, double(st.rows_union) / n, 1e3 * st.seconds / n);
+    if (st.syncs > 0)
+      std::printf("row-block all-gathers: %.1f per step, %.0f bytes sent per step by rank 0, %.2f ms per step\n",
+                  double(st.syncs) / n, double(st.sync_bytes) / n, 1e3 * st.sync_seconds / n);
+    if (st.swaps > 0)
+      std::printf("bipartite chains: %.0f bytes of rows sent per step by rank 0, %.2f ms per step\n",
+                  double(st.swap_bytes) / n, 1e3 * st.swap_seconds / n);
   }
 #endif
   std::printf("median epoch %.2fs%s, peak RSS %.0f MB\n", median, capped ? " (extrapolated from --max_batches)" : "",
@@ -743,7 +750,15 @@ int run(options o) {
       js << ",\n \"exchange\": {\"steps\": " << st.steps << ", \"bytes_sent_per_step\": " << double(st.bytes_sent) / double(std::max<std::uint64_t>(1, st.steps))
          << ", \"rows_sent_per_step\": " << double(st.rows_sent) / double(std::max<std::uint64_t>(1, st.steps))
          << ", \"rows_union_per_step\": " << double(st.rows_union) / double(std::max<std::uint64_t>(1, st.steps))
-         << ", \"seconds_per_step\": " << st.seconds / double(std::max<std::uint64_t>(1, st.steps)) << "}";
+         << ", \"seconds_per_step\": " << st.seconds / double(std::max<std::uint64_t>(1, st.steps))
+         << ", \"syncs_per_step\": " << double(st.syncs) / double(std::max<std::uint64_t>(1, st.steps))
+         << ", \"sync_bytes_per_step\": " << double(st.sync_bytes) / double(std::max<std::uint64_t>(1, st.steps))
+         << ", \"sync_seconds_per_step\": " << st.sync_seconds / double(std::max<std::uint64_t>(1, st.steps))
+         << ", \"chain_bytes_per_step\": " << double(st.swap_bytes) / double(std::max<std::uint64_t>(1, st.steps))
+         << ", \"chain_seconds_per_step\": " << st.swap_seconds / double(std::max<std::uint64_t>(1, st.steps))
+         << ", \"node_blocks\": [";
+      for (size_t r = 0; r < tr.node_block_offsets().size(); ++r) js << (r ? ", " : "") << tr.node_block_offsets()[r];
+      js << "]}";
     }
 #endif
     if (!tr.diagnostics().empty()) {  // --diagnose_every: per-term gradient norms before the step

@@ -2,7 +2,9 @@
 //   1. with the same seed, two data-parallel runs give bit-identical parameters, the same on every rank;
 //   2. they are within float rounding of one process (the tolerance is printed and checked);
 //   3. a checkpoint written by rank 0 and loaded by every rank continues exactly;
-//   4. the bytes each rank sends per step equal the formula of docs/distributed.md.
+//   4. the bytes each rank sends per step equal the formula of docs/distributed.md;
+//   5. LightGCN-ANS, on the bipartite chains and on row blocks: all of the above, and the schedule and the
+//      node blocks change no bit.
 // With --die, rank 1 kills itself (SIGKILL) in the middle of training: the other ranks must not hang (ctest
 // runs that mode with a timeout and expects a non-zero exit from mpirun).
 // Plain main (no Catch2): every rank runs the same checks; the first failure aborts all ranks.
@@ -11,6 +13,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -142,6 +145,142 @@ int main(int argc, char** argv) {
     check(resumed.embeddings() == a.embeddings(), n + ": every rank resumes from rank 0's checkpoint exactly");
     comm.barrier();
     if (g_rank == 0) std::system(("rm -rf '" + dir + "'").c_str());
+  }
+  // LightGCN-ANS: the propagation split over the ranks (propagation::row_block)
+  using sched = ans::train::shard_plan<float>::schedule;
+  struct lg_case {
+    const char* name;
+    int layers;
+    optimizer_kind o;
+    sched sc;
+    bool concat;
+  };
+  const lg_case lg_cases[] = {
+      {"ANS LightGCN L=2, Adam, bipartite chains", 2, optimizer_kind::adam, sched::bipartite, false},
+      {"ANS LightGCN L=3, Adam, row blocks", 3, optimizer_kind::adam, sched::rows, false},
+      {"ANS LightGCN L=1 concat, SGD, bipartite chains", 1, optimizer_kind::sgd, sched::bipartite, true}};
+  auto lg_config = [&](const lg_case& c) {
+    auto cfg = config(sampler_kind::ans, c.o);
+    cfg.n_layers = c.layers;
+    if (c.concat) cfg.readout = ans::propagation::readout_kind::concat;
+    if (c.o == optimizer_kind::sgd) cfg.lr = 0.05;
+    return cfg;
+  };
+  auto make_lg = [&](ans::train::trainer<float>& t, sched sc, std::vector<ans::index_t> blocks = {}) {
+    auto ex = ans::dist::make_data_parallel(t, comm);
+    auto plan = t.shard();
+    plan.lightgcn = sc;
+    if (!blocks.empty()) plan.node_offsets = blocks;
+    t.set_shard(plan);
+    return ex;
+  };
+  const int kLgEpochs = 2;
+  for (const auto& c : lg_cases) {
+    if (c.sc == sched::bipartite && P != 2) continue;
+    const auto cfg = lg_config(c);
+    const std::string n = c.name;
+    char buf[320];
+    ans::train::trainer<float> one(data(), cfg);
+    for (int e = 0; e < kLgEpochs; ++e) one.train_epoch(e);
+    ans::train::trainer<float> a(data(), cfg), b(data(), cfg);
+    auto ex = make_lg(a, c.sc);
+    make_lg(b, c.sc);
+    for (int e = 0; e < kLgEpochs; ++e) a.train_epoch(e), b.train_epoch(e);
+    check(a.embeddings() == b.embeddings() && a.ans_parameters().W_u == b.ans_parameters().W_u,
+          n + ": two data-parallel runs are bit-identical");
+    const std::string sum = ans::io::fnv1a64(a.embeddings().data(), sizeof(float) * a.embeddings().size());
+    std::int64_t h = static_cast<std::int64_t>(std::stoull(sum, nullptr, 16) >> 1), h0 = h;
+    MPI_Bcast(&h0, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    int same = h == h0, all_same = 0;
+    MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    check(all_same == 1, n + ": every rank holds the same parameters (after the epoch's gather)");
+    const double diff = max_abs_diff(a.embeddings(), one.embeddings());
+    const double scale = double(one.embeddings().cwiseAbs().maxCoeff());
+    std::snprintf(buf, sizeof buf, "%s: %d ranks against 1 process after %d epochs: max |ΔE0| = %.2e (max |E0| = %.3f), tolerance 1e-5·max|E0|",
+                  c.name, P, kLgEpochs, diff, scale);
+    check(P == 1 ? diff == 0 : diff <= 1e-5 * scale, buf);
+    const auto ma = a.evaluate("test"), mo = one.evaluate("test");
+    std::snprintf(buf, sizeof buf, "%s: test Recall@20 %.5f (data-parallel) against %.5f (1 process)", c.name,
+                  ma.at("Recall@20"), mo.at("Recall@20"));
+    check(std::fabs(ma.at("Recall@20") - mo.at("Recall@20")) <= 2e-3, buf);
+    // the schedule and the node blocks change only the speed: the other schedule, and lopsided blocks, give the same bits
+    {
+      ans::train::trainer<float> other(data(), cfg);
+      const ans::index_t nn = a.graph().n_nodes();
+      std::vector<ans::index_t> lopsided(static_cast<size_t>(P) + 1, nn);
+      for (int r = 0; r < P; ++r) lopsided[r] = nn * r / (4 * P);  // most rows on the last rank
+      make_lg(other, sched::rows, lopsided);
+      for (int e = 0; e < kLgEpochs; ++e) other.train_epoch(e);
+      check(other.embeddings() == a.embeddings(),
+            n + ": row blocks [0, N/8, N) (2 ranks) give the same bits as the run above");
+    }
+    // bytes: the per-row gradients (dU, dP, dN; pooled with λ: and their ego rows), the layer and E0 all-gathers
+    // (row blocks), the moments (and E0 for the chains) at each epoch's end, 4 + 4 + 8 + 4·n_dense per exchange
+    {
+      const auto& st = ex->stats();
+      const std::uint64_t d = std::uint64_t(cfg.dim), K = std::uint64_t(cfg.num_neg), L = std::uint64_t(c.layers);
+      const std::uint64_t Hd = c.concat ? (L + 1) * d : d, reg_w = c.concat ? 0 : d;  // pooled: separate ego rows
+      const auto& off = a.node_block_offsets();
+      const std::uint64_t block = std::uint64_t(off[g_rank + 1] - off[g_rank]);
+      const ans::index_t nnz = data().train.nnz(), B = cfg.batch_size;
+      std::uint64_t sync = 0;
+      for (int e = 0; e < kLgEpochs; ++e) {
+        for (ans::index_t lo = 0; lo < nnz; lo += B) {
+          const ans::index_t Bb = std::min(B, nnz - lo);
+          const auto [r0, r1] = ans::train::shard_rows(Bb, g_rank, P);
+          const std::uint64_t Br = std::uint64_t(r1 - r0);
+          sync += 4 * Br * (2 + K) * (Hd + reg_w);
+          if (c.sc == sched::rows) sync += 4 * block * d * (2 * L);  // L forward, L − 1 backward, E0
+        }
+        const std::uint64_t moments = c.o == optimizer_kind::adam ? 2 : 0;
+        sync += 4 * block * d * (moments + (c.sc == sched::bipartite ? 1 : 0));
+      }
+      const std::uint64_t dense = 2 * d * d + 3 * d + 1, fixed = st.steps * (4 + 4 + 8 + 4 * dense);
+      std::snprintf(buf, sizeof buf, "%s: rank %d sent %llu bytes in row-block all-gathers over %llu steps, formula %llu",
+                    c.name, g_rank, (unsigned long long)st.sync_bytes, (unsigned long long)st.steps, (unsigned long long)sync);
+      check(st.sync_bytes == sync, buf);
+      // the chains' rows: at most ⌈H/2⌉ hops of each node of the other shard (fewer when nodes repeat)
+      std::uint64_t bound = 0;
+      for (int e = 0; e < kLgEpochs; ++e)
+        for (ans::index_t lo = 0; lo < nnz; lo += B) {
+          const ans::index_t Bb = std::min(B, nnz - lo);
+          const auto [o0, o1] = ans::train::shard_rows(Bb, 1 - g_rank, 2);
+          bound += 4 * std::uint64_t(o1 - o0) * (2 + K) * ((L + 2) / 2) * d;
+        }
+      std::snprintf(buf, sizeof buf, "%s: rank %d sent %llu bytes of chain rows (bound %llu), %llu in total = syncs + rows + %llu",
+                    c.name, g_rank, (unsigned long long)st.swap_bytes, (unsigned long long)(c.sc == sched::bipartite ? bound : 0),
+                    (unsigned long long)st.bytes_sent, (unsigned long long)fixed);
+      check((c.sc == sched::bipartite ? st.swap_bytes > 0 && st.swap_bytes <= bound : st.swap_bytes == 0) &&
+                st.bytes_sent == st.sync_bytes + st.swap_bytes + fixed && st.rows_sent == 0,
+            buf);
+    }
+    // resume: rank 0's checkpoint after epoch 1, loaded by every rank, continues exactly
+    const std::string dir = "/tmp/ans_mpi_test_ckpt_lg" + std::to_string(c.layers);
+    ans::train::trainer<float> r1(data(), cfg);
+    make_lg(r1, c.sc);
+    for (int e = 0; e < kLgEpochs - 1; ++e) r1.train_epoch(e);
+    if (g_rank == 0) r1.save(dir);
+    comm.barrier();
+    ans::train::trainer<float> resumed(data(), cfg);
+    make_lg(resumed, c.sc);
+    resumed.load(dir);
+    resumed.train_epoch(kLgEpochs - 1);
+    check(resumed.embeddings() == a.embeddings(), n + ": every rank resumes from rank 0's checkpoint exactly");
+    comm.barrier();
+    if (g_rank == 0) std::system(("rm -rf '" + dir + "'").c_str());
+  }
+  // refused configurations name the reason
+  {
+    auto cfg = config(sampler_kind::dns, optimizer_kind::adam);
+    cfg.n_layers = 2;
+    ans::train::trainer<float> t(data(), cfg);
+    bool refused = false;
+    try {
+      ans::dist::make_data_parallel(t, comm);
+    } catch (const ans::error& e) {
+      refused = std::string(e.what()).find("LightGCN with ANS") != std::string::npos;
+    }
+    check(P == 1 || refused, "LightGCN with DNS is refused with a message naming what runs");
   }
   int total = 0;
   MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);

@@ -260,3 +260,79 @@ TEST_CASE("propagation: forward_layers (hop-major, E0 not copied) equals the sta
     if (layers == 0) CHECK(hop[0] == -1.0);  // nothing written
   }
 }
+
+// Data-parallel propagation (row_block) simulated in one process: each "process" is its own lightgcn object;
+// the rows each computes, put together, must be the whole propagation bit for bit, forward and backward.
+TEST_CASE("propagation: row blocks and the bipartite chains give the single process's rows, bit for bit", "[graph][dist]") {
+  using rb = ans::propagation::row_block<double>;
+  auto adj = ans::graph::build_normalized_adjacency<double>(small_graph());
+  const ans::index_t n = adj.n_nodes(), nu = adj.n_users, d = 16;  // d % 16 == 0: the register-blocked kernel
+  const auto e0 = random_matrix(n, d, 3);
+  for (int layers : {1, 2, 3}) {
+    INFO("layers = " << layers);
+    ans::propagation::lightgcn<double> whole(layers);
+    std::vector<double> ref(static_cast<size_t>(layers * n * d));
+    whole.forward_layers(adj, e0, ref.data());
+    auto gs = random_matrix(n, (layers + 1) * d, 40 + layers);
+    auto add_all = [&](ans::index_t l, double* Y, ans::index_t ldy, ans::index_t lo, ans::index_t hi) {
+      for (ans::index_t r = std::max<ans::index_t>(lo, 0); r < std::min(hi, n); ++r)
+        for (ans::index_t c = 0; c < d; ++c) Y[r * ldy + c] += gs(r, l * d + c);
+    };
+    ans::matrix<double> ref_grad = ans::matrix<double>::Zero(n, d);
+    whole.backward_sparse(adj, d, [&](ans::index_t l, double* Y, ans::index_t ldy) { add_all(l, Y, ldy, 0, n); }, ref_grad);
+
+    SECTION("bipartite chains: side s holds the rows of side (s + l) mod 2 at level l, and nothing is exchanged") {
+      std::vector<double> lay[2];
+      ans::matrix<double> grad[2];
+      ans::matrix<double> own_e0[2];
+      for (int s = 0; s < 2; ++s) {
+        ans::propagation::lightgcn<double> p(layers);
+        const rb b = rb::bipartite_chain(s, nu, n);
+        p.set_row_block(b);
+        own_e0[s] = ans::matrix<double>::Constant(n, d, 1e9);  // the other side's E0 must not be read
+        const auto [o0, o1] = b.level(0);
+        own_e0[s].middleRows(o0, o1 - o0) = e0.middleRows(o0, o1 - o0);
+        lay[s].assign(static_cast<size_t>(layers * n * d), -7.0);
+        p.forward_layers(adj, own_e0[s], lay[s].data());
+        grad[s] = ans::matrix<double>::Zero(n, d);
+        p.backward_sparse(adj, d, [&](ans::index_t l, double* Y, ans::index_t ldy) {
+          const auto [lo, hi] = b.scatter_rows(l, layers);
+          add_all(l, Y, ldy, lo, hi);
+        }, grad[s]);
+        for (int l = 1; l <= layers; ++l) {
+          const auto [r0, r1] = b.level(l);
+          for (ans::index_t r = r0; r < r1; ++r)
+            for (ans::index_t c = 0; c < d; ++c) {
+              const size_t i = static_cast<size_t>(((l - 1) * n + r) * d + c);
+              CHECK(lay[s][i] == ref[i]);
+            }
+        }
+        const auto [g0, g1] = b.level(0);
+        CHECK(grad[s].middleRows(g0, g1 - g0) == ref_grad.middleRows(g0, g1 - g0));
+        CHECK(grad[s].middleRows(g0 == 0 ? g1 : 0, n - (g1 - g0)).isZero(0));  // the other side: untouched
+      }
+    }
+    SECTION("row blocks: each process computes [lo, hi) of every level and the sync fills the rest") {
+      const std::vector<ans::index_t> off{0, 4, n};  // a block boundary inside the items
+      for (int r : {0, 1}) {
+        const ans::index_t lo = off[r], hi = off[r + 1];
+        // the sync plays the peer: it fills the rows outside [lo, hi) with the single process's layer
+        std::vector<double> lay(static_cast<size_t>(layers * n * d), -7.0);
+        int syncs = 0;
+        ans::propagation::lightgcn<double> q(layers);
+        q.set_row_block(rb::blocks(lo, hi, [&, lo, hi](double* y, ans::index_t w) {
+          ++syncs;
+          const ans::index_t lvl = (y - lay.data()) / (n * w);  // which layer buffer
+          for (ans::index_t row = 0; row < n; ++row)
+            if (row < lo || row >= hi)
+              for (ans::index_t c = 0; c < w; ++c) y[row * w + c] = ref[static_cast<size_t>((lvl * n + row) * w + c)];
+        }));
+        q.forward_layers(adj, e0, lay.data());
+        CHECK(syncs == layers);
+        CHECK(lay == ref);  // this process's rows, computed in a range, have the whole product's bits
+        CHECK(rb::blocks(lo, hi, {}).scatter_rows(layers, layers).second > n);  // acc_L: every row
+        CHECK(rb::blocks(lo, hi, {}).scatter_rows(0, layers) == std::make_pair(lo, hi));
+      }
+    }
+  }
+}

@@ -57,27 +57,64 @@ TEST_CASE("shard: a slice of a batch draws the candidates and the noise of those
   CHECK_THROWS_WITH(whole.slice(5, whole.size + 1), Contains("outside"));
 }
 
-TEST_CASE("shard: a one-rank plan trains bit for bit like no plan, and LightGCN is refused", "[trainer][shard]") {
+TEST_CASE("shard: a one-rank plan trains bit for bit like no plan; what a plan needs is checked", "[trainer][shard]") {
   ans::train::trainer_config c;
   c.sampler = ans::train::sampler_kind::ans;
   c.dim = 8;
   c.batch_size = 128;
   c.num_neg = 4;
   c.seed = 2;
+  auto plan = [](int rank, int size, bool exchange) {
+    ans::train::shard_plan<float> p;
+    p.rank = rank, p.size = size;
+    if (exchange) p.exchange = [](ans::train::shard_exchange<float>&) { return 0.0; };
+    return p;
+  };
   ans::train::trainer<float> plain(data(), c), planned(data(), c);
-  planned.set_shard({0, 1, {}});
+  planned.set_shard(plan(0, 1, false));
   for (int e = 0; e < 2; ++e) plain.train_epoch(e), planned.train_epoch(e);
   CHECK(plain.embeddings() == planned.embeddings());
-  ans::train::shard_plan<float> two{0, 2, [](ans::train::shard_exchange<float>&) { return 0.0; }};
+  const auto two = plan(0, 2, true);
   // faithful mode's EmbLoss is a norm over the whole batch: not a sum over shards
   CHECK_THROWS_WITH(plain.set_shard(two), Contains("does not split into per-shard sums"));
   ans::train::trainer_config f = c;
   f.m = ans::mode::fixed;
   ans::train::trainer<float> fixed(data(), f);
   CHECK_NOTHROW(fixed.set_shard(two));
-  c.n_layers = 2;
-  ans::train::trainer<float> lgcn(data(), c);
-  CHECK_THROWS_WITH(lgcn.set_shard(two), Contains("row-block propagation is not implemented"));
-  CHECK_THROWS_WITH(plain.set_shard({0, 2, {}}), Contains("needs an exchange"));
-  CHECK_THROWS_WITH(plain.set_shard({2, 2, {}}), Contains("is not valid"));
+  f.n_layers = 2;
+  ans::train::trainer<float> lgcn(data(), f);
+  CHECK_THROWS_WITH(lgcn.set_shard(two), Contains("needs the plan's sync_rows"));
+  auto with_sync = two;
+  with_sync.sync_rows = [](float*, ans::index_t, const std::vector<ans::index_t>&) {};
+  CHECK_THROWS_WITH(lgcn.set_shard(with_sync), Contains("bipartite chains run on 2 ranks with the plan's swap_rows"));
+  with_sync.lightgcn = ans::train::shard_plan<float>::schedule::rows;
+  with_sync.node_offsets = {0, 5};
+  CHECK_THROWS_WITH(lgcn.set_shard(with_sync), Contains("node_offsets must be 3 non-decreasing offsets"));
+  with_sync.node_offsets.clear();
+  CHECK_NOTHROW(lgcn.set_shard(with_sync));
+  CHECK(lgcn.node_block_offsets().size() == 3);
+  f.sampler = ans::train::sampler_kind::dns;
+  ans::train::trainer<float> lgcn_dns(data(), f);
+  CHECK_THROWS_WITH(lgcn_dns.set_shard(with_sync), Contains("or LightGCN with ANS"));
+  f.sampler = ans::train::sampler_kind::ans;
+  f.diagnose_every = 3;
+  ans::train::trainer<float> diag(data(), f);
+  CHECK_THROWS_WITH(diag.set_shard(with_sync), Contains("diagnose_every"));
+  CHECK_THROWS_WITH(plain.set_shard(plan(0, 2, false)), Contains("needs an exchange"));
+  CHECK_THROWS_WITH(plain.set_shard(plan(2, 2, true)), Contains("is not valid"));
+}
+
+TEST_CASE("shard: node_blocks splits the rows into contiguous blocks of about equal cost", "[trainer][shard]") {
+  // 10 rows: nine of 1 nonzero, the last of 91: with row_cost 0 the heavy row is a block of its own
+  std::vector<ans::index_t> indptr{0};
+  for (int r = 0; r < 9; ++r) indptr.push_back(indptr.back() + 1);
+  indptr.push_back(indptr.back() + 91);
+  CHECK(ans::train::node_blocks(indptr, 2, 0.0) == std::vector<ans::index_t>{0, 9, 10});
+  CHECK(ans::train::node_blocks(indptr, 1) == std::vector<ans::index_t>{0, 10});
+  const auto four = ans::train::node_blocks(indptr, 4, 2.0);
+  REQUIRE(four.size() == 5);
+  CHECK(four.front() == 0);
+  CHECK(four.back() == 10);
+  CHECK(std::is_sorted(four.begin(), four.end()));
+  CHECK_THROWS_WITH(ans::train::node_blocks(indptr, 0), Contains("0 ranks"));
 }

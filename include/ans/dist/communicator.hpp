@@ -14,6 +14,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -89,6 +90,40 @@ class communicator {
     detail::check(MPI_Allgatherv(mine, mine_n, detail::mpi_type<T>(), all.data(), counts_.data(), displs_.data(),
                                  detail::mpi_type<T>(), comm_),
                   "Allgatherv");
+  }
+  /// In-place all-gather of row blocks: in the rows x width array `buf`, rank r's block is rows
+  /// [offsets[r], offsets[r+1]) (offsets: size + 1 non-decreasing entries, the same on every rank); each rank
+  /// writes its block and on return holds every block (MPI_Allgatherv with MPI_IN_PLACE: no copy).
+  template <class T>
+  void allgather_blocks(T* buf, index_t width, const std::vector<index_t>& offsets) {
+    ANS_CHECK(static_cast<int>(offsets.size()) == size_ + 1,
+              "ans::dist::allgather_blocks: " << offsets.size() << " offsets for " << size_ << " ranks (needs size + 1)");
+    ANS_CHECK(width >= 0 && offsets.front() == 0, "ans::dist::allgather_blocks: width " << width << ", first offset "
+                                                                                        << offsets.front());
+    counts_.resize(static_cast<size_t>(size_));
+    displs_.resize(static_cast<size_t>(size_));
+    for (int r = 0; r < size_; ++r) {
+      ANS_CHECK(offsets[r] <= offsets[r + 1], "ans::dist::allgather_blocks: offsets decrease at rank " << r);
+      ANS_CHECK(offsets[r + 1] * width <= INT32_MAX,
+                "ans::dist::allgather_blocks: " << offsets[r + 1] * width << " elements exceed MPI's int count");
+      counts_[r] = static_cast<int>((offsets[r + 1] - offsets[r]) * width);
+      displs_[r] = static_cast<int>(offsets[r] * width);
+    }
+    bytes_ += static_cast<std::uint64_t>(counts_[rank_]) * sizeof(T);
+    detail::check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts_.data(), displs_.data(),
+                                 detail::mpi_type<T>(), comm_),
+                  "Allgatherv (row blocks)");
+  }
+  /// Sends n_send elements to rank `peer` and receives n_recv from it (MPI_Sendrecv).
+  template <class T>
+  void sendrecv(int peer, const T* send, index_t n_send, T* recv, index_t n_recv) {
+    ANS_CHECK(peer >= 0 && peer < size_ && peer != rank_, "ans::dist::sendrecv: peer " << peer << " of " << size_);
+    ANS_CHECK(n_send <= INT32_MAX && n_recv <= INT32_MAX,
+              "ans::dist::sendrecv: " << std::max(n_send, n_recv) << " elements exceed MPI's int count");
+    bytes_ += static_cast<std::uint64_t>(n_send) * sizeof(T);
+    detail::check(MPI_Sendrecv(send, static_cast<int>(n_send), detail::mpi_type<T>(), peer, 17, recv,
+                               static_cast<int>(n_recv), detail::mpi_type<T>(), peer, 17, comm_, MPI_STATUS_IGNORE),
+                  "Sendrecv");
   }
   /// x[0..n) ← Σ_r x_r[0..n), added in rank order on every rank (deterministic; see the file comment).
   template <class T>

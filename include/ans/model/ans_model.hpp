@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "ans/graph/adjacency.hpp"
@@ -104,6 +105,92 @@ class ans_objective {
     return t;
   }
 
+  /// The data-parallel step of a LightGCN model (L >= 1; ans/dist/data_parallel.hpp): this process runs the
+  /// loss on rows [lo, hi) of the global batch `ids`, with the propagation's row block (set_row_block on
+  /// propagation()) computing this process's rows of every level:
+  /// - `rows`: the layers are synced inside the propagation;
+  /// - `bipartite` (two processes, rank = side): after its chain, this process sends the other the rows it
+  ///   computed of the nodes the other's shard gathers, and receives those its own shard needs, through
+  ///   `swap(send, n_send, recv, n_recv)` (scalars; both processes know the whole batch, so no ids travel).
+  ///   The E0 rows received (the other side's, which only the other process updates) are written into `e0`.
+  /// Its per-row gradients ∂L_shard/∂(U, P, N) times w (the shard's mean → its share of the batch's mean,
+  /// w = (hi − lo)/B) are then gathered from every process by `gather(rows, width, offsets)`, an in-place
+  /// all-gather of the row blocks [offsets[r], offsets[r+1]) of a rows x width array, with `batch_offsets`
+  /// the P + 1 pair offsets of the shards (candidate rows: K times them). Every process then scatters the
+  /// whole batch's gradient in the single process's order into the rows its backward levels compute
+  /// (row_block::scatter_rows), so only the level-0 rows of `grad_e0` are accumulated (+=). The parameter
+  /// gradients (+=) are the shard's, unscaled; `on_loss(terms)` runs after the gathers and before the backward
+  /// (where the caller exchanges them: no exchange then separates one step's backward from the next step's
+  /// forward, whose costs the two bipartite chains split in opposite ways). Returns the shard's terms.
+  template <class Source, class Gather, class Swap, class OnLoss>
+  const ans_terms<Scalar>& forward_backward_shard(const graph::normalized_adjacency<Scalar>& adj, matrix<Scalar>& e0,
+                                                  const batch_ids& ids, index_t lo, index_t hi,
+                                                  const std::vector<index_t>& batch_offsets,
+                                                  const ans_params<Scalar>& params, const Source& source,
+                                                  matrix<Scalar>& grad_e0, ans_params<Scalar>& grads, Gather&& gather,
+                                                  Swap&& swap, OnLoss&& on_loss) {
+    ANS_CHECK(grad_e0.rows() == e0.rows() && grad_e0.cols() == e0.cols(),
+              "ans_objective::forward_backward_shard: grad_e0 is " << grad_e0.rows() << " x " << grad_e0.cols()
+                                                                   << ", E0 is " << e0.rows() << " x " << e0.cols());
+    const auto& rb = prop_.get_row_block();
+    ANS_CHECK(prop_.n_layers() >= 1 && rb.active(),
+              "ans_objective::forward_backward_shard: L = " << prop_.n_layers()
+                                                            << "; the shard step is for L >= 1 with a row block set");
+    ANS_CHECK(0 <= lo && lo <= hi && hi <= ids.B && batch_offsets.size() >= 2 && batch_offsets.back() == ids.B,
+              "ans_objective::forward_backward_shard: rows [" << lo << ", " << hi << ") of a batch of " << ids.B
+                                                              << " with " << batch_offsets.size() << " offsets");
+    ANS_CHECK(rb.k != propagation::row_block<Scalar>::kind::bipartite ||
+                  (batch_offsets.size() == 3 && batch_offsets[rb.side] == lo && batch_offsets[rb.side + 1] == hi),
+              "ans_objective::forward_backward_shard: the bipartite chains run on two processes, rank = side");
+    const index_t B = ids.B, K = ids.K, nu = adj.n_users, nn = adj.n_nodes();
+    for (index_t b = 0; b < B; ++b)  // the whole batch is scattered below, not only this shard's rows
+      ANS_CHECK(ids.users[b] >= 0 && ids.users[b] < nu && ids.pos_items[b] >= 0 && nu + ids.pos_items[b] < nn,
+                "batch pair " << b << " (" << ids.users[b] << ", " << ids.pos_items[b] << ") outside the graph");
+    for (index_t j = 0; j < B * K; ++j)
+      ANS_CHECK(ids.cand_items[j] >= 0 && nu + ids.cand_items[j] < nn,
+                "candidate item id " << ids.cand_items[j] << " outside [0, " << adj.n_items << ")");
+    const batch_ids mine{ids.users + lo, ids.pos_items + lo, ids.cand_items + lo * K, hi - lo, K};
+    const index_t Br = hi - lo;
+    // an empty shard (more ranks than pairs) still takes part in every exchange: the layers, the gathers, the
+    // backward
+    auto fetch = [&] {
+      if (rb.k == propagation::row_block<Scalar>::kind::bipartite) fetch_other_chain(e0, ids, batch_offsets, swap);
+    };
+    const ego_rows<Scalar> ego = Br > 0 ? propagate_and_gather(adj, e0, mine, fetch) : propagate_only(adj, e0, mine, fetch);
+    const index_t d = shape_.d, Hd = shape_.H * d;
+    size(dU_, B, Hd), size(dP_, B, Hd), size(dN_, B * K, Hd);  // this shard's rows written, the others gathered
+    const bool with_reg = loss_.options().reg_weight != 0.0;
+    ego_grads<Scalar> eg{};
+    if (with_reg && pooled_) {  // the loss accumulates into this shard's rows; the gathers write the others
+      size(dU0_, B, d), size(dP0_, B, d), size(dN0_, B * K, d);
+      dU0_.middleRows(lo, Br).setZero(), dP0_.middleRows(lo, Br).setZero(), dN0_.middleRows(lo * K, Br * K).setZero();
+      eg = ego_grads<Scalar>{dU0_.data() + lo * d, dP0_.data() + lo * d, dN0_.data() + lo * K * d, d};
+    } else if (with_reg) {
+      eg = ego_grads<Scalar>{dU_.data() + lo * Hd, dP_.data() + lo * Hd, dN_.data() + lo * K * Hd, Hd};
+    }
+    const auto& t = Br == 0 ? empty_terms_
+                            : loss_.forward_backward(shape_, U_.data(), P_.data(), N_.data(), params, source,
+                                                     dU_.data() + lo * Hd, dP_.data() + lo * Hd,
+                                                     dN_.data() + lo * K * Hd, grads, ego, eg);
+    const Scalar w = Scalar(double(Br) / double(B));
+    auto scale = [&](matrix<Scalar>& m, index_t r0, index_t r1) {
+      m.middleRows(r0, r1 - r0) *= w;  // ∂(w·L_shard) = w·∂L_shard
+    };
+    shard_offsets_.resize(batch_offsets.size());
+    for (size_t r = 0; r < batch_offsets.size(); ++r) shard_offsets_[r] = batch_offsets[r] * K;
+    scale(dU_, lo, hi), scale(dP_, lo, hi), scale(dN_, lo * K, hi * K);
+    gather(dU_.data(), Hd, batch_offsets), gather(dP_.data(), Hd, batch_offsets), gather(dN_.data(), Hd, shard_offsets_);
+    if (with_reg && pooled_) {
+      scale(dU0_, lo, hi), scale(dP0_, lo, hi), scale(dN0_, lo * K, hi * K);
+      gather(dU0_.data(), d, batch_offsets), gather(dP0_.data(), d, batch_offsets), gather(dN0_.data(), d, shard_offsets_);
+    }
+    on_loss(t);
+    ids_ = ids;  // the whole batch, scattered in the single process's order
+    shape_.B = B;
+    to_e0(grad_e0);
+    return t;
+  }
+
   /// Accumulates `∂L/∂E0` (N x d, +=) and the parameter gradients (+=). For L = 0 only the rows in
   /// `touched_rows()` change.
   void backward(matrix<Scalar>& grad_e0, ans_params<Scalar>& grads) {
@@ -129,6 +216,12 @@ class ans_objective {
   // F0 and the gather: propagates E0 (L >= 1), checks the ids, gathers U, P, N; returns the regulariser's rows.
   ego_rows<Scalar> propagate_and_gather(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0,
                                         const batch_ids& ids) {
+    return propagate_and_gather(adj, e0, ids, [] {});
+  }
+  // `after_propagation()` runs between the propagation and the gather (the bipartite chains' fetch).
+  template <class After>
+  ego_rows<Scalar> propagate_and_gather(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0,
+                                        const batch_ids& ids, After&& after_propagation) {
     ANS_CHECK(ids.B > 0 && ids.K > 0, "empty batch: B = " << ids.B << ", K = " << ids.K);
     ANS_CHECK(e0.rows() == adj.n_nodes(),
               "E0 has " << e0.rows() << " rows, the graph has " << adj.n_nodes() << " nodes");
@@ -143,6 +236,7 @@ class ans_objective {
       if (layers_.rows() != (H - 1) * nn || layers_.cols() != d) layers_.resize((H - 1) * nn, d);
       prop_.forward_layers(adj, e0, layers_.data());
     }
+    after_propagation();
 
     // Gather: U is B x (H*d), row b = [S_0 | S_1 | ... | S_L] of node u_b (the reference's stack row); N is
     // (B*K) x (H*d); the ego rows are hop 0 of these rows (S[:, 0] = E0: read with row stride H*d, no second
@@ -200,6 +294,72 @@ class ans_objective {
     return rows;
   }
 
+  // The propagation of propagate_and_gather without a gather (an empty shard of forward_backward_shard).
+  template <class After>
+  ego_rows<Scalar> propagate_only(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0,
+                                  const batch_ids& ids, After&& after_propagation) {
+    ANS_CHECK(e0.rows() == adj.n_nodes(), "E0 has " << e0.rows() << " rows, the graph has " << adj.n_nodes() << " nodes");
+    adj_ = &adj;
+    e0_ = &e0;
+    ids_ = ids;
+    const index_t d = e0.cols(), H = prop_.n_hops(), nn = adj.n_nodes();
+    shape_ = batch_shape{0, ids.K, pooled_ ? index_t(1) : H, d};
+    if (H > 1) {
+      if (layers_.rows() != (H - 1) * nn || layers_.cols() != d) layers_.resize((H - 1) * nn, d);
+      prop_.forward_layers(adj, e0, layers_.data());
+    }
+    after_propagation();
+    return ego_rows<Scalar>{};
+  }
+
+  // Bipartite chains (row_block::bipartite_chain, two processes, rank = side): this process holds hop l of the
+  // nodes on side side_at(l) only. Its shard gathers every hop of its nodes, so it needs the other hops, which
+  // the other process computed, and the other needs ours. Both know the whole batch: each lists both shards'
+  // nodes (sorted, distinct) and sends, hop by hop in node order, the rows the other needs; nothing but rows
+  // travels. Received hop-0 rows (E0 of the other side) are written into e0.
+  template <class Swap>
+  void fetch_other_chain(matrix<Scalar>& e0, const batch_ids& ids, const std::vector<index_t>& off, Swap&& swap) {
+    const auto& rb = prop_.get_row_block();
+    const int me = rb.side;
+    const index_t nu = adj_->n_users, nn = adj_->n_nodes(), d = e0.cols(), H = prop_.n_hops(), K = ids.K;
+    auto nodes_of = [&](int r, std::vector<index_t>& out) {
+      const index_t lo = off[r], hi = off[r + 1];
+      out = fetch_set_.collect(nn, [&](auto&& add) {
+        for (index_t b = lo; b < hi; ++b) add(ids.users[b]), add(nu + ids.pos_items[b]);
+        for (index_t j = lo * K; j < hi * K; ++j) add(nu + ids.cand_items[j]);
+      });
+    };
+    nodes_of(me, mine_nodes_);
+    nodes_of(1 - me, other_nodes_);
+    // a sorted node list splits at n_users into its users and its items
+    auto side_range = [&](const std::vector<index_t>& v, int side) {
+      const auto mid = std::lower_bound(v.begin(), v.end(), nu);
+      return side == 0 ? std::make_pair(v.begin(), mid) : std::make_pair(mid, v.end());
+    };
+    auto hop_row = [&](index_t l, index_t v) -> Scalar* {
+      return l == 0 ? e0.data() + v * d : layers_.data() + ((l - 1) * nn + v) * d;
+    };
+    index_t ns = 0, nr = 0;
+    for (index_t l = 0; l < H; ++l) {
+      const auto [s0, s1] = side_range(other_nodes_, rb.side_at(l));  // ours, which the other gathers
+      const auto [r0, r1] = side_range(mine_nodes_, 1 - rb.side_at(l));  // the other's, which we gather
+      ns += static_cast<index_t>(s1 - s0), nr += static_cast<index_t>(r1 - r0);
+    }
+    send_.resize(static_cast<size_t>(ns * d));
+    recv_.resize(static_cast<size_t>(nr * d));
+    Scalar* out = send_.data();
+    for (index_t l = 0; l < H; ++l) {
+      const auto [s0, s1] = side_range(other_nodes_, rb.side_at(l));
+      for (auto it = s0; it != s1; ++it, out += d) std::copy(hop_row(l, *it), hop_row(l, *it) + d, out);
+    }
+    swap(send_.data(), ns * d, recv_.data(), nr * d);
+    const Scalar* in = recv_.data();
+    for (index_t l = 0; l < H; ++l) {
+      const auto [r0, r1] = side_range(mine_nodes_, 1 - rb.side_at(l));
+      for (auto it = r0; it != r1; ++it, in += d) std::copy(in, in + d, hop_row(l, *it));
+    }
+  }
+
   // R acts on hop 0 (S[:, 0] = E0): its gradient goes into the hop-0 columns of dU/dP/dN, which reach ∂L/∂E0
   // unpropagated (the G_0 term of step 2), so one scatter serves every term
   // (pooled: separate ego gradient rows, zeroed here, added at hop 0 by to_e0)
@@ -216,14 +376,19 @@ class ans_objective {
   void to_e0(matrix<Scalar>& grad_e0) {
     const index_t d = shape_.d, H = shape_.H;
     touched_.clear();
+    // row-block backward (forward_backward_shard): hop L into every row, the other hops into the block's rows
+    const propagation::row_block<Scalar>& rb = prop_.get_row_block();
+    const index_t top = prop_.n_hops() - 1;
+    auto lo_of = [&](index_t h) { return rb.scatter_rows(h, top).first; };
+    auto hi_of = [&](index_t h) { return rb.scatter_rows(h, top).second; };
     if (pooled_) {
       // hop h: α_h × the pooled rows' gradient; hop 0 also R's gradient on the ego rows (unpropagated)
       const bool with_reg = loss_.options().reg_weight != 0.0;
       prop_.backward_sparse(
           *adj_, d,
           [&](index_t h, Scalar* Y, index_t ldy) {
-            if (alpha_[h] != Scalar(0)) scatter(Y, ldy, 0, d, alpha_[h]);
-            if (h == 0 && with_reg) scatter_rows(Y, ldy, 0, d, Scalar(1), dU0_, dP0_, dN0_);
+            if (alpha_[h] != Scalar(0)) scatter(Y, ldy, 0, d, alpha_[h], lo_of(h), hi_of(h));
+            if (h == 0 && with_reg) scatter_rows(Y, ldy, 0, d, Scalar(1), dU0_, dP0_, dN0_, lo_of(h), hi_of(h));
           },
           grad_e0, prop_.n_hops() > 2 ? layers_.data() : nullptr);
       return;
@@ -236,7 +401,8 @@ class ans_objective {
       // without an N x (H*d) gradient stack: reverse Horner over N x d buffers, each hop's batch rows scattered
       // in when that hop's term enters; the layers (dead after the gather) are the workspace when L >= 2
       prop_.backward_sparse(
-          *adj_, d, [&](index_t h, Scalar* Y, index_t ldy) { scatter(Y, ldy, h * d, d); }, grad_e0,
+          *adj_, d, [&](index_t h, Scalar* Y, index_t ldy) { scatter(Y, ldy, h * d, d, Scalar(1), lo_of(h), hi_of(h)); },
+          grad_e0,
           H > 2 ? layers_.data() : nullptr);
     }
   }
@@ -254,12 +420,15 @@ class ans_objective {
   // T[u_b] += dU[b], T[n_u+p_b] += dP[b], T[n_u+c_j] += dN[j], columns c0..c0+w of the gradient rows into
   // the w-wide rows of T (row stride ldt), in the serial order (users and positives by b, then candidates by
   // j) for every thread count (owned_scatter).
-  void scatter(Scalar* T, index_t ldt, index_t c0, index_t w, Scalar s = Scalar(1)) const {
-    scatter_rows(T, ldt, c0, w, s, dU_, dP_, dN_);
+  // Only rows in [lo, hi) are written (the row block of a data-parallel rank).
+  void scatter(Scalar* T, index_t ldt, index_t c0, index_t w, Scalar s = Scalar(1), index_t lo = 0,
+               index_t hi = std::numeric_limits<index_t>::max()) const {
+    scatter_rows(T, ldt, c0, w, s, dU_, dP_, dN_, lo, hi);
   }
   // The same for any three gradient arrays laid out as dU, dP, dN, scaled by s.
   void scatter_rows(Scalar* T, index_t ldt, index_t c0, index_t w, Scalar s, const matrix<Scalar>& gU,
-                    const matrix<Scalar>& gP, const matrix<Scalar>& gN) const {
+                    const matrix<Scalar>& gP, const matrix<Scalar>& gN, index_t lo = 0,
+                    index_t hi = std::numeric_limits<index_t>::max()) const {
     const index_t nu = adj_->n_users, B = ids_.B, BK = ids_.B * ids_.K, lds = gU.cols();
     const Scalar *GU = gU.data() + c0, *GP = gP.data() + c0, *GN = gN.data() + c0;
     owned_scatter(T, ldt, w, BK * w > (1 << 14), [&](auto&& add) {
@@ -268,7 +437,7 @@ class ans_objective {
         add(nu + ids_.pos_items[b], GP + b * lds, s);
       }
       for (index_t j = 0; j < BK; ++j) add(nu + ids_.cand_items[j], GN + j * lds, s);
-    });
+    }, lo, hi);
   }
 
   // The sorted distinct rows of the batch.
@@ -291,6 +460,11 @@ class ans_objective {
   std::vector<Scalar> alpha_;                  ///< readout weights (pooled mode)
   matrix<Scalar> U0_, P0_, N0_, dU0_, dP0_, dN0_;  ///< pooled mode: the ego rows R acts on, and their gradient
   touched_set touched_;
+  std::vector<index_t> shard_offsets_;  ///< forward_backward_shard: the shards' candidate-row offsets
+  ans_terms<Scalar> empty_terms_{};     ///< forward_backward_shard: the terms of an empty shard
+  touched_set fetch_set_;               ///< fetch_other_chain: the shards' node lists
+  std::vector<index_t> mine_nodes_, other_nodes_;
+  std::vector<Scalar> send_, recv_;
 };
 
 }  // namespace ans::model

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "ans/config.hpp"
@@ -14,9 +15,11 @@ namespace ans::model {
 /// `T[r] += s·g` for every entry (r, g, s) that `visit(add)` emits through `add(r, g, s)`, w columns each
 /// (T rows `ldt` apart). Each thread owns the target rows with (r / 16) % threads == its id and applies
 /// their updates in the order `visit` emits them, so repeated rows add in a fixed order: the result is
-/// bit-identical to the serial loop for every thread count. `parallel` = false runs it serially.
+/// bit-identical to the serial loop for every thread count. `parallel` = false runs it serially. Only rows
+/// in [lo, hi) are written (a data-parallel rank's row block, propagation::row_block); the default is all.
 template <class Scalar, class Visit>
-void owned_scatter(Scalar* T, index_t ldt, index_t w, bool parallel, Visit&& visit) {
+void owned_scatter(Scalar* T, index_t ldt, index_t w, bool parallel, Visit&& visit, index_t lo = 0,
+                   index_t hi = std::numeric_limits<index_t>::max()) {
 #if ANS_HAS_OPENMP
 #pragma omp parallel if (parallel)
 #endif
@@ -27,7 +30,7 @@ void owned_scatter(Scalar* T, index_t ldt, index_t w, bool parallel, Visit&& vis
     const index_t nt = 1, me = 0;
 #endif
     auto add = [&](index_t r, const Scalar* g, Scalar s) {
-      if ((r >> 4) % nt != me) return;
+      if ((r >> 4) % nt != me || r < lo || r >= hi) return;
       Scalar* t = T + r * ldt;
       if (s == Scalar(1)) {
         for (index_t c = 0; c < w; ++c) t[c] += g[c];

@@ -102,24 +102,33 @@ class adam {
   }
 
   /// One step over raw arrays of size() entries.
-  void step(Scalar* param, const Scalar* grad) { run(param, grad); }
+  void step(Scalar* param, const Scalar* grad) { run(param, grad, 0, size()); }
 
   /// One step, then grad = 0, in the same pass over memory (PyTorch's step() + zero_grad()).
-  void step_and_clear(Scalar* param, Scalar* grad) { run<true>(param, grad); }
+  void step_and_clear(Scalar* param, Scalar* grad) { run<true>(param, grad, 0, size()); }
+
+  /// One step that updates only entries [offset, offset + n) (then clears their gradient): the entries a
+  /// data-parallel rank owns (train::node_blocks), whose updates equal the whole step's on those entries.
+  /// `param` and `grad` point at entry 0. The other entries' moments are not advanced: the ranks' blocks
+  /// together make one step, and their moments are gathered before a checkpoint.
+  void step_and_clear_range(Scalar* param, Scalar* grad, index_t offset, index_t n) {
+    ANS_CHECK(offset >= 0 && n >= 0 && offset + n <= size(),
+              "adam::step_and_clear_range: entries [" << offset << ", " << offset + n << ") outside " << size());
+    run<true>(param, grad, offset, n);
+  }
 
  private:
   template <bool Clear = false, class Grad>
-  void run(Scalar* param, Grad* grad) {
+  void run(Scalar* param, Grad* grad, index_t offset, index_t n) {
     begin_step();
-    const index_t n = size();
     constexpr index_t chunk = 1 << 14;
     const index_t n_chunks = (n + chunk - 1) / chunk;
 #if ANS_HAS_OPENMP
 #pragma omp parallel for schedule(static) if (n_chunks > 1)
 #endif
     for (index_t c = 0; c < n_chunks; ++c) {
-      const index_t b = c * chunk;
-      update_range<Clear>(param + b, grad + b, b, std::min(n, b + chunk) - b);
+      const index_t b = offset + c * chunk;
+      update_range<Clear>(param + b, grad + b, b, std::min(offset + n, b + chunk) - b);
     }
   }
 

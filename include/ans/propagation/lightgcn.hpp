@@ -11,6 +11,9 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
+#include <limits>
+#include <utility>
 #include <vector>
 
 #include "ans/config.hpp"
@@ -44,22 +47,26 @@ inline void spmm_row_fixed(const index_t* ptr, const id_type* col, const Scalar*
 }
 }  // namespace detail
 
-/// `Y[r, :] = Σ_j Â[r, j] X[j, :]` for d-wide row slices: X rows at `x + j*ldx`, Y rows at `y + r*ldy`.
-/// When `accumulate` is true, Y += Â X (used by the backward pass); when `add` is non-null, its rows (at
-/// `add + r*ldadd`) are added too (Y = [Y +] ADD + Â X, one pass instead of two). Rows are processed in
-/// parallel (OpenMP); each row's sum runs in CSR order on one thread, so results do not depend on the thread
-/// count. Widths that are multiples of 16 run a register-blocked kernel (16/32/64 columns at a time).
+/// `Y[r, :] = Σ_j Â[r, j] X[j, :]` for the rows r in [r0, r1) and d-wide row slices: X rows at `x + j*ldx`,
+/// Y rows at `y + r*ldy` (other rows of Y are not touched). When `accumulate` is true, Y += Â X (used by the
+/// backward pass); when `add` is non-null, its rows (at `add + r*ldadd`) are added too (Y = [Y +] ADD + Â X,
+/// one pass instead of two). Rows are processed in parallel (OpenMP); each row's sum runs in CSR order on one
+/// thread, so a row's bits depend neither on the thread count nor on the row range it is computed in (the
+/// row-block propagation relies on it). Widths that are multiples of 16 run a register-blocked kernel
+/// (16/32/64 columns at a time).
 template <class Scalar>
-void spmm(const graph::normalized_adjacency<Scalar>& adj, const Scalar* x, index_t ldx, Scalar* y, index_t ldy,
-          index_t d, bool accumulate = false, const Scalar* add = nullptr, index_t ldadd = 0) {
-  const index_t n = adj.n_nodes();
+void spmm_rows(const graph::normalized_adjacency<Scalar>& adj, index_t r0, index_t r1, const Scalar* x, index_t ldx,
+               Scalar* y, index_t ldy, index_t d, bool accumulate = false, const Scalar* add = nullptr,
+               index_t ldadd = 0) {
+  ANS_CHECK(0 <= r0 && r0 <= r1 && r1 <= adj.n_nodes(),
+            "spmm_rows: rows [" << r0 << ", " << r1 << ") outside the graph's " << adj.n_nodes() << " nodes");
   const index_t* ptr = adj.indptr.data();
   const id_type* col = adj.indices.data();
   const Scalar* val = adj.values.data();
 #if ANS_HAS_OPENMP
 #pragma omp parallel for schedule(dynamic, 512)
 #endif
-  for (index_t r = 0; r < n; ++r) {
+  for (index_t r = r0; r < r1; ++r) {
     Scalar* yr = y + r * ldy;
     const Scalar* addr = add ? add + r * ldadd : nullptr;
     if (d % 16 == 0) {
@@ -81,6 +88,62 @@ void spmm(const graph::normalized_adjacency<Scalar>& adj, const Scalar* x, index
     }
   }
 }
+
+/// `spmm_rows` over every row: `Y = [Y +] [ADD +] Â X`.
+template <class Scalar>
+void spmm(const graph::normalized_adjacency<Scalar>& adj, const Scalar* x, index_t ldx, Scalar* y, index_t ldy,
+          index_t d, bool accumulate = false, const Scalar* add = nullptr, index_t ldadd = 0) {
+  spmm_rows(adj, 0, adj.n_nodes(), x, ldx, y, ldy, d, accumulate, add, ldadd);
+}
+
+/// Which rows of each propagation product this process computes (data-parallel training,
+/// ans/dist/data_parallel.hpp). Level l is the forward's S_l = Â S_{l-1} (l = 1..L) and the backward's
+/// acc_l = Â acc_{l+1} + G_l (l = L-1..0, acc_L = G_L, acc_0 = ∂L/∂E0). Each row is computed exactly as the
+/// whole product computes it (spmm_rows), so every row a process holds has the bits one process would give.
+/// - `rows` (any number of processes): rows [lo, hi) of every level, then `sync(Y, width)` fills the other
+///   rows of the N x width block Y from the processes that computed them (an all-gather of row blocks).
+/// - `bipartite` (two processes over the user-item graph, users [0, n_users), items [n_users, N)): Â only
+///   links users with items, so the propagation splits into two independent alternating chains. Process
+///   `side` (0: users, 1: items) computes, at level l, the rows of side (side + l) mod 2: its E0 side → the
+///   other side's S_1 → its S_2 → ..., and backward the chain that ends at its own side of ∂L/∂E0. Nothing is
+///   exchanged inside the propagation, and each process runs exactly one product over each side per layer
+///   (forward and backward together): half the work, whatever a user row costs against an item row. The
+///   caller fetches the rows of the other chain it needs (ans_objective::forward_backward_shard).
+/// Unset (`none`): every row, no exchange.
+template <class Scalar>
+struct row_block {
+  enum class kind { none, rows, bipartite };
+  kind k = kind::none;
+  index_t lo = 0, hi = 0;                               ///< rows
+  std::function<void(Scalar* y, index_t width)> sync;  ///< rows
+  int side = 0;                                         ///< bipartite: 0 = users, 1 = items
+  index_t n_users = 0, n_nodes = 0;                     ///< bipartite
+
+  static row_block blocks(index_t lo, index_t hi, std::function<void(Scalar*, index_t)> sync) {
+    row_block b;
+    b.k = kind::rows, b.lo = lo, b.hi = hi, b.sync = std::move(sync);
+    return b;
+  }
+  static row_block bipartite_chain(int side, index_t n_users, index_t n_nodes) {
+    row_block b;
+    b.k = kind::bipartite, b.side = side, b.n_users = n_users, b.n_nodes = n_nodes;
+    return b;
+  }
+  bool active() const { return k != kind::none; }
+  /// Bipartite: the side (0 users, 1 items) whose rows this process holds at level l.
+  int side_at(index_t l) const { return static_cast<int>((side + l) % 2); }
+  /// The rows [first, second) this process computes at level l.
+  std::pair<index_t, index_t> level(index_t l) const {
+    if (k == kind::rows) return {lo, hi};
+    return side_at(l) == 0 ? std::pair<index_t, index_t>{0, n_users} : std::pair<index_t, index_t>{n_users, n_nodes};
+  }
+  /// The rows the hop-h gradient G_h must be added to (top = L): level h, except acc_L = G_L under `rows`,
+  /// which every row of the first backward product reads.
+  std::pair<index_t, index_t> scatter_rows(index_t h, index_t top) const {
+    if (k == kind::none || (k == kind::rows && h == top)) return {0, std::numeric_limits<index_t>::max()};
+    return level(h);
+  }
+};
 
 /// Forward and backward of the LightGCN stack. Holds the scratch buffer the backward pass needs, so
 /// repeated calls allocate nothing once the sizes are fixed.
@@ -129,7 +192,8 @@ class lightgcn {
     const Scalar* prev = e0.data();
     for (int l = 1; l <= n_layers_; ++l) {
       Scalar* cur = layers + static_cast<index_t>(l - 1) * n * d;
-      spmm(adj, prev, d, cur, d, d);
+      product(adj, l, prev, cur, d);  // S_l = Â S_{l-1} (with a row block: this process's rows, then the sync)
+      sync(cur, d);
       prev = cur;
     }
   }
@@ -171,6 +235,9 @@ class lightgcn {
   /// Reverse Horner: `acc = G_L; acc = Â acc + G_l (l = L-1..1); grad_e0 += Â acc + G_0`.
   /// `workspace`, when non-null, is 2·N·d scalars the call may overwrite (e.g. a stack that is no longer
   /// needed); otherwise two N x d buffers held by this object are used.
+  /// With a row block (set_row_block), add_hop must add the *whole* batch's G_l (every process the same) into
+  /// at least the rows row_block::scatter_rows(l, L) gives; each product computes this process's rows of its
+  /// level (synced under `rows`), so only the level-0 rows of grad_e0 receive ∂L/∂E0 (+=).
   template <class AddHop>
   void backward_sparse(const graph::normalized_adjacency<Scalar>& adj, index_t d, AddHop&& add_hop,
                        matrix<Scalar>& grad_e0, Scalar* workspace = nullptr) {
@@ -188,19 +255,42 @@ class lightgcn {
       if (tmp_.rows() != n || tmp_.cols() != d) tmp_.resize(n, d);
       acc = acc_.data(), tmp = tmp_.data();
     }
-    parallel_zero(acc, n * d);
+    {  // acc = 0 on the rows the first product reads (bipartite: the level-L side; otherwise all)
+      const auto [z0, z1] = block_.k == row_block<Scalar>::kind::bipartite ? block_.level(h - 1)
+                                                                            : std::pair<index_t, index_t>{0, n};
+      parallel_zero(acc + z0 * d, (z1 - z0) * d);
+    }
     add_hop(h - 1, acc, d);  // acc = G_L
     for (index_t l = h - 2; l >= 1; --l) {
-      spmm(adj, acc, d, tmp, d, d);  // tmp = Â acc
+      product(adj, l, acc, tmp, d);  // tmp = Â acc
       add_hop(l, tmp, d);            //     + G_l
+      sync(tmp, d);                  // (rows: the other processes' rows of tmp)
       std::swap(acc, tmp);
     }
-    spmm(adj, acc, d, grad_e0.data(), d, d, /*accumulate=*/true);  // grad_e0 += Â acc
-    add_hop(index_t(0), grad_e0.data(), d);                       //          + G_0
+    product(adj, 0, acc, grad_e0.data(), d, /*accumulate=*/true);  // grad_e0 += Â acc
+    add_hop(index_t(0), grad_e0.data(), d);                        //          + G_0
   }
 
+  /// Row-block propagation (see row_block): forward_layers and backward_sparse then compute this process's
+  /// rows of every level (and sync the others under `rows`). `forward` and `backward` (the N x (H·d) stacks)
+  /// ignore it.
+  void set_row_block(row_block<Scalar> rb) { block_ = std::move(rb); }
+  const row_block<Scalar>& get_row_block() const { return block_; }
+
  private:
+  // Y = [Y +] Â X on this process's rows (all rows without a row block)
+  void product(const graph::normalized_adjacency<Scalar>& adj, index_t level, const Scalar* x, Scalar* y, index_t d,
+               bool accumulate = false) const {
+    if (!block_.active()) return spmm(adj, x, d, y, d, d, accumulate);
+    const auto [r0, r1] = block_.level(level);
+    spmm_rows(adj, r0, r1, x, d, y, d, d, accumulate);
+  }
+  void sync(Scalar* y, index_t d) const {
+    if (block_.k == row_block<Scalar>::kind::rows) block_.sync(y, d);
+  }
+
   int n_layers_;
+  row_block<Scalar> block_;
   matrix<Scalar> acc_, tmp_;
   mutable matrix<Scalar> prev_;  ///< forward: the previous layer, compact (L >= 2)
 };

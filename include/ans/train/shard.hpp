@@ -35,7 +35,42 @@ struct shard_plan {
   int rank = 0, size = 1;
   /// Returns the global loss; see the file comment.
   std::function<double(shard_exchange<Scalar>&)> exchange;
+  /// LightGCN (n_layers >= 1): an in-place all-gather of row blocks. In the rows x width array `buf`, rank r
+  /// wrote rows [offsets[r], offsets[r+1]); on return every rank holds every rank's rows.
+  std::function<void(Scalar* buf, index_t width, const std::vector<index_t>& offsets)> sync_rows;
+  /// LightGCN on two ranks (the bipartite chains): sends n_send scalars to the other rank and receives n_recv
+  /// from it.
+  std::function<void(const Scalar* send, index_t n_send, Scalar* recv, index_t n_recv)> swap_rows;
+  /// How LightGCN's propagation is split (propagation::row_block): automatic = the bipartite chains on two
+  /// ranks (no exchange inside the propagation; needs swap_rows), row blocks otherwise. Both give the same bits.
+  enum class schedule { automatic, rows, bipartite };
+  schedule lightgcn = schedule::automatic;
+  /// LightGCN with row blocks: the P + 1 offsets of the ranks' node blocks, the same on every rank (empty: node_blocks()).
+  /// They change only the speed: every row is computed as one process computes it, so the parameters are
+  /// the same bits for any blocks (dist::measured_node_blocks balances them on timed products).
+  std::vector<index_t> node_offsets;
 };
+
+/// The row blocks of the graph's nodes for P ranks (LightGCN data-parallel: rank r computes rows
+/// [off[r], off[r+1]) of every propagation product and owns their optimiser step). Contiguous blocks of
+/// about equal cost, a node costing its nonzeros (the SpMM gathers) plus `row_cost` (its output row and its
+/// Adam update); P + 1 offsets, a deterministic function of the graph and P.
+inline std::vector<index_t> node_blocks(const std::vector<index_t>& indptr, int P, double row_cost = 2.0) {
+  ANS_CHECK(P >= 1 && !indptr.empty(), "node_blocks: " << P << " ranks over " << indptr.size() << " row pointers");
+  const index_t n = static_cast<index_t>(indptr.size()) - 1;
+  const double total = double(indptr.back() - indptr.front()) + row_cost * double(n);
+  std::vector<index_t> off(static_cast<size_t>(P) + 1, n);
+  off[0] = 0;
+  index_t r = 0;
+  auto prefix = [&](index_t i) { return double(indptr[i] - indptr.front()) + row_cost * double(i); };
+  for (int k = 1; k < P; ++k) {  // the boundary whose prefix cost is closest to k/P of the total
+    const double target = total * double(k) / double(P);
+    while (r < n && prefix(r) < target) ++r;
+    if (r > off[k - 1] && target - prefix(r - 1) < prefix(r) - target) --r;
+    off[k] = r;
+  }
+  return off;
+}
 
 /// Rows [lo, hi) of a batch of B pairs for rank r of P.
 inline std::pair<index_t, index_t> shard_rows(index_t B, int r, int P) {

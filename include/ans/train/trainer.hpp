@@ -8,6 +8,7 @@
 /// and thread count give bit-identical parameters (and resuming from a checkpoint continues exactly).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -283,6 +284,8 @@ class trainer {
     return c.sampler == sampler_kind::ans && c.m == mode::faithful ? propagation::readout_kind::concat
                                                                    : propagation::readout_kind::mean;
   }
+  /// The normalised adjacency Â the model propagates over (node counts only for L = 0).
+  const graph::normalized_adjacency<Scalar>& graph() const { return adj_; }
   const matrix<Scalar>& embeddings() const { return e0_; }
   matrix<Scalar>& embeddings() { return e0_; }
   const model::ans_params<Scalar>& ans_parameters() const { return params_; }
@@ -315,20 +318,31 @@ class trainer {
   const std::vector<ans_diagnostic>& diagnostics() const { return diag_; }
 
   /// Data-parallel training (train/shard.hpp; ans/dist/data_parallel.hpp builds the plan over MPI): from now
-  /// on every step trains this rank's rows of each global batch and exchanges the gradients through
-  /// `plan.exchange`. MF (n_layers 0) with the free table and a built-in optimiser and selector; not hogwild.
+  /// on every step trains this rank's rows of each global batch and exchanges the gradients through the plan.
+  /// MF (n_layers 0) with RNS, DNS or ANS, or LightGCN (n_layers >= 1) with ANS; the free table, a built-in
+  /// selector and adam, lazy_adam or sgd; not hogwild. LightGCN needs `plan.sync_rows`: rank r computes the
+  /// rows node_blocks() gives it of every propagation product (syncing the others), steps the optimiser on
+  /// those rows only, and all-gathers the updated rows of E0; the optimiser moments of the other ranks' rows
+  /// are gathered at the end of every epoch, so save between epochs.
   void set_shard(shard_plan<Scalar> plan) {
     ANS_CHECK(plan.size >= 1 && plan.rank >= 0 && plan.rank < plan.size,
               "set_shard: rank " << plan.rank << " of " << plan.size << " is not valid");
     ANS_CHECK(plan.size == 1 || plan.exchange, "set_shard: a plan with " << plan.size << " ranks needs an exchange");
-    ANS_CHECK(plan.size == 1 || (cfg_.n_layers == 0 && kTable && kBuiltinOptimizer && kBuiltinSelector &&
-                                 cfg_.optimizer != optimizer_kind::hogwild_sgd && cfg_.sampler != sampler_kind::mixgcf),
-              "set_shard: data-parallel training runs MF (n_layers 0) with RNS, DNS or ANS, the free table and "
-              "adam, lazy_adam or sgd; LightGCN's row-block propagation is not implemented (docs/distributed.md)");
+    const bool ans = cfg_.sampler == sampler_kind::ans, lightgcn = cfg_.n_layers > 0;
+    ANS_CHECK(plan.size == 1 || (kTable && kBuiltinOptimizer && kBuiltinSelector &&
+                                 cfg_.optimizer != optimizer_kind::hogwild_sgd && cfg_.sampler != sampler_kind::mixgcf &&
+                                 (!lightgcn || ans)),
+              "set_shard: data-parallel training runs MF (n_layers 0) with RNS, DNS or ANS, or LightGCN with ANS, on "
+              "the free table with adam, lazy_adam or sgd; got " << to_string(cfg_.sampler) << " with n_layers "
+                                                                 << cfg_.n_layers << " (docs/distributed.md)");
+    ANS_CHECK(plan.size == 1 || !lightgcn || plan.sync_rows,
+              "set_shard: LightGCN (n_layers " << cfg_.n_layers << ") needs the plan's sync_rows (the row-block all-gather)");
+    ANS_CHECK(plan.size == 1 || cfg_.diagnose_every == 0,
+              "set_shard: diagnose_every runs extra passes over the whole batch on one process; set it to 0 for "
+              "data-parallel training");
     // RecBole's EmbLoss without require_pow is ‖T‖_F / B over the whole batch's rows: its gradient T_row/(B‖T‖)
     // couples every row of the batch, so shard means do not add up to it. The squared form (½‖T‖²/B) and no
     // regulariser decompose over rows.
-    const bool ans = cfg_.sampler == sampler_kind::ans;
     const double lam = ans ? ans_obj_.loss().options().reg_weight : bpr_obj_.options().reg_weight;
     const bool pow = ans ? ans_obj_.loss().options().reg_require_pow : bpr_obj_.options().reg_require_pow;
     ANS_CHECK(plan.size == 1 || lam == 0 || pow,
@@ -336,8 +350,35 @@ class trainer {
               "batch, which does not split into per-shard sums; use mode fixed or a squared regulariser "
               "(reg_require_pow), or reg_weight 0");
     if (plan.size > 1 && grad_e0_.rows() != e0_.rows()) grad_e0_ = matrix<Scalar>::Zero(e0_.rows(), e0_.cols());
+    node_off_.clear();
+    bipartite_ = false;
+    propagation::row_block<Scalar> rb;
+    if (plan.size > 1 && lightgcn) {
+      using sched = typename shard_plan<Scalar>::schedule;
+      bipartite_ = plan.lightgcn == sched::bipartite || (plan.lightgcn == sched::automatic && plan.size == 2);
+      ANS_CHECK(!bipartite_ || (plan.size == 2 && plan.swap_rows),
+                "set_shard: the bipartite chains run on 2 ranks with the plan's swap_rows (got " << plan.size << " ranks)");
+      if (bipartite_) {
+        node_off_ = {0, adj_.n_users, adj_.n_nodes()};  // rank 0 owns the users' rows, rank 1 the items'
+        rb = propagation::row_block<Scalar>::bipartite_chain(plan.rank, adj_.n_users, adj_.n_nodes());
+      } else {
+        node_off_ = plan.node_offsets.empty() ? node_blocks(adj_.indptr, plan.size) : plan.node_offsets;
+        ANS_CHECK(static_cast<int>(node_off_.size()) == plan.size + 1 && node_off_.front() == 0 &&
+                      node_off_.back() == adj_.n_nodes() && std::is_sorted(node_off_.begin(), node_off_.end()),
+                  "set_shard: node_offsets must be " << plan.size + 1 << " non-decreasing offsets from 0 to "
+                                                     << adj_.n_nodes() << ", got " << node_off_.size() << " of them");
+        rb = propagation::row_block<Scalar>::blocks(node_off_[plan.rank], node_off_[plan.rank + 1],
+                                                    [sync = plan.sync_rows, off = node_off_](Scalar* y, index_t w) { sync(y, w, off); });
+      }
+    }
+    ans_obj_.propagation().set_row_block(std::move(rb));
     shard_ = std::move(plan);
   }
+  /// LightGCN data-parallel: the P + 1 offsets of the ranks' node blocks, whose optimiser steps they own
+  /// (empty otherwise); with the bipartite chains {0, n_users, N}.
+  const std::vector<index_t>& node_block_offsets() const { return node_off_; }
+  /// LightGCN data-parallel on the bipartite chains (shard_plan::schedule).
+  bool bipartite_chains() const { return bipartite_; }
   const shard_plan<Scalar>& shard() const { return shard_; }
 
   /// One pass over the shuffled training pairs; returns the mean loss. `on_batch(b, mean_loss, samples)` is
@@ -425,6 +466,7 @@ class trainer {
       on_batch(b, loss_sum / double(b + 1), samples);
     }
     ANS_CHECK(e0_.allFinite(), "embeddings are not finite after epoch " << epoch);
+    if (!node_off_.empty()) sync_optimizer_state();  // LightGCN data-parallel: every rank holds every row's moments
     ++epochs_done_;
     return nb > 0 ? loss_sum / double(nb) : 0.0;
   }
@@ -757,6 +799,7 @@ class trainer {
     const bool ans = cfg_.sampler == sampler_kind::ans;
     double loss = 0;
     shard_touched_.clear();
+    if (!node_off_.empty()) return lightgcn_sharded_step(batch, step, epoch, b, nb);
     if (mine.size > 0) {
       cands_.resize(static_cast<size_t>(mine.size * K_));
       sampling::sample_batch(sampler_, mine, K_, cfg_.seed, cands_.data());
@@ -791,6 +834,79 @@ class trainer {
     if (ans) step_gates(g);
     step_embeddings(shard_touched_);
     return global;
+  }
+
+  // The data-parallel LightGCN step (set_shard): every rank draws the whole batch's candidates (each row's draw
+  // is keyed on the row, so the shards draw what one process draws), runs the loss on its rows with the
+  // row-block propagation, gathers the per-row gradients, runs the row-block backward, sums the gate and margin
+  // gradients and the loss, steps the optimiser on its node block, and all-gathers the updated rows of E0.
+  double lightgcn_sharded_step(const sampling::pair_batch& batch, std::uint64_t step, int epoch, index_t b, index_t nb) {
+    const int P = shard_.size;
+    const auto [lo, hi] = shard_rows(batch.size, shard_.rank, P);
+    const double w = double(hi - lo) / double(batch.size);
+    const gate_blocks g = gates();
+    cands_.resize(static_cast<size_t>(batch.size * K_));
+    sampling::sample_batch(sampler_, batch, K_, cfg_.seed, cands_.data());
+    const model::batch_ids ids{batch.users, batch.items, cands_.data(), batch.size, K_};
+    batch_off_.resize(static_cast<size_t>(P) + 1);
+    for (int r = 0; r <= P; ++r) batch_off_[r] = r < P ? shard_rows(batch.size, r, P).first : batch.size;
+    const augment::counter_uniform_source src{cfg_.seed, step, lo};
+    ans_obj_.loss().options().gamma = gamma_at(epochs_done_ * nb + b, nb);
+    double loss = 0, global = 0;
+    ans_obj_.forward_backward_shard(
+        adj_, e0_, ids, lo, hi, batch_off_, params_, src, grad_e0_, pgrads_,
+        [this](Scalar* rows, index_t width, const std::vector<index_t>& off) { shard_.sync_rows(rows, width, off); },
+        [this](const Scalar* send, index_t ns, Scalar* recv, index_t nr) { shard_.swap_rows(send, ns, recv, nr); },
+        [&](const model::ans_terms<Scalar>& t) {
+          loss = t.total;
+          if (hi > lo) {
+            ANS_CHECK(std::isfinite(loss), "loss is not finite at epoch " << epoch << ", batch " << b << " (try a smaller lr)");
+            sat_sum_ += ans_obj_.loss().stats().frac_saturated_margin;
+            ++sat_n_;
+            const Scalar sw = Scalar(w);
+            for (size_t i = 0; i < 6; ++i)
+              for (index_t j = 0; j < g.size[i]; ++j) g.grad[i][j] *= sw;
+          }
+          shard_exchange<Scalar> ex;  // the gate and margin gradients and the loss (no rows: E0's go to the backward)
+          ex.grad_e0 = &grad_e0_;
+          ex.touched = &shard_touched_;
+          ex.params = g.grad;
+          ex.param_sizes = g.size;
+          ex.n_params = 6;
+          ex.loss = loss * w;
+          global = shard_.exchange(ex);
+        });
+    step_gates(g);
+    // this rank's node block of E0: the optimiser step (which clears the block's gradient), then the all-gather
+    const index_t d = cfg_.dim, nlo = node_off_[shard_.rank], nhi = node_off_[shard_.rank + 1];
+    if (adam_) {
+      adam_->step_and_clear_range(e0_.data(), grad_e0_.data(), nlo * d, (nhi - nlo) * d);
+    } else {
+      ANS_CHECK(sgd_, "lightgcn_sharded_step: no optimiser");
+      sgd_->begin_step();
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+      for (index_t r = nlo; r < nhi; ++r) sgd_->update_row(e0_.data(), r, grad_e0_.row(r).data());
+      grad_e0_.middleRows(nlo, nhi - nlo).setZero();
+    }
+    // rows: every rank's next forward reads all of E0; bipartite: only its own side (the rows of the other side
+    // its shard gathers come with the chain's rows), and the whole E0 is gathered at the end of the epoch
+    if (!bipartite_) shard_.sync_rows(e0_.data(), d, node_off_);
+    return global;
+  }
+
+  // LightGCN data-parallel: each rank advanced the optimiser moments of its node block only (and, on the
+  // bipartite chains, holds only its own side of E0 up to date); gather them so that every rank (and a
+  // checkpoint written by any of them) holds the whole state, and evaluation sees the whole table.
+  void sync_optimizer_state() {
+    const index_t d = cfg_.dim;
+    if (bipartite_) shard_.sync_rows(e0_.data(), d, node_off_);
+    if (adam_) {
+      shard_.sync_rows(adam_->exp_avg().data(), d, node_off_);
+      shard_.sync_rows(adam_->exp_avg_sq().data(), d, node_off_);
+    }
+    if (sgd_ && !sgd_->momentum_buffer().empty()) shard_.sync_rows(sgd_->momentum_buffer().data(), d, node_off_);
   }
 
   // Applies the embedding gradient and clears it (only the touched rows for lazy Adam with L = 0). A user
@@ -838,6 +954,9 @@ class trainer {
   matrix<Scalar> e0_, grad_e0_, eval_table_;
   shard_plan<Scalar> shard_;
   std::vector<index_t> shard_touched_;
+  std::vector<index_t> node_off_;   ///< LightGCN data-parallel: the ranks' node blocks (node_blocks)
+  std::vector<index_t> batch_off_;  ///< LightGCN data-parallel: the ranks' first pair in the current batch
+  bool bipartite_ = false;          ///< LightGCN data-parallel on the two bipartite chains
   eval::sampled_rows dev_rows_, test_rows_;
   model::ans_params<Scalar> params_, pgrads_;
   std::unique_ptr<optim::adam<Scalar>> adam_;
