@@ -60,6 +60,13 @@ struct usage_error {
 // alone prints and writes --json, --log and --save; every rank evaluates (the same bits) and stops together.
 ans::dist::communicator* g_comm = nullptr;
 #endif
+// How a data-parallel trainer splits the work (train::shard_plan).
+template <class Trainer>
+const char* schedule_of(const Trainer& t) {
+  if (t.config().n_layers > 0)
+    return t.bipartite_chains() ? "LightGCN on the bipartite chains" : "LightGCN on row blocks";
+  return t.owned_rows() ? "MF on owned rows" : "MF, sparse row all-gather";
+}
 int world_size() {
 #if ANS_WITH_MPI
   return g_comm ? g_comm->size() : 1;
@@ -137,6 +144,7 @@ struct options {
   std::string scoring, log, margin;
   std::optional<std::string> optimizer, init, readout, main_metric, stop_rule, pair_sampling;
   int emb = 64, max_batches = 0, layers = -1, workers = 0;
+  std::string dist_schedule = "auto";  ///< under mpirun: auto | allgather | owned (MF) | rows | bipartite (LightGCN)
   std::optional<int> epochs, early_stop, eval_every, test_all;
   std::optional<long> batch, num_neg;
   double lr = 1e-3, gamma = 0.1, eps = 0.1, noise_scale = -1;
@@ -167,7 +175,8 @@ const char* kUsage =
     "  [--gamma 0.1] [--gamma_warmup EPOCHS (fixed: 10)] [--aux_form norm|squared] [--diagnose_every STEPS] [--eps 0.1] [--noise_scale 0.1] [--margin inv_sigmoid|sigmoid_neg|clamped|none] [--mode faithful|fixed] [--random_seed 0] [--num_workers T]\n"
     "  [--early_stop N] [--stop_rule patience|rechorus|rechorus_head] [--metric NDCG,HR,Recall,Precision,MRR] [--topk 5,10] [--main_metric NDCG@5] [--test_all 0|1] [--id_density 64]\n"
     "  [--valid_ratio 0.1] [--test_ratio R (datasets without a test split)] [--eval_every N] [--optimizer lazy_adam|adam|sgd|hogwild_sgd] [--scoring trained|ego]\n"
-    "  [--save DIR] [--load DIR] [--json FILE] [--log FILE.jsonl] [--max_batches N] [--quiet]\n";
+    "  [--save DIR] [--load DIR] [--json FILE] [--log FILE.jsonl] [--max_batches N] [--quiet]\n"
+    "  under mpirun (built with ANS_WITH_MPI): [--dist_schedule auto|allgather|owned|rows|bipartite]\n";
 
 options parse(int argc, char** argv) {
   options o;
@@ -287,6 +296,10 @@ options parse(int argc, char** argv) {
     } else if (f == "--save") { o.save = v;
     } else if (f == "--load") { o.load = v;
     } else if (f == "--json") { o.json = v;
+    } else if (f == "--dist_schedule") {
+      o.dist_schedule = v;
+      if (v != "auto" && v != "allgather" && v != "owned" && v != "rows" && v != "bipartite")
+        bad(f, "expected auto, allgather, owned (MF), rows or bipartite (LightGCN), got '" + v + "'");
     } else if (f == "--max_batches") { o.max_batches = int(to_int(f, v, 0, std::numeric_limits<int>::max()));
     } else if (f == "--log") { o.log = v;
     } else {
@@ -581,9 +594,21 @@ int run(options o) {
   std::shared_ptr<dist::sparse_row_exchange<float>> exchange;
   if (world_size() > 1) {
     exchange = dist::make_data_parallel(tr, *g_comm);
+    if (o.dist_schedule != "auto") {
+      using plan_t = train::shard_plan<float>;
+      auto plan = tr.shard();
+      const bool lg = cfg.n_layers > 0;
+      if (o.dist_schedule == "allgather" || o.dist_schedule == "owned") {
+        if (lg) bad("--dist_schedule", o.dist_schedule + " is an MF schedule; LightGCN runs rows or bipartite");
+        plan.mf = o.dist_schedule == "owned" ? plan_t::mf_schedule::owned : plan_t::mf_schedule::allgather;
+      } else {
+        if (!lg) bad("--dist_schedule", o.dist_schedule + " is a LightGCN schedule; MF runs allgather or owned");
+        plan.lightgcn = o.dist_schedule == "rows" ? plan_t::schedule::rows : plan_t::schedule::bipartite;
+      }
+      tr.set_shard(plan);
+    }
     std::printf("data-parallel: %d ranks, %d thread(s) each, %s (docs/distributed.md)\n", world_size(),
-                ans::max_threads(),
-                cfg.n_layers > 0 ? "row-block propagation, per-row gradients gathered" : "sparse row exchange");
+                ans::max_threads(), schedule_of(tr));
   }
 #endif
   if (!o.load.empty()) tr.load(o.load);
@@ -710,6 +735,10 @@ int run(options o) {
     if (st.syncs > 0)
       std::printf("row-block all-gathers: %.1f per step, %.0f bytes sent per step by rank 0, %.2f ms per step\n",
                   double(st.syncs) / n, double(st.sync_bytes) / n, 1e3 * st.sync_seconds / n);
+    if (tr.owned_rows())
+      std::printf("owned rows: %.0f rows fetched, %.0f served, %.0f gradient rows sent per step by rank 0\n",
+                  double(tr.owned_row_counts().fetched) / n, double(tr.owned_row_counts().served) / n,
+                  double(tr.owned_row_counts().gradients) / n);
     if (st.swaps > 0)
       std::printf("bipartite chains: %.0f bytes of rows sent per step by rank 0, %.2f ms per step\n",
                   double(st.swap_bytes) / n, 1e3 * st.swap_seconds / n);
@@ -756,6 +785,10 @@ int run(options o) {
          << ", \"sync_seconds_per_step\": " << st.sync_seconds / double(std::max<std::uint64_t>(1, st.steps))
          << ", \"chain_bytes_per_step\": " << double(st.swap_bytes) / double(std::max<std::uint64_t>(1, st.steps))
          << ", \"chain_seconds_per_step\": " << st.swap_seconds / double(std::max<std::uint64_t>(1, st.steps))
+         << ", \"schedule\": \"" << schedule_of(tr) << "\""
+         << ", \"owned_rows_per_step\": {\"fetched\": " << double(tr.owned_row_counts().fetched) / double(std::max<std::uint64_t>(1, st.steps))
+         << ", \"served\": " << double(tr.owned_row_counts().served) / double(std::max<std::uint64_t>(1, st.steps))
+         << ", \"gradients\": " << double(tr.owned_row_counts().gradients) / double(std::max<std::uint64_t>(1, st.steps)) << "}"
          << ", \"node_blocks\": [";
       for (size_t r = 0; r < tr.node_block_offsets().size(); ++r) js << (r ? ", " : "") << tr.node_block_offsets()[r];
       js << "]}";

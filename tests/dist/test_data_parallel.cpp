@@ -99,11 +99,46 @@ int main(int argc, char** argv) {
     const auto cfg = config(c.s, c.o);
     ans::train::trainer<float> one(data(), cfg);
     for (int e = 0; e < kEpochs; ++e) one.train_epoch(e);
-    ans::train::trainer<float> a(data(), cfg), b(data(), cfg);
-    auto ex = ans::dist::make_data_parallel(a, comm);
-    ans::dist::make_data_parallel(b, comm);
-    for (int e = 0; e < kEpochs; ++e) a.train_epoch(e), b.train_epoch(e);
+    using mfs = ans::train::shard_plan<float>::mf_schedule;
+    auto make_mf = [&](ans::train::trainer<float>& t, mfs sc) {
+      auto ex = ans::dist::make_data_parallel(t, comm);
+      auto plan = t.shard();
+      plan.mf = sc;
+      t.set_shard(plan);
+      return ex;
+    };
+    // the all-gather schedule (a, b) and the owned rows (o): the same bits
+    ans::train::trainer<float> a(data(), cfg), b(data(), cfg), o(data(), cfg);
+    auto ex = make_mf(a, mfs::allgather);
+    make_mf(b, mfs::allgather);
+    auto ex_owned = make_mf(o, mfs::automatic);
+    for (int e = 0; e < kEpochs; ++e) a.train_epoch(e), b.train_epoch(e), o.train_epoch(e);
     const std::string n = c.name;
+    check(P == 1 || o.owned_rows(), n + ": the automatic MF schedule is the owned rows");
+    check(o.embeddings() == a.embeddings(), n + ": owned rows give the all-gather's bits");
+    {
+      const auto& st = ex_owned->stats();
+      const auto& oc = o.owned_row_counts();
+      const std::uint64_t d = static_cast<std::uint64_t>(cfg.dim), Pu = std::uint64_t(P);
+      const std::uint64_t dense = c.s == sampler_kind::ans ? (2 * d * d + 3 * d + 1) : 0;
+      // per step: two count all-to-alls (4 bytes to each rank), then ids (8) and rows (4d) of the fetch (asked
+      // ids out, served rows out) and of the gradients (ids and rows out), and the dense exchange
+      const std::uint64_t formula = st.steps * (2 * 4 * Pu + 4 + 4 + 8 + 4 * dense) + 8 * (oc.fetched + oc.gradients) +
+                                    4 * d * (oc.served + oc.gradients);
+      const auto& off = o.node_block_offsets();
+      // and, at each epoch's end, the gathers of E0 and of the optimiser state (lazy Adam: its row step counts)
+      const std::uint64_t block = std::uint64_t(off[g_rank + 1] - off[g_rank]);
+      const std::uint64_t per_epoch = 4 * block * d * (1 + (c.o == optimizer_kind::sgd ? 0 : 2)) +
+                                      (c.o == optimizer_kind::lazy_adam ? 8 * block : 0);
+      char obuf[320];
+      std::snprintf(obuf, sizeof obuf,
+                    "%s: owned rows, rank %d (block [%lld, %lld)): %llu bytes over %llu steps, formula %llu (%.1f rows "
+                    "fetched, %.1f served, %.1f gradients sent per step)",
+                    c.name, g_rank, (long long)off[g_rank], (long long)off[g_rank + 1], (unsigned long long)st.bytes_sent,
+                    (unsigned long long)st.steps, (unsigned long long)(formula + kEpochs * per_epoch), double(oc.fetched) / double(st.steps),
+                    double(oc.served) / double(st.steps), double(oc.gradients) / double(st.steps));
+      check(st.bytes_sent == formula + kEpochs * per_epoch, obuf);
+    }
     check(a.embeddings() == b.embeddings(), n + ": two data-parallel runs are bit-identical");
     // the same bits on every rank: compare each rank's checksum with rank 0's
     const std::string sum = ans::io::fnv1a64(a.embeddings().data(), sizeof(float) * a.embeddings().size());
@@ -134,7 +169,7 @@ int main(int argc, char** argv) {
     // resume: rank 0 writes the checkpoint of epoch 2, every rank loads it and trains epoch 3
     const std::string dir = "/tmp/ans_mpi_test_ckpt_" + std::to_string(static_cast<int>(c.s));
     ans::train::trainer<float> r2(data(), cfg);
-    ans::dist::make_data_parallel(r2, comm);
+    ans::dist::make_data_parallel(r2, comm);  // owned rows
     for (int e = 0; e < kEpochs - 1; ++e) r2.train_epoch(e);
     if (g_rank == 0) r2.save(dir);
     comm.barrier();

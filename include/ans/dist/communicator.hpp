@@ -114,6 +114,43 @@ class communicator {
                                  detail::mpi_type<T>(), comm_),
                   "Allgatherv (row blocks)");
   }
+  /// recv_count[r] = what rank r passes for this rank in its send_count (MPI_Alltoall of one count per rank).
+  void alltoall_counts(const std::vector<index_t>& send_count, std::vector<index_t>& recv_count) {
+    ANS_CHECK(static_cast<int>(send_count.size()) == size_,
+              "ans::dist::alltoall_counts: " << send_count.size() << " counts for " << size_ << " ranks");
+    counts_.resize(static_cast<size_t>(size_));
+    displs_.resize(static_cast<size_t>(size_));
+    for (int r = 0; r < size_; ++r) {
+      ANS_CHECK(send_count[r] >= 0 && send_count[r] <= INT32_MAX, "ans::dist::alltoall_counts: count " << send_count[r]);
+      counts_[r] = static_cast<int>(send_count[r]);
+    }
+    bytes_ += sizeof(int) * static_cast<std::uint64_t>(size_);
+    detail::check(MPI_Alltoall(counts_.data(), 1, MPI_INT, displs_.data(), 1, MPI_INT, comm_), "Alltoall (counts)");
+    recv_count.assign(displs_.begin(), displs_.end());
+  }
+  /// Rank by rank: send_count[r] elements of `send` go to rank r, and recv_count[r] elements from rank r land in
+  /// `recv` (rank by rank; the counts must match the senders', e.g. from alltoall_counts). MPI_Alltoallv.
+  template <class T>
+  void alltoallv(const T* send, const std::vector<index_t>& send_count, T* recv, const std::vector<index_t>& recv_count) {
+    ANS_CHECK(static_cast<int>(send_count.size()) == size_ && static_cast<int>(recv_count.size()) == size_,
+              "ans::dist::alltoallv: " << send_count.size() << " and " << recv_count.size() << " counts for " << size_ << " ranks");
+    std::vector<int>& sc = a2a_[0];
+    std::vector<int>& sd = a2a_[1];
+    std::vector<int>& rc = a2a_[2];
+    std::vector<int>& rd = a2a_[3];
+    for (auto* v : {&sc, &sd, &rc, &rd}) v->resize(static_cast<size_t>(size_));
+    index_t so = 0, ro = 0;
+    for (int r = 0; r < size_; ++r) {
+      ANS_CHECK(so + send_count[r] <= INT32_MAX && ro + recv_count[r] <= INT32_MAX,
+                "ans::dist::alltoallv: more elements than MPI's int count");
+      sc[r] = static_cast<int>(send_count[r]), sd[r] = static_cast<int>(so), so += send_count[r];
+      rc[r] = static_cast<int>(recv_count[r]), rd[r] = static_cast<int>(ro), ro += recv_count[r];
+    }
+    bytes_ += static_cast<std::uint64_t>(so - send_count[rank_]) * sizeof(T);  // what leaves this rank
+    detail::check(MPI_Alltoallv(send, sc.data(), sd.data(), detail::mpi_type<T>(), recv, rc.data(), rd.data(),
+                                detail::mpi_type<T>(), comm_),
+                  "Alltoallv");
+  }
   /// Sends n_send elements to rank `peer` and receives n_recv from it (MPI_Sendrecv).
   template <class T>
   void sendrecv(int peer, const T* send, index_t n_send, T* recv, index_t n_recv) {
@@ -153,6 +190,7 @@ class communicator {
   int rank_ = 0, size_ = 1;
   std::uint64_t bytes_ = 0;
   std::vector<int> counts_, displs_;
+  std::vector<int> a2a_[4];
   std::vector<float> sf_;
   std::vector<double> sd_;
   std::vector<std::int64_t> si_;

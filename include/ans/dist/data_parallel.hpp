@@ -106,6 +106,18 @@ class sparse_row_exchange {
   }
   const exchange_stats& stats() const { return stats_; }
 
+  /// The plan's all-to-alls (MF on owned rows), counted in bytes_sent and seconds.
+  void alltoall_counts(const std::vector<index_t>& send, std::vector<index_t>& recv) {
+    timed([&] { comm_->alltoall_counts(send, recv); });
+  }
+  template <class T>
+  void alltoallv(const T* send, const std::vector<index_t>& sc, T* recv, const std::vector<index_t>& rc) {
+    timed([&] { comm_->alltoallv(send, sc, recv, rc); });
+  }
+  /// Per-row counters in row blocks (the lazy Adam's row step counts).
+  void sync_counts(std::int64_t* buf, index_t width, const std::vector<index_t>& offsets) {
+    timed([&] { comm_->allgather_blocks(buf, width, offsets); });
+  }
   /// The plan's swap_rows (LightGCN on the bipartite chains, two ranks): rows to and from the other rank.
   void swap_rows(const Scalar* send, index_t n_send, Scalar* recv, index_t n_recv) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -135,6 +147,14 @@ class sparse_row_exchange {
   }
 
  private:
+  template <class F>
+  void timed(F&& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::uint64_t b0 = comm_->bytes_sent();
+    f();
+    stats_.bytes_sent += comm_->bytes_sent() - b0;
+    stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
   communicator* comm_;
   std::vector<std::int64_t> ids_, all_ids_;
   std::vector<Scalar> rows_, all_rows_, dense_;
@@ -212,9 +232,15 @@ std::shared_ptr<sparse_row_exchange<typename Trainer::scalar_type>> make_data_pa
   plan.size = comm.size();
   plan.exchange = [ex](train::shard_exchange<Scalar>& e) { return (*ex)(e); };
   plan.sync_rows = [ex](Scalar* buf, index_t width, const std::vector<index_t>& off) { ex->sync_rows(buf, width, off); };
+  plan.alltoall_counts = [ex](const std::vector<index_t>& sc, std::vector<index_t>& rc) { ex->alltoall_counts(sc, rc); };
+  plan.alltoall_ids = [ex](const std::int64_t* send, const std::vector<index_t>& sc, std::int64_t* recv,
+                           const std::vector<index_t>& rc) { ex->alltoallv(send, sc, recv, rc); };
+  plan.alltoall_rows = [ex](const Scalar* send, const std::vector<index_t>& sc, Scalar* recv,
+                            const std::vector<index_t>& rc) { ex->alltoallv(send, sc, recv, rc); };
+  plan.sync_counts = [ex](std::int64_t* buf, index_t width, const std::vector<index_t>& off) { ex->sync_counts(buf, width, off); };
   if (comm.size() == 2)
     plan.swap_rows = [ex](const Scalar* send, index_t ns, Scalar* recv, index_t nr) { ex->swap_rows(send, ns, recv, nr); };
-  if (t.config().n_layers > 0 && comm.size() > 2)  // row blocks (two ranks run the bipartite chains)
+  if (t.config().n_layers > 0 && comm.size() > 1)  // for row blocks (two ranks run the bipartite chains by default)
     plan.node_offsets = measured_node_blocks(t.graph(), t.config().dim, t.config().n_layers, comm);
   t.set_shard(std::move(plan));
   return ex;

@@ -10,10 +10,13 @@
 /// gradients, and return the global loss. Then every rank takes the same optimiser step.
 #pragma once
 
+#include <cmath>
+#include <cstdint>
 #include <functional>
 #include <vector>
 
 #include "ans/config.hpp"
+#include "ans/data/interactions.hpp"
 #include "ans/types.hpp"
 
 namespace ans::train {
@@ -38,6 +41,23 @@ struct shard_plan {
   /// LightGCN (n_layers >= 1): an in-place all-gather of row blocks. In the rows x width array `buf`, rank r
   /// wrote rows [offsets[r], offsets[r+1]); on return every rank holds every rank's rows.
   std::function<void(Scalar* buf, index_t width, const std::vector<index_t>& offsets)> sync_rows;
+  /// MF on owned rows (mf_schedule::owned): recv_count[r] = what rank r passes for this rank in send_count.
+  std::function<void(const std::vector<index_t>& send_count, std::vector<index_t>& recv_count)> alltoall_counts;
+  /// MF on owned rows: rank by rank, send_count[r] ids (rows: scalars) of `send` go to rank r and recv_count[r]
+  /// from rank r land in `recv`, rank by rank.
+  std::function<void(const std::int64_t* send, const std::vector<index_t>& send_count, std::int64_t* recv,
+                     const std::vector<index_t>& recv_count)> alltoall_ids;
+  std::function<void(const Scalar* send, const std::vector<index_t>& send_count, Scalar* recv,
+                     const std::vector<index_t>& recv_count)> alltoall_rows;
+  /// The row-block all-gather of per-row counters (the lazy Adam's row step counts, width 1).
+  std::function<void(std::int64_t* buf, index_t width, const std::vector<index_t>& offsets)> sync_counts;
+  /// How MF exchanges (n_layers 0): `allgather` = every rank gets every shard's touched rows and steps the
+  /// optimiser on their union; `owned` = rank r owns the node block [off[r], off[r+1]) (mf_node_blocks): it
+  /// fetches the rows of its shard that others own, sends their gradients to the owners, and steps the
+  /// optimiser on its own block only. automatic = owned when the plan has the all-to-alls. Both give the
+  /// same bits.
+  enum class mf_schedule { automatic, allgather, owned };
+  mf_schedule mf = mf_schedule::automatic;
   /// LightGCN on two ranks (the bipartite chains): sends n_send scalars to the other rank and receives n_recv
   /// from it.
   std::function<void(const Scalar* send, index_t n_send, Scalar* recv, index_t n_recv)> swap_rows;
@@ -75,6 +95,25 @@ inline std::vector<index_t> node_blocks(const std::vector<index_t>& indptr, int 
 /// Rows [lo, hi) of a batch of B pairs for rank r of P.
 inline std::pair<index_t, index_t> shard_rows(index_t B, int r, int P) {
   return {B * r / P, B * (r + 1) / P};
+}
+
+/// MF's node blocks for the owned schedule: contiguous blocks of about equal expected optimiser work, a node
+/// costing the probability that a batch touches it, 1 − exp(−λ), with λ_u = B·deg_u/nnz for a user (pairs
+/// are drawn uniformly) and λ_i = B·deg_i/nnz + B·K/n_items for an item (its positives and K uniform
+/// candidates per pair). P + 1 offsets over users then items; a deterministic function of the data.
+inline std::vector<index_t> mf_node_blocks(const data::interactions& train, index_t B, index_t K, int P) {
+  ANS_CHECK(P >= 1 && train.nnz() > 0, "mf_node_blocks: " << P << " ranks over " << train.nnz() << " pairs");
+  const index_t nu = train.n_users, ni = train.n_items, n = nu + ni;
+  std::vector<double> deg(static_cast<size_t>(n), 0.0);
+  for (index_t u = 0; u < nu; ++u) deg[u] = double(train.row_size(u));
+  for (auto i : train.indices) deg[nu + i] += 1;
+  const double nnz = double(train.nnz()), per_item = double(B) * double(K) / double(std::max<index_t>(1, ni));
+  std::vector<index_t> prefix(static_cast<size_t>(n) + 1, 0);  // cost in units of 2^-20, as node_blocks' indptr
+  for (index_t v = 0; v < n; ++v) {
+    const double lambda = double(B) * deg[v] / nnz + (v >= nu ? per_item : 0.0);
+    prefix[v + 1] = prefix[v] + static_cast<index_t>(std::ldexp(1.0 - std::exp(-lambda), 20));
+  }
+  return node_blocks(prefix, P, 0.0);
 }
 
 }  // namespace ans::train

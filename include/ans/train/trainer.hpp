@@ -352,6 +352,20 @@ class trainer {
     if (plan.size > 1 && grad_e0_.rows() != e0_.rows()) grad_e0_ = matrix<Scalar>::Zero(e0_.rows(), e0_.cols());
     node_off_.clear();
     bipartite_ = false;
+    mf_owned_ = false;
+    if (plan.size > 1 && !lightgcn) {
+      using ms = typename shard_plan<Scalar>::mf_schedule;
+      const bool can = plan.alltoall_counts && plan.alltoall_ids && plan.alltoall_rows && plan.sync_rows && plan.sync_counts;
+      mf_owned_ = plan.mf == ms::owned || (plan.mf == ms::automatic && can);
+      ANS_CHECK(!mf_owned_ || can, "set_shard: MF on owned rows needs the plan's all-to-alls, sync_rows and sync_counts");
+      if (mf_owned_) {
+        node_off_ = plan.node_offsets.empty() ? mf_node_blocks(data_->train, cfg_.batch_size, K_, plan.size) : plan.node_offsets;
+        ANS_CHECK(static_cast<int>(node_off_.size()) == plan.size + 1 && node_off_.front() == 0 &&
+                      node_off_.back() == e0_.rows() && std::is_sorted(node_off_.begin(), node_off_.end()),
+                  "set_shard: node_offsets must be " << plan.size + 1 << " non-decreasing offsets from 0 to "
+                                                     << e0_.rows() << ", got " << node_off_.size() << " of them");
+      }
+    }
     propagation::row_block<Scalar> rb;
     if (plan.size > 1 && lightgcn) {
       using sched = typename shard_plan<Scalar>::schedule;
@@ -374,11 +388,19 @@ class trainer {
     ans_obj_.propagation().set_row_block(std::move(rb));
     shard_ = std::move(plan);
   }
-  /// LightGCN data-parallel: the P + 1 offsets of the ranks' node blocks, whose optimiser steps they own
-  /// (empty otherwise); with the bipartite chains {0, n_users, N}.
+  /// The P + 1 offsets of the ranks' node blocks, whose optimiser steps they own (LightGCN, and MF on owned
+  /// rows; empty otherwise); with the bipartite chains {0, n_users, N}.
   const std::vector<index_t>& node_block_offsets() const { return node_off_; }
   /// LightGCN data-parallel on the bipartite chains (shard_plan::schedule).
   bool bipartite_chains() const { return bipartite_; }
+  /// MF data-parallel on owned rows (shard_plan::mf_schedule).
+  bool owned_rows() const { return mf_owned_; }
+  /// MF on owned rows, since set_shard: the rows this rank fetched from their owners, the rows it sent to the
+  /// ranks that asked for them, and the gradient rows it sent to their owners.
+  struct owned_counts {
+    std::uint64_t fetched = 0, served = 0, gradients = 0;
+  };
+  const owned_counts& owned_row_counts() const { return owned_; }
   const shard_plan<Scalar>& shard() const { return shard_; }
 
   /// One pass over the shuffled training pairs; returns the mean loss. `on_batch(b, mean_loss, samples)` is
@@ -799,10 +821,11 @@ class trainer {
     const bool ans = cfg_.sampler == sampler_kind::ans;
     double loss = 0;
     shard_touched_.clear();
-    if (!node_off_.empty()) return lightgcn_sharded_step(batch, step, epoch, b, nb);
+    if (cfg_.n_layers > 0) return lightgcn_sharded_step(batch, step, epoch, b, nb);
+    cands_.resize(static_cast<size_t>(mine.size * K_));
+    if (mine.size > 0) sampling::sample_batch(sampler_, mine, K_, cfg_.seed, cands_.data());
+    if (mf_owned_) fetch_owned_rows(mine);  // every rank takes part, with an empty shard too
     if (mine.size > 0) {
-      cands_.resize(static_cast<size_t>(mine.size * K_));
-      sampling::sample_batch(sampler_, mine, K_, cfg_.seed, cands_.data());
       const model::batch_ids ids{mine.users, mine.items, cands_.data(), mine.size, K_};
       if (ans) {
         const augment::counter_uniform_source src{cfg_.seed, step, lo};
@@ -823,17 +846,128 @@ class trainer {
         for (size_t i = 0; i < 6; ++i)
           for (index_t j = 0; j < g.size[i]; ++j) g.grad[i][j] *= sw;
     }
+    if (mf_owned_) send_owned_gradients();  // shard_touched_ becomes this rank's rows of the union
+    std::vector<index_t> none;
     shard_exchange<Scalar> ex;
     ex.grad_e0 = &grad_e0_;
-    ex.touched = &shard_touched_;
+    ex.touched = mf_owned_ ? &none : &shard_touched_;  // owned: the rows went to their owners
     ex.params = g.grad;
     ex.param_sizes = g.size;
     ex.n_params = ans ? 6 : 0;
     ex.loss = loss * w;
     const double global = shard_.exchange(ex);
     if (ans) step_gates(g);
-    step_embeddings(shard_touched_);
+    if (mf_owned_ && !sparse_adam_) step_block(node_off_[shard_.rank], node_off_[shard_.rank + 1]);
+    else step_embeddings(shard_touched_);  // lazy Adam: the touched rows only (owned: this rank's)
     return global;
+  }
+
+  // MF on owned rows, before the step: the rows of this shard (users, positives, candidates) that other ranks
+  // own are fetched from them (ids to the owners, rows back: an all-to-all each), and this rank sends the rows
+  // others ask for. Every rank's own block is current; the rest of its E0 is stale outside what it fetches.
+  void fetch_owned_rows(const sampling::pair_batch& mine) {
+    const index_t n = e0_.rows(), nu = adj_.n_users, d = cfg_.dim;
+    const std::vector<index_t>& V = view_set_.collect(n, [&](auto&& add) {
+      for (index_t b = 0; b < mine.size; ++b) add(mine.users[b]), add(nu + mine.items[b]);
+      for (index_t j = 0; j < mine.size * K_; ++j) add(nu + cands_[j]);
+    });
+    split_by_owner(V, req_ids_, req_cnt_);
+    shard_.alltoall_counts(req_cnt_, ask_cnt_);
+    ask_ids_.resize(static_cast<size_t>(total(ask_cnt_)));
+    shard_.alltoall_ids(req_ids_.data(), req_cnt_, ask_ids_.data(), ask_cnt_);
+    const index_t mlo = node_off_[shard_.rank], mhi = node_off_[shard_.rank + 1];
+    rows_out_.resize(ask_ids_.size() * static_cast<size_t>(d));
+    for (size_t i = 0; i < ask_ids_.size(); ++i) {
+      ANS_CHECK(ask_ids_[i] >= mlo && ask_ids_[i] < mhi, "MF on owned rows: rank " << shard_.rank << " was asked for row "
+                                                                                    << ask_ids_[i] << " outside its block");
+      std::copy(e0_.row(ask_ids_[i]).data(), e0_.row(ask_ids_[i]).data() + d, rows_out_.data() + i * d);
+    }
+    rows_in_.resize(req_ids_.size() * static_cast<size_t>(d));
+    times(ask_cnt_, d, cnt_a_), times(req_cnt_, d, cnt_b_);
+    shard_.alltoall_rows(rows_out_.data(), cnt_a_, rows_in_.data(), cnt_b_);
+    owned_.fetched += req_ids_.size();
+    owned_.served += ask_ids_.size();
+    for (size_t i = 0; i < req_ids_.size(); ++i)
+      std::copy(rows_in_.data() + i * d, rows_in_.data() + (i + 1) * d, e0_.row(req_ids_[i]).data());
+  }
+
+  // MF on owned rows, after the shard's backward: the gradient rows of other ranks' nodes go to their owners
+  // (ids and rows), and this rank sums, for each row of its block that any shard touched, the contributions
+  // in rank order: the sums the all-gather schedule forms, bit for bit. shard_touched_ ← those rows (sorted).
+  void send_owned_gradients() {
+    const index_t d = cfg_.dim;
+    const int P = shard_.size, me = shard_.rank;
+    split_by_owner(shard_touched_, gid_out_, gcnt_);
+    grow_out_.resize(gid_out_.size() * static_cast<size_t>(d));
+    for (size_t i = 0; i < gid_out_.size(); ++i) {
+      Scalar* g = grad_e0_.row(gid_out_[i]).data();
+      std::copy(g, g + d, grow_out_.data() + i * d);
+      std::fill(g, g + d, Scalar(0));
+    }
+    shard_.alltoall_counts(gcnt_, grcnt_);
+    gid_in_.resize(static_cast<size_t>(total(grcnt_)));
+    shard_.alltoall_ids(gid_out_.data(), gcnt_, gid_in_.data(), grcnt_);
+    grow_in_.resize(gid_in_.size() * static_cast<size_t>(d));
+    times(gcnt_, d, cnt_a_), times(grcnt_, d, cnt_b_);
+    shard_.alltoall_rows(grow_out_.data(), cnt_a_, grow_in_.data(), cnt_b_);
+    owned_.gradients += gid_out_.size();
+    // P sorted lists: rank me's own touched rows of its block (values in grad_e0_), the others' received
+    const index_t mlo = node_off_[me], mhi = node_off_[me + 1];
+    const auto own0 = std::lower_bound(shard_touched_.begin(), shard_touched_.end(), mlo);
+    const auto own1 = std::lower_bound(own0, shard_touched_.end(), mhi);
+    own_ids_.assign(own0, own1);
+    cur_.assign(static_cast<size_t>(P), 0);
+    end_.assign(static_cast<size_t>(P), 0);
+    start_.assign(static_cast<size_t>(P), 0);
+    for (int r = 0, o = 0; r < P; ++r) {  // received segments, rank by rank
+      start_[r] = o, cur_[r] = o, end_[r] = o + (r == me ? 0 : grcnt_[r]);
+      o = end_[r];
+    }
+    start_[me] = cur_[me] = 0, end_[me] = static_cast<index_t>(own_ids_.size());
+    auto id_at = [&](int r, index_t k) -> index_t { return r == me ? own_ids_[k] : gid_in_[k]; };
+    row_tmp_.resize(static_cast<size_t>(d));
+    shard_touched_.clear();
+    for (;;) {
+      index_t m = -1;
+      for (int r = 0; r < P; ++r)
+        if (cur_[r] < end_[r] && (m < 0 || id_at(r, cur_[r]) < m)) m = id_at(r, cur_[r]);
+      if (m < 0) break;
+      ANS_CHECK(m >= mlo && m < mhi, "MF on owned rows: rank " << me << " got a gradient for row " << m << " outside its block");
+      std::fill(row_tmp_.begin(), row_tmp_.end(), Scalar(0));
+      for (int r = 0; r < P; ++r)
+        if (cur_[r] < end_[r] && id_at(r, cur_[r]) == m) {
+          const Scalar* src = r == me ? grad_e0_.row(m).data() : grow_in_.data() + cur_[r] * d;
+          for (index_t j = 0; j < d; ++j) row_tmp_[j] += src[j];
+          ++cur_[r];
+        }
+      std::copy(row_tmp_.begin(), row_tmp_.end(), grad_e0_.row(m).data());
+      shard_touched_.push_back(m);
+    }
+  }
+
+  // The sorted ids of `rows` that other ranks own, rank by rank, and their counts (0 for this rank).
+  void split_by_owner(const std::vector<index_t>& rows, std::vector<std::int64_t>& ids, std::vector<index_t>& cnt) const {
+    const int P = shard_.size;
+    cnt.assign(static_cast<size_t>(P), 0);
+    ids.clear();
+    auto it = rows.begin();
+    for (int r = 0; r < P; ++r) {
+      const auto e = std::lower_bound(it, rows.end(), node_off_[r + 1]);
+      if (r != shard_.rank) {
+        cnt[r] = static_cast<index_t>(e - it);
+        ids.insert(ids.end(), it, e);
+      }
+      it = e;
+    }
+  }
+  static index_t total(const std::vector<index_t>& c) {
+    index_t t = 0;
+    for (index_t x : c) t += x;
+    return t;
+  }
+  static void times(const std::vector<index_t>& c, index_t k, std::vector<index_t>& out) {
+    out.resize(c.size());
+    for (size_t i = 0; i < c.size(); ++i) out[i] = c[i] * k;
   }
 
   // The data-parallel LightGCN step (set_shard): every rank draws the whole batch's candidates (each row's draw
@@ -878,22 +1012,29 @@ class trainer {
         });
     step_gates(g);
     // this rank's node block of E0: the optimiser step (which clears the block's gradient), then the all-gather
-    const index_t d = cfg_.dim, nlo = node_off_[shard_.rank], nhi = node_off_[shard_.rank + 1];
-    if (adam_) {
-      adam_->step_and_clear_range(e0_.data(), grad_e0_.data(), nlo * d, (nhi - nlo) * d);
-    } else {
-      ANS_CHECK(sgd_, "lightgcn_sharded_step: no optimiser");
-      sgd_->begin_step();
-#if ANS_HAS_OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-      for (index_t r = nlo; r < nhi; ++r) sgd_->update_row(e0_.data(), r, grad_e0_.row(r).data());
-      grad_e0_.middleRows(nlo, nhi - nlo).setZero();
-    }
+    const index_t d = cfg_.dim;
+    step_block(node_off_[shard_.rank], node_off_[shard_.rank + 1]);
     // rows: every rank's next forward reads all of E0; bipartite: only its own side (the rows of the other side
     // its shard gathers come with the chain's rows), and the whole E0 is gathered at the end of the epoch
     if (!bipartite_) shard_.sync_rows(e0_.data(), d, node_off_);
     return global;
+  }
+
+  // A dense optimiser step (Adam or SGD) on rows [nlo, nhi) of E0 only, which clears their gradient: the
+  // rows a data-parallel rank owns; its updates equal the whole table's step on those rows.
+  void step_block(index_t nlo, index_t nhi) {
+    const index_t d = cfg_.dim;
+    if (adam_) {
+      adam_->step_and_clear_range(e0_.data(), grad_e0_.data(), nlo * d, (nhi - nlo) * d);
+      return;
+    }
+    ANS_CHECK(sgd_, "step_block: no dense optimiser");
+    sgd_->begin_step();
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (index_t r = nlo; r < nhi; ++r) sgd_->update_row(e0_.data(), r, grad_e0_.row(r).data());
+    grad_e0_.middleRows(nlo, nhi - nlo).setZero();
   }
 
   // LightGCN data-parallel: each rank advanced the optimiser moments of its node block only (and, on the
@@ -901,7 +1042,13 @@ class trainer {
   // checkpoint written by any of them) holds the whole state, and evaluation sees the whole table.
   void sync_optimizer_state() {
     const index_t d = cfg_.dim;
-    if (bipartite_) shard_.sync_rows(e0_.data(), d, node_off_);
+    if (bipartite_ || mf_owned_) shard_.sync_rows(e0_.data(), d, node_off_);
+    if (sparse_adam_) {  // MF on owned rows with lazy Adam: the moments and the row step counts
+      shard_.sync_rows(sparse_adam_->exp_avg().data(), d, node_off_);
+      shard_.sync_rows(sparse_adam_->exp_avg_sq().data(), d, node_off_);
+      for (auto& c : sparse_adam_->state().counters)
+        if (c.name == std::string("row_step")) shard_.sync_counts(c.data, 1, node_off_);
+    }
     if (adam_) {
       shard_.sync_rows(adam_->exp_avg().data(), d, node_off_);
       shard_.sync_rows(adam_->exp_avg_sq().data(), d, node_off_);
@@ -957,6 +1104,14 @@ class trainer {
   std::vector<index_t> node_off_;   ///< LightGCN data-parallel: the ranks' node blocks (node_blocks)
   std::vector<index_t> batch_off_;  ///< LightGCN data-parallel: the ranks' first pair in the current batch
   bool bipartite_ = false;          ///< LightGCN data-parallel on the two bipartite chains
+  bool mf_owned_ = false;           ///< MF data-parallel on owned rows
+  // MF on owned rows: this shard's rows, the requests (ids this rank asks others for / others ask it for),
+  // the gradient rows to and from the owners, and the merge cursors
+  model::touched_set view_set_;
+  std::vector<std::int64_t> req_ids_, ask_ids_, gid_out_, gid_in_;
+  std::vector<index_t> req_cnt_, ask_cnt_, gcnt_, grcnt_, cnt_a_, cnt_b_, own_ids_, cur_, end_, start_;
+  std::vector<Scalar> rows_out_, rows_in_, grow_out_, grow_in_, row_tmp_;
+  owned_counts owned_;
   eval::sampled_rows dev_rows_, test_rows_;
   model::ans_params<Scalar> params_, pgrads_;
   std::unique_ptr<optim::adam<Scalar>> adam_;
