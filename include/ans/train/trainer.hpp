@@ -320,10 +320,14 @@ class trainer {
   /// Data-parallel training (train/shard.hpp; ans/dist/data_parallel.hpp builds the plan over MPI): from now
   /// on every step trains this rank's rows of each global batch and exchanges the gradients through the plan.
   /// MF (n_layers 0) with RNS, DNS or ANS, or LightGCN (n_layers >= 1) with ANS; the free table, a built-in
-  /// selector and adam, lazy_adam or sgd; not hogwild. LightGCN needs `plan.sync_rows`: rank r computes the
-  /// rows node_blocks() gives it of every propagation product (syncing the others), steps the optimiser on
-  /// those rows only, and all-gathers the updated rows of E0; the optimiser moments of the other ranks' rows
-  /// are gathered at the end of every epoch, so save between epochs.
+  /// selector and adam, lazy_adam or sgd; not hogwild. The plan's schedules (train/shard.hpp):
+  /// - MF, owned rows (the default when the plan has the all-to-alls): rank r owns a node block, fetches the
+  ///   rows of its shard that others own, sends their gradients to the owners and steps its block only;
+  ///   MF, all-gather: every rank gets every touched row and steps their union;
+  /// - LightGCN (needs sync_rows): the bipartite chains on two ranks (needs swap_rows), row blocks otherwise;
+  ///   each rank steps the optimiser on its node block.
+  /// Wherever a rank steps only its block, E0 and the optimiser state of the other blocks are gathered at the
+  /// end of every epoch: evaluate and save between epochs. Every schedule gives the same bits.
   void set_shard(shard_plan<Scalar> plan) {
     ANS_CHECK(plan.size >= 1 && plan.rank >= 0 && plan.rank < plan.size,
               "set_shard: rank " << plan.rank << " of " << plan.size << " is not valid");
@@ -488,7 +492,7 @@ class trainer {
       on_batch(b, loss_sum / double(b + 1), samples);
     }
     ANS_CHECK(e0_.allFinite(), "embeddings are not finite after epoch " << epoch);
-    if (!node_off_.empty()) sync_optimizer_state();  // LightGCN data-parallel: every rank holds every row's moments
+    if (!node_off_.empty()) sync_optimizer_state();  // ranks stepped their blocks: every rank gets the whole state
     ++epochs_done_;
     return nb > 0 ? loss_sum / double(nb) : 0.0;
   }
@@ -918,12 +922,11 @@ class trainer {
     own_ids_.assign(own0, own1);
     cur_.assign(static_cast<size_t>(P), 0);
     end_.assign(static_cast<size_t>(P), 0);
-    start_.assign(static_cast<size_t>(P), 0);
-    for (int r = 0, o = 0; r < P; ++r) {  // received segments, rank by rank
-      start_[r] = o, cur_[r] = o, end_[r] = o + (r == me ? 0 : grcnt_[r]);
+    for (index_t r = 0, o = 0; r < P; ++r) {  // received segments, rank by rank (index into gid_in_)
+      cur_[r] = o, end_[r] = o + (r == me ? 0 : grcnt_[r]);
       o = end_[r];
     }
-    start_[me] = cur_[me] = 0, end_[me] = static_cast<index_t>(own_ids_.size());
+    cur_[me] = 0, end_[me] = static_cast<index_t>(own_ids_.size());  // this rank's own list (index into own_ids_)
     auto id_at = [&](int r, index_t k) -> index_t { return r == me ? own_ids_[k] : gid_in_[k]; };
     row_tmp_.resize(static_cast<size_t>(d));
     shard_touched_.clear();
@@ -1037,9 +1040,9 @@ class trainer {
     grad_e0_.middleRows(nlo, nhi - nlo).setZero();
   }
 
-  // LightGCN data-parallel: each rank advanced the optimiser moments of its node block only (and, on the
-  // bipartite chains, holds only its own side of E0 up to date); gather them so that every rank (and a
-  // checkpoint written by any of them) holds the whole state, and evaluation sees the whole table.
+  // Each rank advanced the optimiser state of its node block only (and, on the bipartite chains and the owned
+  // MF rows, keeps only its own block of E0 current); gather them so that every rank (and a checkpoint written
+  // by any of them) holds the whole state, and evaluation sees the whole table.
   void sync_optimizer_state() {
     const index_t d = cfg_.dim;
     if (bipartite_ || mf_owned_) shard_.sync_rows(e0_.data(), d, node_off_);
@@ -1109,7 +1112,7 @@ class trainer {
   // the gradient rows to and from the owners, and the merge cursors
   model::touched_set view_set_;
   std::vector<std::int64_t> req_ids_, ask_ids_, gid_out_, gid_in_;
-  std::vector<index_t> req_cnt_, ask_cnt_, gcnt_, grcnt_, cnt_a_, cnt_b_, own_ids_, cur_, end_, start_;
+  std::vector<index_t> req_cnt_, ask_cnt_, gcnt_, grcnt_, cnt_a_, cnt_b_, own_ids_, cur_, end_;
   std::vector<Scalar> rows_out_, rows_in_, grow_out_, grow_in_, row_tmp_;
   owned_counts owned_;
   eval::sampled_rows dev_rows_, test_rows_;
