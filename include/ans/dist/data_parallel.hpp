@@ -166,7 +166,7 @@ class sparse_row_exchange {
 /// (d columns) over each of 256 contiguous row chunks, the fastest of 3 passes, and a dense Adam update of
 /// 4096 rows; a chunk costs (2L − 1) products (L forward, L − 1 backward) plus its rows' Adam update, and the
 /// blocks split the summed cost evenly. The offsets are broadcast, so every rank uses rank 0's. Rows do not
-/// cost their nonzeros alike (on Gowalla a user row's gather costs about 2.5 times an item row's per nonzero),
+/// cost their nonzeros alike (on Gowalla a user row's gather costs more per nonzero than an item row's),
 /// which the nonzero count of train::node_blocks misses. The blocks change only the speed, never the bits.
 template <class Scalar>
 std::vector<index_t> measured_node_blocks(const graph::normalized_adjacency<Scalar>& adj, index_t d, int n_layers,
