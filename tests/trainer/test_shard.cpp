@@ -57,7 +57,7 @@ TEST_CASE("shard: a slice of a batch draws the candidates and the noise of those
   CHECK_THROWS_WITH(whole.slice(5, whole.size + 1), Contains("outside"));
 }
 
-TEST_CASE("shard: a one-rank plan trains bit for bit like no plan; what a plan needs is checked", "[trainer][shard]") {
+TEST_CASE("shard: a one-rank plan trains bit for bit like no plan, and what a plan needs is checked", "[trainer][shard]") {
   ans::train::trainer_config c;
   c.sampler = ans::train::sampler_kind::ans;
   c.dim = 8;
