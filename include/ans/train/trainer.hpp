@@ -979,7 +979,8 @@ class trainer {
   // gradients and the loss, steps the optimiser on its node block, and all-gathers the updated rows of E0.
   double lightgcn_sharded_step(const sampling::pair_batch& batch, std::uint64_t step, int epoch, index_t b, index_t nb) {
     const int P = shard_.size;
-    const auto [lo, hi] = shard_rows(batch.size, shard_.rank, P);
+    const auto rows = shard_rows(batch.size, shard_.rank, P);
+    const index_t lo = rows.first, hi = rows.second;  // not a structured binding: the lambdas below capture them
     const double w = double(hi - lo) / double(batch.size);
     const gate_blocks g = gates();
     cands_.resize(static_cast<size_t>(batch.size * K_));
