@@ -61,6 +61,16 @@ ans::train::trainer_config config(ans::train::sampler_kind s, ans::train::optimi
   return c;
 }
 
+// The same bits on every rank: each rank's checksum against rank 0's.
+bool same_on_every_rank(const ans::matrix<float>& m) {
+  const std::string sum = ans::io::fnv1a64(m.data(), sizeof(float) * m.size());
+  std::int64_t h = static_cast<std::int64_t>(std::stoull(sum, nullptr, 16) >> 1), h0 = h;
+  MPI_Bcast(&h0, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+  int same = h == h0, all_same = 0;
+  MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  return all_same == 1;
+}
+
 double max_abs_diff(const ans::matrix<float>& a, const ans::matrix<float>& b) {
   return double((a - b).cwiseAbs().maxCoeff());
 }
@@ -140,13 +150,7 @@ int main(int argc, char** argv) {
       check(st.bytes_sent == formula + kEpochs * per_epoch, obuf);
     }
     check(a.embeddings() == b.embeddings(), n + ": two data-parallel runs are bit-identical");
-    // the same bits on every rank: compare each rank's checksum with rank 0's
-    const std::string sum = ans::io::fnv1a64(a.embeddings().data(), sizeof(float) * a.embeddings().size());
-    std::int64_t h = static_cast<std::int64_t>(std::stoull(sum, nullptr, 16) >> 1), h0 = h;
-    MPI_Bcast(&h0, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
-    int same = h == h0, all_same = 0;
-    MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    check(all_same == 1, n + ": every rank holds the same parameters");
+    check(same_on_every_rank(a.embeddings()), n + ": every rank holds the same parameters");
     const double diff = max_abs_diff(a.embeddings(), one.embeddings());
     const double scale = double(one.embeddings().cwiseAbs().maxCoeff());
     char buf[256];
@@ -223,12 +227,7 @@ int main(int argc, char** argv) {
     for (int e = 0; e < kLgEpochs; ++e) a.train_epoch(e), b.train_epoch(e);
     check(a.embeddings() == b.embeddings() && a.ans_parameters().W_u == b.ans_parameters().W_u,
           n + ": two data-parallel runs are bit-identical");
-    const std::string sum = ans::io::fnv1a64(a.embeddings().data(), sizeof(float) * a.embeddings().size());
-    std::int64_t h = static_cast<std::int64_t>(std::stoull(sum, nullptr, 16) >> 1), h0 = h;
-    MPI_Bcast(&h0, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
-    int same = h == h0, all_same = 0;
-    MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    check(all_same == 1, n + ": every rank holds the same parameters (after the epoch's gather)");
+    check(same_on_every_rank(a.embeddings()), n + ": every rank holds the same parameters (after the epoch's gather)");
     const double diff = max_abs_diff(a.embeddings(), one.embeddings());
     const double scale = double(one.embeddings().cwiseAbs().maxCoeff());
     std::snprintf(buf, sizeof buf, "%s: %d ranks against 1 process after %d epochs: max |ΔE0| = %.2e (max |E0| = %.3f), tolerance 1e-5·max|E0|",

@@ -120,40 +120,28 @@ class sparse_row_exchange {
   }
   /// The plan's swap_rows (LightGCN on the bipartite chains, two ranks): rows to and from the other rank.
   void swap_rows(const Scalar* send, index_t n_send, Scalar* recv, index_t n_recv) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const std::uint64_t b0 = comm_->bytes_sent();
-    comm_->sendrecv(1 - comm_->rank(), send, n_send, recv, n_recv);
-    const std::uint64_t sent = comm_->bytes_sent() - b0;
-    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ++stats_.swaps;
-    stats_.swap_bytes += sent;
-    stats_.bytes_sent += sent;
-    stats_.swap_seconds += sec;
-    stats_.seconds += sec;
+    timed([&] { comm_->sendrecv(1 - comm_->rank(), send, n_send, recv, n_recv); }, &stats_.swap_bytes, &stats_.swap_seconds);
   }
 
   /// The plan's sync_rows (LightGCN): an in-place all-gather of the rank's row block of a rows x width array.
   void sync_rows(Scalar* buf, index_t width, const std::vector<index_t>& offsets) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const std::uint64_t b0 = comm_->bytes_sent();
-    comm_->allgather_blocks(buf, width, offsets);
-    const std::uint64_t sent = comm_->bytes_sent() - b0;
-    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ++stats_.syncs;
-    stats_.sync_bytes += sent;
-    stats_.bytes_sent += sent;
-    stats_.sync_seconds += sec;
-    stats_.seconds += sec;
+    timed([&] { comm_->allgather_blocks(buf, width, offsets); }, &stats_.sync_bytes, &stats_.sync_seconds);
   }
 
  private:
+  // Runs f, adding the bytes it sent and its wall time to the totals and, when given, to a kind's counters.
   template <class F>
-  void timed(F&& f) {
+  void timed(F&& f, std::uint64_t* bytes = nullptr, double* seconds = nullptr) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::uint64_t b0 = comm_->bytes_sent();
     f();
-    stats_.bytes_sent += comm_->bytes_sent() - b0;
-    stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const std::uint64_t sent = comm_->bytes_sent() - b0;
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    stats_.bytes_sent += sent, stats_.seconds += sec;
+    if (bytes) *bytes += sent;
+    if (seconds) *seconds += sec;
   }
   communicator* comm_;
   std::vector<std::int64_t> ids_, all_ids_;
