@@ -132,8 +132,11 @@ int main(int argc, char** argv) {
       const std::uint64_t d = static_cast<std::uint64_t>(cfg.dim), Pu = std::uint64_t(P);
       const std::uint64_t dense = c.s == sampler_kind::ans ? (2 * d * d + 3 * d + 1) : 0;
       // per step: two count all-to-alls (4 bytes to each rank), then ids (8) and rows (4d) of the fetch (asked
-      // ids out, served rows out) and of the gradients (ids and rows out), and the dense exchange
-      const std::uint64_t formula = st.steps * (2 * 4 * Pu + 4 + 4 + 8 + 4 * dense) + 8 * (oc.fetched + oc.gradients) +
+      // ids out, served rows out) and of the gradients (ids and rows out), and the dense exchange. ANS's
+      // gradient rows are its fetched rows: their counts and ids do not travel.
+      const std::uint64_t grad_ids = c.s == sampler_kind::ans ? 0 : oc.gradients, n_counts = c.s == sampler_kind::ans ? 1 : 2;
+      if (c.s == sampler_kind::ans) check(oc.gradients == oc.fetched, n + ": ANS sends a gradient row for every fetched row");
+      const std::uint64_t formula = st.steps * (n_counts * 4 * Pu + 4 + 4 + 8 + 4 * dense) + 8 * (oc.fetched + grad_ids) +
                                     4 * d * (oc.served + oc.gradients);
       const auto& off = o.node_block_offsets();
       // and, at each epoch's end, the gathers of E0 and of the optimiser state (lazy Adam: its row step counts)

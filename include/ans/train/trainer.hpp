@@ -850,7 +850,7 @@ class trainer {
         for (size_t i = 0; i < 6; ++i)
           for (index_t j = 0; j < g.size[i]; ++j) g.grad[i][j] *= sw;
     }
-    if (mf_owned_) send_owned_gradients();  // shard_touched_ becomes this rank's rows of the union
+    if (mf_owned_) send_owned_gradients(ans);  // shard_touched_ becomes this rank's rows of the union
     std::vector<index_t> none;
     shard_exchange<Scalar> ex;
     ex.grad_e0 = &grad_e0_;
@@ -898,19 +898,29 @@ class trainer {
   // MF on owned rows, after the shard's backward: the gradient rows of other ranks' nodes go to their owners
   // (ids and rows), and this rank sums, for each row of its block that any shard touched, the contributions
   // in rank order: the sums the all-gather schedule forms, bit for bit. shard_touched_ ← those rows (sorted).
-  void send_owned_gradients() {
+  // `same_as_fetched`: the touched rows are the fetched view (ANS touches every user, positive and candidate
+  // row it reads), known alike on every rank, so the gradient ids are the fetch's ids and their two
+  // collectives are skipped (a rank whose touched set differs would be a bug: checked).
+  void send_owned_gradients(bool same_as_fetched) {
     const index_t d = cfg_.dim;
     const int P = shard_.size, me = shard_.rank;
     split_by_owner(shard_touched_, gid_out_, gcnt_);
+    if (same_as_fetched)
+      ANS_CHECK(gid_out_ == req_ids_, "MF on owned rows: rank " << me << " touched " << gid_out_.size()
+                                          << " rows that other ranks own, but fetched " << req_ids_.size());
     grow_out_.resize(gid_out_.size() * static_cast<size_t>(d));
     for (size_t i = 0; i < gid_out_.size(); ++i) {
       Scalar* g = grad_e0_.row(gid_out_[i]).data();
       std::copy(g, g + d, grow_out_.data() + i * d);
       std::fill(g, g + d, Scalar(0));
     }
-    shard_.alltoall_counts(gcnt_, grcnt_);
-    gid_in_.resize(static_cast<size_t>(total(grcnt_)));
-    shard_.alltoall_ids(gid_out_.data(), gcnt_, gid_in_.data(), grcnt_);
+    if (same_as_fetched) {
+      grcnt_ = ask_cnt_, gid_in_ = ask_ids_;
+    } else {
+      shard_.alltoall_counts(gcnt_, grcnt_);
+      gid_in_.resize(static_cast<size_t>(total(grcnt_)));
+      shard_.alltoall_ids(gid_out_.data(), gcnt_, gid_in_.data(), grcnt_);
+    }
     grow_in_.resize(gid_in_.size() * static_cast<size_t>(d));
     times(gcnt_, d, cnt_a_), times(grcnt_, d, cnt_b_);
     shard_.alltoall_rows(grow_out_.data(), cnt_a_, grow_in_.data(), cnt_b_);
