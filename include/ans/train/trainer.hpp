@@ -914,15 +914,15 @@ class trainer {
       std::copy(g, g + d, grow_out_.data() + i * d);
       std::fill(g, g + d, Scalar(0));
     }
-    if (same_as_fetched) {
-      grcnt_ = ask_cnt_, gid_in_ = ask_ids_;
-    } else {
+    if (!same_as_fetched) {
       shard_.alltoall_counts(gcnt_, grcnt_);
       gid_in_.resize(static_cast<size_t>(total(grcnt_)));
       shard_.alltoall_ids(gid_out_.data(), gcnt_, gid_in_.data(), grcnt_);
     }
-    grow_in_.resize(gid_in_.size() * static_cast<size_t>(d));
-    times(gcnt_, d, cnt_a_), times(grcnt_, d, cnt_b_);
+    const std::vector<std::int64_t>& ids_in = same_as_fetched ? ask_ids_ : gid_in_;  // the received rows' ids
+    const std::vector<index_t>& cnt_in = same_as_fetched ? ask_cnt_ : grcnt_;
+    grow_in_.resize(ids_in.size() * static_cast<size_t>(d));
+    times(gcnt_, d, cnt_a_), times(cnt_in, d, cnt_b_);
     shard_.alltoall_rows(grow_out_.data(), cnt_a_, grow_in_.data(), cnt_b_);
     owned_.gradients += gid_out_.size();
     // P sorted lists: rank me's own touched rows of its block (values in grad_e0_), the others' received
@@ -932,12 +932,12 @@ class trainer {
     own_ids_.assign(own0, own1);
     cur_.assign(static_cast<size_t>(P), 0);
     end_.assign(static_cast<size_t>(P), 0);
-    for (index_t r = 0, o = 0; r < P; ++r) {  // received segments, rank by rank (index into gid_in_)
-      cur_[r] = o, end_[r] = o + (r == me ? 0 : grcnt_[r]);
+    for (index_t r = 0, o = 0; r < P; ++r) {  // received segments, rank by rank (index into ids_in)
+      cur_[r] = o, end_[r] = o + (r == me ? 0 : cnt_in[r]);
       o = end_[r];
     }
     cur_[me] = 0, end_[me] = static_cast<index_t>(own_ids_.size());  // this rank's own list (index into own_ids_)
-    auto id_at = [&](int r, index_t k) -> index_t { return r == me ? own_ids_[k] : gid_in_[k]; };
+    auto id_at = [&](int r, index_t k) -> index_t { return r == me ? own_ids_[k] : ids_in[k]; };
     row_tmp_.resize(static_cast<size_t>(d));
     shard_touched_.clear();
     for (;;) {
