@@ -199,7 +199,8 @@ TEST_CASE("list BPR: BPR for one pair, finite differences in double", "[impressi
   const double s = 0.7, t = -0.2;
   CHECK(ans::loss::list_bpr_row(&s, 1, &t, 1, 1.0, nullptr, nullptr, work.data()) ==
         Approx(std::log1p(std::exp(-(s - t)))).epsilon(1e-12));
-  for (auto [P, N] : {std::pair<index_t, index_t>{3, 4}, {1, 5}, {6, 1}}) {
+  for (const auto& pn : {std::pair<index_t, index_t>{3, 4}, {1, 5}, {6, 1}}) {
+    const index_t P = pn.first, N = pn.second;  // not a structured binding: the lambda below captures them
     auto r = ans::sampling::stream(5, static_cast<std::uint64_t>(P * 10 + N));
     std::vector<double> x(static_cast<size_t>(P + N)), g(x.size(), 0.0);
     for (auto& v : x) v = 2 * r.uniform01<double>() - 1;
