@@ -11,7 +11,7 @@
 
 namespace {
 
-struct fixture {
+struct ans_fixture {
   ans::data::interactions train;
   ans::graph::normalized_adjacency<double> adj;
   ans::matrix<double> e0;
@@ -20,8 +20,8 @@ struct fixture {
   ans::index_t B, K;
 };
 
-fixture make(ans::index_t K, unsigned seed) {
-  fixture f;
+ans_fixture make_ans(ans::index_t K, unsigned seed) {
+  ans_fixture f;
   // 5 users, 8 items; item 7 is isolated (never in train, never in the batch).
   f.train = ans::data::from_pairs(5, 8, {{0, 0}, {0, 1}, {1, 1}, {1, 2}, {2, 3}, {2, 0}, {3, 4}, {3, 5}, {4, 6},
                                          {4, 2}});
@@ -48,7 +48,7 @@ TEST_CASE("ans objective: gradient through propagation matches finite difference
   for (int layers : {0, 2}) {
     for (ans::index_t K : {1, 3}) {
       for (auto m : {ans::mode::faithful, ans::mode::fixed}) {
-        auto f = make(K, 7 + layers + K);
+        auto f = make_ans(K, 7 + layers + K);
         auto o = ans::ans_options::make(m);
         o.gamma = 0.7;
         o.eps = 0.3;
@@ -104,7 +104,7 @@ TEST_CASE("ans objective: gradient through propagation matches finite difference
 TEST_CASE("ans objective: a dropped propagation step is caught by the checker", "[model]") {
   // Mutation test: with the backward through propagation skipped (gradient of the stack taken as the
   // gradient of E0), the finite-difference check must fail for L >= 1.
-  auto f = make(2, 3);
+  auto f = make_ans(2, 3);
   auto o = ans::ans_options::make(ans::mode::faithful);
   ans::model::ans_objective<double> obj(2, o);
   ans::model::batch_ids ids{f.users.data(), f.pos.data(), f.cands.data(), f.B, 2};
@@ -122,7 +122,7 @@ TEST_CASE("ans objective: a dropped propagation step is caught by the checker", 
 }
 
 TEST_CASE("ans objective: bad batch ids are reported", "[model]") {
-  auto f = make(1, 1);
+  auto f = make_ans(1, 1);
   ans::model::ans_objective<double> obj(0, ans::ans_options::make(ans::mode::fixed));
   std::vector<std::int32_t> bad = {0, 2, 99};
   ans::model::batch_ids ids{f.users.data(), bad.data(), f.cands.data(), f.B, 1};
@@ -134,7 +134,7 @@ TEST_CASE("ans objective: bad batch ids are reported", "[model]") {
 TEST_CASE("ans objective: forward_backward equals forward + backward bit for bit", "[model]") {
   for (int layers : {0, 2}) {
     for (auto m : {ans::mode::faithful, ans::mode::fixed}) {
-      auto f = make(3, 21 + layers);
+      auto f = make_ans(3, 21 + layers);
       auto o = ans::ans_options::make(m);
       o.reg_weight = 0.05;
       ans::model::ans_objective<double> a(layers, o), b(layers, o);
@@ -161,7 +161,7 @@ TEST_CASE("ans objective, pooled readout (mean, sum, last): gradient matches fin
   for (auto ro : {ans::propagation::readout_kind::mean, ans::propagation::readout_kind::sum,
                   ans::propagation::readout_kind::last}) {
     for (auto m : {ans::mode::faithful, ans::mode::fixed}) {
-      auto f = make(3, 21);
+      auto f = make_ans(3, 21);
       auto o = ans::ans_options::make(m);
       o.gamma = 0.7;
       o.eps = 0.3;

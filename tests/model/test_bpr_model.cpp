@@ -16,7 +16,7 @@
 
 namespace {
 
-struct fixture {
+struct bpr_fixture {
   ans::data::interactions train;
   ans::graph::normalized_adjacency<double> adj;
   ans::matrix<double> e0;
@@ -24,8 +24,8 @@ struct fixture {
   ans::index_t B = 4, K = 3;
 };
 
-fixture make(unsigned seed) {
-  fixture f;
+bpr_fixture make_bpr(unsigned seed) {
+  bpr_fixture f;
   // 5 users, 8 items; item 7 is isolated (never in train, never in the batch).
   f.train = ans::data::from_pairs(5, 8, {{0, 0}, {0, 1}, {1, 1}, {1, 2}, {2, 3}, {2, 0}, {3, 4}, {3, 5}, {4, 6},
                                          {4, 2}});
@@ -52,7 +52,7 @@ TEST_CASE("bpr objective: gradient through every readout and sampler matches fin
     for (auto ro : {readout_kind::mean, readout_kind::sum, readout_kind::last, readout_kind::concat}) {
       for (auto sel : {negative_selection::first, negative_selection::dns, negative_selection::mixgcf}) {
         for (bool pow : {false, true}) {
-          auto f = make(3 + layers);
+          auto f = make_bpr(3 + layers);
           ans::model::bpr_options o;
           o.selection = sel;
           o.readout = ro;
@@ -95,7 +95,7 @@ TEST_CASE("bpr objective: gradient through every readout and sampler matches fin
 TEST_CASE("bpr objective: the pooled score is <ē_u, ē_p> − <ē_u, ē_n*> and DNS takes its argmax", "[model][bpr]") {
   for (auto ro : {readout_kind::mean, readout_kind::sum, readout_kind::last, readout_kind::concat}) {
     for (auto sel : {negative_selection::first, negative_selection::dns}) {
-      auto f = make(17);
+      auto f = make_bpr(17);
       ans::model::bpr_options o;
       o.selection = sel;
       o.readout = ro;
@@ -123,7 +123,7 @@ TEST_CASE("bpr objective: the pooled score is <ē_u, ē_p> − <ē_u, ē_n*> and
 }
 
 TEST_CASE("bpr objective: a wrong gradient buffer is reported with both shapes before any work", "[model][bpr]") {
-  auto f = make(1);
+  auto f = make_bpr(1);
   ans::model::bpr_objective<double> obj(1, ans::model::bpr_options{});
   ans::model::batch_ids ids{f.users.data(), f.pos.data(), f.cands.data(), f.B, f.K};
   obj.forward(f.adj, f.e0, ids);

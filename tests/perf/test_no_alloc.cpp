@@ -80,7 +80,7 @@ int posix_memalign(void** out, std::size_t al, std::size_t n) {
 
 namespace {
 
-const ans::data::dataset& data() {
+const ans::data::dataset& no_alloc_data() {
   static const ans::data::dataset d = [] {
     ans::data::synthetic_config c;
     c.n_users = 3000;
@@ -104,7 +104,7 @@ long steady_state_allocs(int n_layers, ans::index_t B, int n_steps,
   cfg.batch_size = B;
   cfg.num_neg = 8;
   cfg.seed = 1;
-  ans::train::trainer<float> tr(data(), cfg);
+  ans::train::trainer<float> tr(no_alloc_data(), cfg);
   REQUIRE(tr.batches_per_epoch() > n_steps);
   tr.set_max_batches(n_steps);
   long allocs = -1;

@@ -31,7 +31,7 @@ namespace {
 using ans::index_t;
 using namespace ans::train;
 
-const ans::data::dataset& data() {
+const ans::data::dataset& checkpoint_data() {
   static const ans::data::dataset d = [] {
     ans::data::synthetic_config c;
     c.n_users = 300;
@@ -98,7 +98,7 @@ TEST_CASE("checkpoint: a kill -9 at any point inside save() leaves the old or th
           "[trainer][checkpoint]") {
   const auto cfg = config();
   // states A (1 epoch) and B (2 epochs), and the references one epoch further
-  trainer<float> a(data(), cfg), b(data(), cfg), b3(data(), cfg);
+  trainer<float> a(checkpoint_data(), cfg), b(checkpoint_data(), cfg), b3(checkpoint_data(), cfg);
   a.train_epoch(0);
   for (int e = 0; e < 2; ++e) b.train_epoch(e);
   for (int e = 0; e < 3; ++e) b3.train_epoch(e);
@@ -141,7 +141,7 @@ TEST_CASE("checkpoint: a kill -9 at any point inside save() leaves the old or th
     ::waitpid(pid, &status, 0);
     REQUIRE(WIFSIGNALED(status));
     for (const auto& f : files_of(dir)) interrupted += f.find(".tmp") != std::string::npos ? 1 : 0;
-    trainer<float> back(data(), cfg);
+    trainer<float> back(checkpoint_data(), cfg);
     REQUIRE_NOTHROW(back.load(dir));
     const int e = back.epochs_done();
     REQUIRE((e == 1 || e == 2));
@@ -181,7 +181,7 @@ TEST_CASE("checkpoint: a kill -9 at each save point (targeted) leaves exactly th
           "manifest's rename and the new one from it on",
           "[trainer][checkpoint]") {
   const auto cfg = config();
-  trainer<float> a(data(), cfg), b(data(), cfg), a2(data(), cfg), b3(data(), cfg);
+  trainer<float> a(checkpoint_data(), cfg), b(checkpoint_data(), cfg), a2(checkpoint_data(), cfg), b3(checkpoint_data(), cfg);
   a.train_epoch(0);
   for (int e = 0; e < 2; ++e) b.train_epoch(e);
   for (int e = 0; e < 2; ++e) a2.train_epoch(e);  // A + 1 epoch (== B)
@@ -228,7 +228,7 @@ TEST_CASE("checkpoint: a kill -9 at each save point (targeted) leaves exactly th
       INFO("direction " << dirn << ", kill at point " << p << " (" << points[p] << ")");
       REQUIRE(WIFSIGNALED(status));
       ++kills;
-      trainer<float> back(data(), cfg);
+      trainer<float> back(checkpoint_data(), cfg);
       REQUIRE_NOTHROW(back.load(dir));
       const bool is_new = p >= renamed;
       const trainer<float>& want = is_new ? to : from;
@@ -247,13 +247,13 @@ TEST_CASE("checkpoint: a kill -9 at each save point (targeted) leaves exactly th
 TEST_CASE("checkpoint: load rejects every corruption, names the file, and leaves the trainer unchanged",
           "[trainer][checkpoint]") {
   const auto cfg = config();
-  trainer<float> src(data(), cfg);
+  trainer<float> src(checkpoint_data(), cfg);
   src.train_epoch(0);
   const std::string dir = fresh_dir("corrupt");
   src.save(dir);
   const std::string manifest = read_text(dir + "/manifest.json");
   const std::string e0 = file_of(dir, "E0"), e0_bytes = read_text(e0);
-  trainer<float> t(data(), cfg);
+  trainer<float> t(checkpoint_data(), cfg);
   const ans::matrix<float> before = t.embeddings();
   auto expect = [&](const std::string& what, const std::string& message) {
     INFO(what);
@@ -330,13 +330,13 @@ TEST_CASE("checkpoint: load rejects every corruption, names the file, and leaves
   }
 
   // another run's checkpoint: an ANS checkpoint into a DNS run, another optimiser, another model size
-  trainer<float> dns(data(), config(sampler_kind::dns));
+  trainer<float> dns(checkpoint_data(), config(sampler_kind::dns));
   CHECK_THROWS_WITH(dns.load(dir), Catch::Contains("the sampler is \"ANS\", this run's is \"DNS\""));
   auto sgd_cfg = config();
   sgd_cfg.optimizer = optimizer_kind::sgd;
-  trainer<float> sgd(data(), sgd_cfg);
+  trainer<float> sgd(checkpoint_data(), sgd_cfg);
   CHECK_THROWS_WITH(sgd.load(dir), Catch::Contains("the optimiser is \"lazy_adam\", this run's is \"sgd\""));
-  trainer<double> dbl(data(), cfg);
+  trainer<double> dbl(checkpoint_data(), cfg);
   CHECK_THROWS_WITH(dbl.load(dir), Catch::Contains("the scalar type is \"float32\", this run's is \"float64\""));
 
   // and the intact checkpoint still loads

@@ -11,7 +11,7 @@
 
 namespace {
 
-const ans::data::dataset& data() {
+const ans::data::dataset& mf_step_data() {
   static const ans::data::dataset d = [] {
     ans::data::synthetic_config c;
     c.n_users = 300;
@@ -32,7 +32,7 @@ ans::matrix<float> train(ans::train::trainer_config c, int threads, int epochs =
 #if ANS_HAS_OPENMP
   omp_set_num_threads(threads);
 #endif
-  ans::train::trainer<float> t(data(), c);
+  ans::train::trainer<float> t(mf_step_data(), c);
   for (int e = 0; e < epochs; ++e) t.train_epoch(e);
 #if ANS_HAS_OPENMP
   omp_set_num_threads(prev);
@@ -81,7 +81,7 @@ TEST_CASE("mf_bpr_step: bit-identical to the composed objective + optimiser, for
 }
 
 TEST_CASE("mf_bpr_step: bad shapes and optimisers are reported", "[trainer][mf_step]") {
-  const auto& d = data();
+  const auto& d = mf_step_data();
   ans::sampling::pair_batcher batcher(d.train, 64, 1);
   ans::sampling::uniform_sampler sampler(d.train);
   const ans::index_t n = d.train.n_users + d.train.n_items;
@@ -108,11 +108,11 @@ TEST_CASE("mf_bpr_step: bad shapes and optimisers are reported", "[trainer][mf_s
 
 TEST_CASE("hogwild_sgd: learns, is deterministic with one thread, and is refused where it does not apply", "[trainer][mf_step]") {
   using S = ans::train::sampler_kind;
-  const auto pop = ans::eval::popularity_factors<float>(data().train);
+  const auto pop = ans::eval::popularity_factors<float>(mf_step_data().train);
   ans::eval::full_ranking_options fo;
   fo.kinds = {ans::eval::metric_kind::recall};
   const double pop_recall =
-      ans::eval::full_ranking<float>(pop.first, pop.second, data().train, data().test, {}, fo).at("Recall@20");
+      ans::eval::full_ranking<float>(pop.first, pop.second, mf_step_data().train, mf_step_data().test, {}, fo).at("Recall@20");
   for (S s : {S::rns, S::dns}) {
     ans::train::trainer_config c;
     c.sampler = s;
@@ -127,7 +127,7 @@ TEST_CASE("hogwild_sgd: learns, is deterministic with one thread, and is refused
     c.seed = 2;
     const auto a = train(c, 1, 20), b = train(c, 1, 20);
     CHECK(a == b);
-    ans::train::trainer<float> t(data(), c);
+    ans::train::trainer<float> t(mf_step_data(), c);
     const ans::matrix<float> before = t.embeddings();
     for (int e = 0; e < 20; ++e) t.train_epoch(e);
     CHECK(t.embeddings() != before);
@@ -138,8 +138,8 @@ TEST_CASE("hogwild_sgd: learns, is deterministic with one thread, and is refused
   ans::train::trainer_config bad;
   bad.optimizer = ans::train::optimizer_kind::hogwild_sgd;
   bad.sampler = S::ans;
-  CHECK_THROWS_WITH((ans::train::trainer<float>(data(), bad)), Catch::Contains("hogwild_sgd runs MF"));
+  CHECK_THROWS_WITH((ans::train::trainer<float>(mf_step_data(), bad)), Catch::Contains("hogwild_sgd runs MF"));
   bad.sampler = S::rns;
   bad.n_layers = 1;
-  CHECK_THROWS_WITH((ans::train::trainer<float>(data(), bad)), Catch::Contains("hogwild_sgd runs MF"));
+  CHECK_THROWS_WITH((ans::train::trainer<float>(mf_step_data(), bad)), Catch::Contains("hogwild_sgd runs MF"));
 }

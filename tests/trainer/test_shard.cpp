@@ -15,7 +15,7 @@ using ans::index_t;
 using Catch::Matchers::Contains;
 
 namespace {
-const ans::data::dataset& data() {
+const ans::data::dataset& shard_data() {
   static const ans::data::dataset d = [] {
     ans::data::synthetic_config c;
     c.n_users = 200;
@@ -30,10 +30,10 @@ const ans::data::dataset& data() {
 
 TEST_CASE("shard: a slice of a batch draws the candidates and the noise of those rows of the whole batch",
           "[trainer][shard]") {
-  ans::sampling::pair_batcher batcher(data().train, 100, 7);
+  ans::sampling::pair_batcher batcher(shard_data().train, 100, 7);
   batcher.start_epoch(2);
   const auto whole = batcher.batch(1);
-  const ans::sampling::uniform_sampler s(data().train);
+  const ans::sampling::uniform_sampler s(shard_data().train);
   const index_t K = 5;
   std::vector<ans::id_type> all(static_cast<size_t>(whole.size * K));
   ans::sampling::sample_batch(s, whole, K, 11, all.data());
@@ -70,7 +70,7 @@ TEST_CASE("shard: a one-rank plan trains bit for bit like no plan, and what a pl
     if (exchange) p.exchange = [](ans::train::shard_exchange<float>&) { return 0.0; };
     return p;
   };
-  ans::train::trainer<float> plain(data(), c), planned(data(), c);
+  ans::train::trainer<float> plain(shard_data(), c), planned(shard_data(), c);
   planned.set_shard(plan(0, 1, false));
   for (int e = 0; e < 2; ++e) plain.train_epoch(e), planned.train_epoch(e);
   CHECK(plain.embeddings() == planned.embeddings());
@@ -79,10 +79,10 @@ TEST_CASE("shard: a one-rank plan trains bit for bit like no plan, and what a pl
   CHECK_THROWS_WITH(plain.set_shard(two), Contains("does not split into per-shard sums"));
   ans::train::trainer_config f = c;
   f.m = ans::mode::fixed;
-  ans::train::trainer<float> fixed(data(), f);
+  ans::train::trainer<float> fixed(shard_data(), f);
   CHECK_NOTHROW(fixed.set_shard(two));
   f.n_layers = 2;
-  ans::train::trainer<float> lgcn(data(), f);
+  ans::train::trainer<float> lgcn(shard_data(), f);
   CHECK_THROWS_WITH(lgcn.set_shard(two), Contains("needs the plan's sync_rows"));
   auto with_sync = two;
   with_sync.sync_rows = [](float*, ans::index_t, const std::vector<ans::index_t>&) {};
@@ -94,11 +94,11 @@ TEST_CASE("shard: a one-rank plan trains bit for bit like no plan, and what a pl
   CHECK_NOTHROW(lgcn.set_shard(with_sync));
   CHECK(lgcn.node_block_offsets().size() == 3);
   f.sampler = ans::train::sampler_kind::dns;
-  ans::train::trainer<float> lgcn_dns(data(), f);
+  ans::train::trainer<float> lgcn_dns(shard_data(), f);
   CHECK_THROWS_WITH(lgcn_dns.set_shard(with_sync), Contains("or LightGCN with ANS"));
   f.sampler = ans::train::sampler_kind::ans;
   f.diagnose_every = 3;
-  ans::train::trainer<float> diag(data(), f);
+  ans::train::trainer<float> diag(shard_data(), f);
   CHECK_THROWS_WITH(diag.set_shard(with_sync), Contains("diagnose_every"));
   CHECK_THROWS_WITH(plain.set_shard(plan(0, 2, false)), Contains("needs an exchange"));
   CHECK_THROWS_WITH(plain.set_shard(plan(2, 2, true)), Contains("is not valid"));

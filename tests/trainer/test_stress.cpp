@@ -20,7 +20,7 @@ namespace {
 
 using namespace ans::train;
 
-const ans::data::dataset& data() {
+const ans::data::dataset& stress_data() {
   static const ans::data::dataset d = [] {
     ans::data::synthetic_config c;
     c.n_users = 600;
@@ -40,7 +40,7 @@ struct run_result {
 };
 
 run_result run(const trainer_config& cfg) {
-  trainer<float> t(data(), cfg);
+  trainer<float> t(stress_data(), cfg);
   for (int e = 0; e < 2; ++e) t.train_epoch(e);
   const auto& wm = t.ans_parameters().w_m;
   return {t.embeddings(), std::vector<float>(wm.data(), wm.data() + wm.size()), t.evaluate("test")};
@@ -97,7 +97,7 @@ TEST_CASE("stress: 1, 2, 3 and 8 threads, repeated runs give identical bits", "[
         CHECK(again.metrics == first.metrics);
       }
       // ranking one fixed model does not depend on the thread count
-      trainer<float> t(data(), c.cfg);
+      trainer<float> t(stress_data(), c.cfg);
       t.embeddings() = first.e0;
       omp_set_num_threads(1);
       const auto serial = t.evaluate("test");
