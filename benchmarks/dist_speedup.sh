@@ -62,14 +62,14 @@ for m in models:
     one = [load(m, "one", r) for r in range(1, reps + 1)]
     two = [load(m, "two", r) for r in range(1, reps + 1)]
     print(f"### {names[m]}\n")
-    print("| run | ranks | s/epoch (median) | Recall@20 | NDCG@20 | wall s | peak RSS rank 0 (MB) | bytes sent/step (rank 0) | exchange ms/step (rank 0) |")
+    print("| run | ranks | s/epoch (median) | Recall@20 | NDCG@20 | wall s | peak RSS rank 0 (MB) | bytes sent/step (rank 0) | exchange ms/step (rank by rank) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, runs in (("1 process", one), ("2 ranks", two)):
         for i, j in enumerate(runs):
             ex = j.get("exchange", {})
             print(f"| {name} #{i+1} | {j['ranks']} | {j['train_seconds_per_epoch']:.2f} | {j['test']['Recall@20']:.5f} | "
                   f"{j['test']['NDCG@20']:.5f} | {j['wall']:.1f} | {j['peak_rss_mb']:.0f} | "
-                  f"{ex.get('bytes_sent_per_step', 0):.0f} | {1e3 * ex.get('seconds_per_step', 0):.2f} |")
+                  f"{ex.get('bytes_sent_per_step', 0):.0f} | {', '.join(f'{x:.2f}' for x in ex.get('ms_per_step_by_rank', [0]))} |")
     ratios = [o["train_seconds_per_epoch"] / t["train_seconds_per_epoch"] for o, t in zip(one, two)]
     print()
     for i, r in enumerate(ratios):

@@ -704,6 +704,22 @@ int run(options o) {
   } rec{o, ds, timer, evaluator, main_metric, capped, cfg.sampler == train::sampler_kind::ans, train::progress(o.quiet), {}, {}, {}};
   if (!o.log.empty()) rec.log.open(o.log);
   const train::fit_result fr = train::fit(tr, epochs, timer, evaluator, rec);
+#if ANS_WITH_MPI
+  // every rank's exchange seconds per step (rank 0's alone hides which rank waits for which): gathered by all
+  std::vector<double> ex_secs, ex_sync, ex_swap;
+  if (exchange) {
+    const auto& st = exchange->stats();
+    const double n = double(std::max<std::uint64_t>(1, st.steps));
+    g_comm->allgather(st.seconds / n, ex_secs), g_comm->allgather(st.sync_seconds / n, ex_sync);
+    g_comm->allgather(st.swap_seconds / n, ex_swap);
+  }
+  auto ms_list = [](const std::vector<double>& v, const char* sep) {
+    std::ostringstream s;
+    s.precision(4);
+    for (size_t r = 0; r < v.size(); ++r) s << (r ? sep : "") << 1e3 * v[r];
+    return s.str();
+  };
+#endif
   if (fr.stopped_early)
     std::printf("early stop: %s did not improve for %d evaluations (%s rule)\n", main_metric.c_str(), *o.early_stop,
                 o.stop_rule->c_str());
@@ -732,6 +748,8 @@ int run(options o) {
     const double n = double(std::max<std::uint64_t>(1, st.steps));
     std::printf("exchange: %.0f bytes sent per step by rank 0 (%.0f rows, union %.0f), %.2f ms per step\n",
                 double(st.bytes_sent) / n, double(st.rows_sent) / n, double(st.rows_union) / n, 1e3 * st.seconds / n);
+    std::printf("exchange ms per step, rank by rank: %s (the all-gathers %s; the chains' swap %s)\n",
+                ms_list(ex_secs, ", ").c_str(), ms_list(ex_sync, ", ").c_str(), ms_list(ex_swap, ", ").c_str());
     if (st.syncs > 0)
       std::printf("row-block all-gathers: %.1f per step, %.0f bytes sent per step by rank 0, %.2f ms per step\n",
                   double(st.syncs) / n, double(st.sync_bytes) / n, 1e3 * st.sync_seconds / n);
@@ -785,6 +803,8 @@ int run(options o) {
          << ", \"sync_seconds_per_step\": " << st.sync_seconds / double(std::max<std::uint64_t>(1, st.steps))
          << ", \"chain_bytes_per_step\": " << double(st.swap_bytes) / double(std::max<std::uint64_t>(1, st.steps))
          << ", \"chain_seconds_per_step\": " << st.swap_seconds / double(std::max<std::uint64_t>(1, st.steps))
+         << ", \"ms_per_step_by_rank\": [" << ms_list(ex_secs, ", ") << "], \"sync_ms_per_step_by_rank\": ["
+         << ms_list(ex_sync, ", ") << "], \"chain_ms_per_step_by_rank\": [" << ms_list(ex_swap, ", ") << "]"
          << ", \"schedule\": \"" << schedule_of(tr) << "\""
          << ", \"owned_rows_per_step\": {\"fetched\": " << double(tr.owned_row_counts().fetched) / double(std::max<std::uint64_t>(1, st.steps))
          << ", \"served\": " << double(tr.owned_row_counts().served) / double(std::max<std::uint64_t>(1, st.steps))
@@ -1022,10 +1042,9 @@ int main(int argc, char** argv) {
   ans::core::use_passive_wait(argv);  // OMP_WAIT_POLICY=passive unless set (see the header)
   options o;
 #if ANS_WITH_MPI
-  // Open MPI's shared-memory transport copies large messages through its own buffers instead of one
-  // process_vm_readv per message (CMA), unless the user chose: measured 2.6 % faster per MF step on 2 ranks
-  // (docs/distributed.md). Set before MPI_Init, which reads it; a user's setting wins.
-  ::setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", /*overwrite=*/0);
+  // Open MPI's own transport choice stands: its shared-memory default copies a large message once
+  // (process_vm_readv, CMA). Forcing its copy-in/out path instead (btl_vader_single_copy_mechanism=none) made
+  // the exchange 2-3x slower per step for both MF and LightGCN in interleaved runs (docs/distributed.md).
   MPI_Init(&argc, &argv);
   ans::dist::communicator comm(MPI_COMM_WORLD);
   g_comm = &comm;

@@ -251,12 +251,13 @@ int main(int argc, char** argv) {
       check(other.embeddings() == a.embeddings(),
             n + ": row blocks [0, N/8, N) (2 ranks) give the same bits as the run above");
     }
-    // bytes: the per-row gradients (dU, dP, dN; pooled with λ: and their ego rows), the layer and E0 all-gathers
+    // bytes: the per-row gradients (dU, dP, dN; pooled with λ on row blocks: and their ego rows), the layer and E0 all-gathers
     // (row blocks), the moments (and E0 for the chains) at each epoch's end, 4 + 4 + 8 + 4·n_dense per exchange
     {
       const auto& st = ex->stats();
       const std::uint64_t d = std::uint64_t(cfg.dim), K = std::uint64_t(cfg.num_neg), L = std::uint64_t(c.layers);
-      const std::uint64_t Hd = c.concat ? (L + 1) * d : d, reg_w = c.concat ? 0 : d;  // pooled: separate ego rows
+      // pooled: separate ego rows, gathered on row blocks; the chains compute the other shard's (squared R)
+      const std::uint64_t Hd = c.concat ? (L + 1) * d : d, reg_w = c.concat || c.sc == sched::bipartite ? 0 : d;
       const auto& off = a.node_block_offsets();
       const std::uint64_t block = std::uint64_t(off[g_rank + 1] - off[g_rank]);
       const ans::index_t nnz = data().train.nnz(), B = cfg.batch_size;

@@ -117,6 +117,13 @@ Scalar emb_loss_forward(const std::vector<emb_block<Scalar>>& blocks, index_t B,
   return emb_loss_forward(blocks.data(), blocks.size(), B, require_pow);
 }
 
+/// One row of the regulariser's gradient: gr += c·r, with c from emb_loss_coef (the row kernel of
+/// emb_loss_backward; a data-parallel process uses it for rows another process's shard regularises).
+template <class Scalar>
+inline void emb_loss_row_backward(Scalar c, const Scalar* r, Scalar* gr, index_t d) {
+  for (index_t j = 0; j < d; ++j) gr[j] += c * r[j];  // ∂(scale·R)/∂T_row = c·T_row
+}
+
 /// Accumulates scale·∂R/∂row into each block's `grad`. `norms`: the block norms of the forward on the same
 /// rows (null: recomputed). Blocks with `ids` run sequentially (duplicate ids are safe); blocks of distinct
 /// rows (no `ids`) run in parallel.
@@ -130,11 +137,7 @@ void emb_loss_backward(const emb_block<Scalar>* blocks, size_t nb, index_t B, bo
     const Scalar c = emb_loss_coef(scale, B, require_pow, nrm);
     if (c == Scalar(0)) continue;
     auto rows = [&](index_t i0, index_t i1) {
-      for (index_t i = i0; i < i1; ++i) {
-        const Scalar* r = blk.row(i);
-        Scalar* gr = blk.grad_row(i);
-        for (index_t j = 0; j < blk.d; ++j) gr[j] += c * r[j];
-      }
+      for (index_t i = i0; i < i1; ++i) emb_loss_row_backward(c, blk.row(i), blk.grad_row(i), blk.d);
     };
     if (blk.ids) {
       rows(0, blk.n);

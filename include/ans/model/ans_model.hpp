@@ -153,8 +153,9 @@ class ans_objective {
     const index_t Br = hi - lo;
     // an empty shard (more ranks than pairs) still takes part in every exchange: the layers, the gathers, the
     // backward
+    const bool bipartite = rb.k == propagation::row_block<Scalar>::kind::bipartite;
     auto fetch = [&] {
-      if (rb.k == propagation::row_block<Scalar>::kind::bipartite) fetch_other_chain(e0, ids, batch_offsets, swap);
+      if (bipartite) fetch_other_chain(e0, ids, batch_offsets, swap);
     };
     const ego_rows<Scalar> ego = Br > 0 ? propagate_and_gather(adj, e0, mine, fetch) : propagate_only(adj, e0, mine, fetch);
     const index_t d = shape_.d, Hd = shape_.H * d;
@@ -182,7 +183,10 @@ class ans_objective {
     gather(dU_.data(), Hd, batch_offsets), gather(dP_.data(), Hd, batch_offsets), gather(dN_.data(), Hd, shard_offsets_);
     if (with_reg && pooled_) {
       scale(dU0_, lo, hi), scale(dP0_, lo, hi), scale(dN0_, lo * K, hi * K);
-      gather(dU0_.data(), d, batch_offsets), gather(dP0_.data(), d, batch_offsets), gather(dN0_.data(), d, shard_offsets_);
+      if (bipartite && loss_.options().reg_require_pow)  // computed here, not gathered (other_ego_grads)
+        other_ego_grads(e0, ids, batch_offsets, rb.side);
+      else
+        gather(dU0_.data(), d, batch_offsets), gather(dP0_.data(), d, batch_offsets), gather(dN0_.data(), d, shard_offsets_);
     }
     on_loss(t);
     ids_ = ids;  // the whole batch, scattered in the single process's order
@@ -358,6 +362,31 @@ class ans_objective {
       const auto [r0, r1] = side_range(mine_nodes_, 1 - rb.side_at(l));
       for (auto it = r0; it != r1; ++it, in += d) std::copy(in, in + d, hop_row(l, *it));
     }
+  }
+
+  // Bipartite chains, pooled rows, squared regulariser: the ego-row gradient of the other shard's rows on this
+  // process's side (its users for side 0; its positives and candidates for side 1), the only ones this side's
+  // hop-0 scatter reads, computed here instead of gathered. They are c·E0[node] (∂R/∂T_row = c·T_row, c =
+  // reg_weight/B_other, emb_loss_coef) times the other shard's w = B_other/B, exactly as the other process forms
+  // them (zeroed, += c·row, *= w); E0's rows of this side are the bits it read, since only this process updates
+  // them. The other side's rows of the other shard are never read (to_e0 scatters hop 0 into this side only).
+  void other_ego_grads(const matrix<Scalar>& e0, const batch_ids& ids, const std::vector<index_t>& off, int side) {
+    const int other = 1 - side;
+    const index_t olo = off[other], ohi = off[other + 1], d = e0.cols(), K = ids.K, nu = adj_->n_users;
+    if (ohi == olo) return;
+    const Scalar c = loss::emb_loss_coef(Scalar(loss_.options().reg_weight), ohi - olo, true, Scalar(1));
+    const Scalar w = Scalar(double(ohi - olo) / double(ids.B));
+    auto row = [&](index_t node, Scalar* g) {
+      std::fill(g, g + d, Scalar(0));
+      loss::emb_loss_row_backward(c, e0.data() + node * d, g, d);
+      for (index_t j = 0; j < d; ++j) g[j] *= w;
+    };
+    if (side == 0) {
+      for (index_t b = olo; b < ohi; ++b) row(ids.users[b], dU0_.data() + b * d);
+      return;
+    }
+    for (index_t b = olo; b < ohi; ++b) row(nu + ids.pos_items[b], dP0_.data() + b * d);
+    for (index_t j = olo * K; j < ohi * K; ++j) row(nu + ids.cand_items[j], dN0_.data() + j * d);
   }
 
   // R acts on hop 0 (S[:, 0] = E0): its gradient goes into the hop-0 columns of dU/dP/dN, which reach ∂L/∂E0
