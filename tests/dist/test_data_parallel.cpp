@@ -252,7 +252,8 @@ int main(int argc, char** argv) {
             n + ": row blocks [0, N/8, N) (2 ranks) give the same bits as the run above");
     }
     // bytes: the per-row gradients (dU, dP, dN; pooled with λ on row blocks: and their ego rows), the layer and E0 all-gathers
-    // (row blocks), the moments (and E0 for the chains) at each epoch's end, 4 + 4 + 8 + 4·n_dense per exchange
+    // (row blocks), the moments (and E0 for the chains) at each epoch's end, 4 + 4 + 8 + 4·n_dense per exchange,
+    // 8·K per pair of the shard (its candidate ids)
     {
       const auto& st = ex->stats();
       const std::uint64_t d = std::uint64_t(cfg.dim), K = std::uint64_t(cfg.num_neg), L = std::uint64_t(c.layers);
@@ -261,19 +262,20 @@ int main(int argc, char** argv) {
       const auto& off = a.node_block_offsets();
       const std::uint64_t block = std::uint64_t(off[g_rank + 1] - off[g_rank]);
       const ans::index_t nnz = data().train.nnz(), B = cfg.batch_size;
-      std::uint64_t sync = 0;
+      std::uint64_t sync = 0, cand_ids = 0;
       for (int e = 0; e < kLgEpochs; ++e) {
         for (ans::index_t lo = 0; lo < nnz; lo += B) {
           const ans::index_t Bb = std::min(B, nnz - lo);
           const auto [r0, r1] = ans::train::shard_rows(Bb, g_rank, P);
           const std::uint64_t Br = std::uint64_t(r1 - r0);
           sync += 4 * Br * (2 + K) * (Hd + reg_w);
+          cand_ids += 8 * Br * K;  // the shard's candidate ids, all-gathered
           if (c.sc == sched::rows) sync += 4 * block * d * (2 * L);  // L forward, L − 1 backward, E0
         }
         const std::uint64_t moments = c.o == optimizer_kind::adam ? 2 : 0;
         sync += 4 * block * d * (moments + (c.sc == sched::bipartite ? 1 : 0));
       }
-      const std::uint64_t dense = 2 * d * d + 3 * d + 1, fixed = st.steps * (4 + 4 + 8 + 4 * dense);
+      const std::uint64_t dense = 2 * d * d + 3 * d + 1, fixed = st.steps * (4 + 4 + 8 + 4 * dense) + cand_ids;
       std::snprintf(buf, sizeof buf, "%s: rank %d sent %llu bytes in row-block all-gathers over %llu steps, formula %llu",
                     c.name, g_rank, (unsigned long long)st.sync_bytes, (unsigned long long)st.steps, (unsigned long long)sync);
       check(st.sync_bytes == sync, buf);

@@ -49,7 +49,8 @@ struct shard_plan {
                      const std::vector<index_t>& recv_count)> alltoall_ids;
   std::function<void(const Scalar* send, const std::vector<index_t>& send_count, Scalar* recv,
                      const std::vector<index_t>& recv_count)> alltoall_rows;
-  /// The row-block all-gather of per-row counters (the lazy Adam's row step counts, width 1).
+  /// The row-block all-gather of per-row counters: the lazy Adam's row step counts (width 1); LightGCN: the
+  /// batch's candidate ids (width K, blocks = the shards' pairs), so that each rank draws its own rows only.
   std::function<void(std::int64_t* buf, index_t width, const std::vector<index_t>& offsets)> sync_counts;
   /// How MF exchanges (n_layers 0): `allgather` = every rank gets every shard's touched rows and steps the
   /// optimiser on their union; `owned` = rank r owns the node block [off[r], off[r+1]) (mf_node_blocks): it

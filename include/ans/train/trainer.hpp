@@ -929,6 +929,27 @@ class trainer {
     const index_t mlo = node_off_[me], mhi = node_off_[me + 1];
     const auto own0 = std::lower_bound(shard_touched_.begin(), shard_touched_.end(), mlo);
     const auto own1 = std::lower_bound(own0, shard_touched_.end(), mhi);
+    if (P == 2 || me == 0) {
+      // In place, received segment by segment in rank order. Rank 0's own rows are already where its sums
+      // start (0 + g_0 = g_0), and with two ranks g_1 + g_0 = g_0 + g_1: the bits of the ordered sum below,
+      // without its copies. A row of the block no shard of this rank touched holds 0 (cleared by the last step).
+      for (index_t r = 0, o = 0; r < P; ++r) {
+        if (r == me) continue;
+        for (index_t k = o; k < o + cnt_in[r]; ++k) {
+          const index_t m = ids_in[k];
+          ANS_CHECK(m >= mlo && m < mhi, "MF on owned rows: rank " << me << " got a gradient for row " << m << " outside its block");
+          Scalar* dst = grad_e0_.row(m).data();
+          const Scalar* src = grow_in_.data() + k * d;
+          for (index_t j = 0; j < d; ++j) dst[j] += src[j];
+        }
+        o += cnt_in[r];
+      }
+      shard_touched_ = union_set_.collect(e0_.rows(), [&](auto&& add) {
+        for (auto it = own0; it != own1; ++it) add(*it);
+        for (index_t m : ids_in) add(m);
+      });
+      return;
+    }
     own_ids_.assign(own0, own1);
     cur_.assign(static_cast<size_t>(P), 0);
     end_.assign(static_cast<size_t>(P), 0);
@@ -983,8 +1004,8 @@ class trainer {
     for (size_t i = 0; i < c.size(); ++i) out[i] = c[i] * k;
   }
 
-  // The data-parallel LightGCN step (set_shard): every rank draws the whole batch's candidates (each row's draw
-  // is keyed on the row, so the shards draw what one process draws), runs the loss on its rows with the
+  // The data-parallel LightGCN step (set_shard): every rank draws its rows' candidates (each row's draw is keyed
+  // on the row, so the shards draw what one process draws) and all-gathers them, runs the loss on its rows with the
   // row-block propagation, gathers the per-row gradients, runs the row-block backward, sums the gate and margin
   // gradients and the loss, steps the optimiser on its node block, and all-gathers the updated rows of E0.
   double lightgcn_sharded_step(const sampling::pair_batch& batch, std::uint64_t step, int epoch, index_t b, index_t nb) {
@@ -993,11 +1014,21 @@ class trainer {
     const index_t lo = rows.first, hi = rows.second;  // not a structured binding: the lambdas below capture them
     const double w = double(hi - lo) / double(batch.size);
     const gate_blocks g = gates();
-    cands_.resize(static_cast<size_t>(batch.size * K_));
-    sampling::sample_batch(sampler_, batch, K_, cfg_.seed, cands_.data());
-    const model::batch_ids ids{batch.users, batch.items, cands_.data(), batch.size, K_};
     batch_off_.resize(static_cast<size_t>(P) + 1);
     for (int r = 0; r <= P; ++r) batch_off_[r] = r < P ? shard_rows(batch.size, r, P).first : batch.size;
+    cands_.resize(static_cast<size_t>(batch.size * K_));
+    if (shard_.sync_counts) {
+      // this rank draws its rows' candidates only (each row's draw is keyed on the row), and the ranks
+      // all-gather them: every rank scatters the whole batch's gradient, so it needs every candidate id
+      if (hi > lo) sampling::sample_batch(sampler_, batch.slice(lo, hi), K_, cfg_.seed, cands_.data() + lo * K_);
+      cand_ids_.resize(cands_.size());
+      for (index_t j = lo * K_; j < hi * K_; ++j) cand_ids_[j] = cands_[j];
+      shard_.sync_counts(cand_ids_.data(), K_, batch_off_);
+      for (size_t j = 0; j < cands_.size(); ++j) cands_[j] = static_cast<id_type>(cand_ids_[j]);
+    } else {
+      sampling::sample_batch(sampler_, batch, K_, cfg_.seed, cands_.data());
+    }
+    const model::batch_ids ids{batch.users, batch.items, cands_.data(), batch.size, K_};
     const augment::counter_uniform_source src{cfg_.seed, step, lo};
     ans_obj_.loss().options().gamma = gamma_at(epochs_done_ * nb + b, nb);
     double loss = 0, global = 0;
@@ -1122,6 +1153,8 @@ class trainer {
   // MF on owned rows: this shard's rows, the requests (ids this rank asks others for / others ask it for),
   // the gradient rows to and from the owners, and the merge cursors
   model::touched_set view_set_;
+  model::touched_set union_set_;
+  std::vector<std::int64_t> cand_ids_;  ///< LightGCN data-parallel: the batch's candidate ids, all-gathered  ///< MF on owned rows: the block's rows any shard touched (in-place merge)
   std::vector<std::int64_t> req_ids_, ask_ids_, gid_out_, gid_in_;
   std::vector<index_t> req_cnt_, ask_cnt_, gcnt_, grcnt_, cnt_a_, cnt_b_, own_ids_, cur_, end_;
   std::vector<Scalar> rows_out_, rows_in_, grow_out_, grow_in_, row_tmp_;
