@@ -1153,8 +1153,8 @@ class trainer {
   // MF on owned rows: this shard's rows, the requests (ids this rank asks others for / others ask it for),
   // the gradient rows to and from the owners, and the merge cursors
   model::touched_set view_set_;
-  model::touched_set union_set_;
-  std::vector<std::int64_t> cand_ids_;  ///< LightGCN data-parallel: the batch's candidate ids, all-gathered  ///< MF on owned rows: the block's rows any shard touched (in-place merge)
+  model::touched_set union_set_;        ///< MF on owned rows: the block's rows any shard touched (in-place merge)
+  std::vector<std::int64_t> cand_ids_;  ///< LightGCN data-parallel: the batch's candidate ids, all-gathered
   std::vector<std::int64_t> req_ids_, ask_ids_, gid_out_, gid_in_;
   std::vector<index_t> req_cnt_, ask_cnt_, gcnt_, grcnt_, cnt_a_, cnt_b_, own_ids_, cur_, end_;
   std::vector<Scalar> rows_out_, rows_in_, grow_out_, grow_in_, row_tmp_;
