@@ -1043,8 +1043,8 @@ int main(int argc, char** argv) {
   options o;
 #if ANS_WITH_MPI
   // Open MPI's own transport choice stands: its shared-memory default copies a large message once
-  // (process_vm_readv, CMA). Forcing its copy-in/out path instead (btl_vader_single_copy_mechanism=none) made
-  // the exchange 2-3x slower per step for both MF and LightGCN in interleaved runs (docs/distributed.md).
+  // (process_vm_readv, CMA). Its copy-in/out path (btl_vader_single_copy_mechanism=none), which ans-train used
+  // to force, was behind in 9 of 13 interleaved rounds, MF and LightGCN (docs/distributed.md, "The transport").
   MPI_Init(&argc, &argv);
   ans::dist::communicator comm(MPI_COMM_WORLD);
   g_comm = &comm;
