@@ -15,11 +15,7 @@ EPOCHS="${1:-5}"
 OUT="${2:-benchmarks/results/issue17/speedup.md}"
 MODELS="${3:-mf lightgcn}"
 REPS="${4:-3}"
-DATA="${ANS_DATA_DIR:-../shared/data}"
-scripts/deps.sh libopenmpi-dev openmpi-bin
-cmake -S . -B build-mpi -DCMAKE_BUILD_TYPE=Release -DANS_WITH_MPI=ON -DANS_BUILD_BENCHMARKS=OFF > /dev/null
-cmake --build build-mpi -j"$(nproc)" --target ans-train > /dev/null
-BIN=build-mpi/examples/ans-train
+source benchmarks/mpi_train_build.sh  # Open MPI, build-mpi/ans-train: BIN, DATA
 mkdir -p "$(dirname "$OUT")"
 tmp=$(mktemp -d /tmp/ans_dist.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT

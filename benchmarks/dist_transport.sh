@@ -11,11 +11,7 @@ MODEL="${1:-lightgcn}"
 REPS="${2:-3}"
 MAXB="${3:-80}"
 OUT="${4:-benchmarks/results/issue17/transport_$MODEL.md}"
-DATA="${ANS_DATA_DIR:-../shared/data}"
-scripts/deps.sh libopenmpi-dev openmpi-bin
-cmake -S . -B build-mpi -DCMAKE_BUILD_TYPE=Release -DANS_WITH_MPI=ON -DANS_BUILD_BENCHMARKS=OFF > /dev/null
-cmake --build build-mpi -j"$(nproc)" --target ans-train > /dev/null
-BIN=build-mpi/examples/ans-train
+source benchmarks/mpi_train_build.sh  # Open MPI, build-mpi/ans-train: BIN, DATA
 ARGS=(--model_name ANS --mode fixed --dataset gowalla --path "$DATA" --num_workers 1 --epoch 1 --eval_every 1
       --early_stop 0 --random_seed 0 --max_batches "$MAXB")
 [ "$MODEL" = lightgcn ] && ARGS+=(--encoder lightgcn --n_layers 3)

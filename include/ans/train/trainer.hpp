@@ -929,6 +929,8 @@ class trainer {
     const index_t mlo = node_off_[me], mhi = node_off_[me + 1];
     const auto own0 = std::lower_bound(shard_touched_.begin(), shard_touched_.end(), mlo);
     const auto own1 = std::lower_bound(own0, shard_touched_.end(), mhi);
+    for (index_t m : ids_in)  // this rank's own rows are in its block by construction
+      ANS_CHECK(m >= mlo && m < mhi, "MF on owned rows: rank " << me << " got a gradient for row " << m << " outside its block");
     if (P == 2 || me == 0) {
       // In place, received segment by segment in rank order. Rank 0's own rows are already where its sums
       // start (0 + g_0 = g_0), and with two ranks g_1 + g_0 = g_0 + g_1: the bits of the ordered sum below,
@@ -937,7 +939,6 @@ class trainer {
         if (r == me) continue;
         for (index_t k = o; k < o + cnt_in[r]; ++k) {
           const index_t m = ids_in[k];
-          ANS_CHECK(m >= mlo && m < mhi, "MF on owned rows: rank " << me << " got a gradient for row " << m << " outside its block");
           Scalar* dst = grad_e0_.row(m).data();
           const Scalar* src = grow_in_.data() + k * d;
           for (index_t j = 0; j < d; ++j) dst[j] += src[j];
@@ -966,7 +967,6 @@ class trainer {
       for (int r = 0; r < P; ++r)
         if (cur_[r] < end_[r] && (m < 0 || id_at(r, cur_[r]) < m)) m = id_at(r, cur_[r]);
       if (m < 0) break;
-      ANS_CHECK(m >= mlo && m < mhi, "MF on owned rows: rank " << me << " got a gradient for row " << m << " outside its block");
       std::fill(row_tmp_.begin(), row_tmp_.end(), Scalar(0));
       for (int r = 0; r < P; ++r)
         if (cur_[r] < end_[r] && id_at(r, cur_[r]) == m) {
