@@ -31,7 +31,7 @@ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++-1
   > /dev/null
 cmake --build build-tsan -j"$(nproc)" --target ans_tests
 # libomp must be the OpenMP runtime of the binary, or Archer has nothing to hook
-ldd build-tsan/tests/ans_tests | grep -q "libomp" || { echo "tsan: ans_tests is not linked against libomp" >&2; exit 1; }
+ldd build-tsan/tests/ans_tests | grep "libomp" > /dev/null || { echo "tsan: ans_tests is not linked against libomp" >&2; exit 1; }
 log=build-tsan/tsan.log
 set +e
 OMP_NUM_THREADS=2 OMP_TOOL_LIBRARIES="$ARCHER" ARCHER_OPTIONS="verbose=0" \
