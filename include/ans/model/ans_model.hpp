@@ -113,6 +113,11 @@ class ans_objective {
   ///   computed of the nodes the other's shard gathers, and receives those its own shard needs, through
   ///   `swap(send, n_send, recv, n_recv)` (scalars; both processes know the whole batch, so no ids travel).
   ///   The E0 rows received (the other side's, which only the other process updates) are written into `e0`.
+  /// `complete_ids()` runs after the propagation (which reads no id) and before anything reads another shard's
+  /// candidates: it fills them into `ids.cand_items` (the ranks' all-gather of the candidates each drew for its
+  /// rows), so the imbalance of one step's backward and the next step's forward (the two chains split their
+  /// products' costs in opposite ways) meets at one synchronisation point, not two. This shard's candidates
+  /// must be there on entry.
   /// Its per-row gradients ∂L_shard/∂(U, P, N) times w (the shard's mean → its share of the batch's mean,
   /// w = (hi − lo)/B) are then gathered from every process by `gather(rows, width, offsets)`, an in-place
   /// all-gather of the row blocks [offsets[r], offsets[r+1]) of a rows x width array, with `batch_offsets`
@@ -121,14 +126,16 @@ class ans_objective {
   /// (row_block::scatter_rows), so only the level-0 rows of `grad_e0` are accumulated (+=). The parameter
   /// gradients (+=) are the shard's, unscaled; `on_loss(terms)` runs after the gathers and before the backward
   /// (where the caller exchanges them: no exchange then separates one step's backward from the next step's
-  /// forward, whose costs the two bipartite chains split in opposite ways). Returns the shard's terms.
-  template <class Source, class Gather, class Swap, class OnLoss>
+  /// forward, whose costs the two bipartite chains split in opposite ways; for the same reason, the bipartite
+  /// chains form the other shard's ego-row gradients after it). Returns the shard's terms.
+  template <class Source, class CompleteIds, class Gather, class Swap, class OnLoss>
   const ans_terms<Scalar>& forward_backward_shard(const graph::normalized_adjacency<Scalar>& adj, matrix<Scalar>& e0,
                                                   const batch_ids& ids, index_t lo, index_t hi,
                                                   const std::vector<index_t>& batch_offsets,
                                                   const ans_params<Scalar>& params, const Source& source,
-                                                  matrix<Scalar>& grad_e0, ans_params<Scalar>& grads, Gather&& gather,
-                                                  Swap&& swap, OnLoss&& on_loss) {
+                                                  matrix<Scalar>& grad_e0, ans_params<Scalar>& grads,
+                                                  CompleteIds&& complete_ids, Gather&& gather, Swap&& swap,
+                                                  OnLoss&& on_loss) {
     ANS_CHECK(grad_e0.rows() == e0.rows() && grad_e0.cols() == e0.cols(),
               "ans_objective::forward_backward_shard: grad_e0 is " << grad_e0.rows() << " x " << grad_e0.cols()
                                                                    << ", E0 is " << e0.rows() << " x " << e0.cols());
@@ -146,15 +153,16 @@ class ans_objective {
     for (index_t b = 0; b < B; ++b)  // the whole batch is scattered below, not only this shard's rows
       ANS_CHECK(ids.users[b] >= 0 && ids.users[b] < nu && ids.pos_items[b] >= 0 && nu + ids.pos_items[b] < nn,
                 "batch pair " << b << " (" << ids.users[b] << ", " << ids.pos_items[b] << ") outside the graph");
-    for (index_t j = 0; j < B * K; ++j)
-      ANS_CHECK(ids.cand_items[j] >= 0 && nu + ids.cand_items[j] < nn,
-                "candidate item id " << ids.cand_items[j] << " outside [0, " << adj.n_items << ")");
     const batch_ids mine{ids.users + lo, ids.pos_items + lo, ids.cand_items + lo * K, hi - lo, K};
     const index_t Br = hi - lo;
     // an empty shard (more ranks than pairs) still takes part in every exchange: the layers, the gathers, the
     // backward
     const bool bipartite = rb.k == propagation::row_block<Scalar>::kind::bipartite;
     auto fetch = [&] {
+      complete_ids();  // then every rank checks the whole batch's candidates: a bad id stops all of them here
+      for (index_t j = 0; j < B * K; ++j)
+        ANS_CHECK(ids.cand_items[j] >= 0 && nu + ids.cand_items[j] < nn,
+                  "candidate item id " << ids.cand_items[j] << " outside [0, " << adj.n_items << ")");
       if (bipartite) fetch_other_chain(e0, ids, batch_offsets, swap);
     };
     const ego_rows<Scalar> ego = Br > 0 ? propagate_and_gather(adj, e0, mine, fetch) : propagate_only(adj, e0, mine, fetch);
@@ -181,14 +189,17 @@ class ans_objective {
     for (size_t r = 0; r < batch_offsets.size(); ++r) shard_offsets_[r] = batch_offsets[r] * K;
     scale(dU_, lo, hi), scale(dP_, lo, hi), scale(dN_, lo * K, hi * K);
     gather(dU_.data(), Hd, batch_offsets), gather(dP_.data(), Hd, batch_offsets), gather(dN_.data(), Hd, shard_offsets_);
+    // bipartite chains, squared regulariser: this process forms the other shard's ego-row gradients on its side
+    // (other_ego_grads) instead of gathering them, after on_loss: the item side forms B_other·(K + 1) rows, the
+    // user side B_other, and the item side's chain has the cheaper backward
+    const bool local_ego = with_reg && pooled_ && bipartite && loss_.options().reg_require_pow;
     if (with_reg && pooled_) {
       scale(dU0_, lo, hi), scale(dP0_, lo, hi), scale(dN0_, lo * K, hi * K);
-      if (bipartite && loss_.options().reg_require_pow)  // computed here, not gathered (other_ego_grads)
-        other_ego_grads(e0, ids, batch_offsets, rb.side);
-      else
+      if (!local_ego)
         gather(dU0_.data(), d, batch_offsets), gather(dP0_.data(), d, batch_offsets), gather(dN0_.data(), d, shard_offsets_);
     }
     on_loss(t);
+    if (local_ego) other_ego_grads(e0, ids, batch_offsets, rb.side);
     ids_ = ids;  // the whole batch, scattered in the single process's order
     shape_.B = B;
     to_e0(grad_e0);

@@ -1005,8 +1005,8 @@ class trainer {
   }
 
   // The data-parallel LightGCN step (set_shard): every rank draws its rows' candidates (each row's draw is keyed
-  // on the row, so the shards draw what one process draws) and all-gathers them, runs the loss on its rows with the
-  // row-block propagation, gathers the per-row gradients, runs the row-block backward, sums the gate and margin
+  // on the row, so the shards draw what one process draws) and all-gathers them once the propagation (which reads
+  // no id) is done, runs the loss on its rows with the row-block propagation, gathers the per-row gradients, runs the row-block backward, sums the gate and margin
   // gradients and the loss, steps the optimiser on its node block, and all-gathers the updated rows of E0.
   double lightgcn_sharded_step(const sampling::pair_batch& batch, std::uint64_t step, int epoch, index_t b, index_t nb) {
     const int P = shard_.size;
@@ -1020,11 +1020,8 @@ class trainer {
     if (shard_.sync_counts) {
       // this rank draws its rows' candidates only (each row's draw is keyed on the row), and the ranks
       // all-gather them: every rank scatters the whole batch's gradient, so it needs every candidate id
+      // (after the propagation: forward_backward_shard's complete_ids)
       if (hi > lo) sampling::sample_batch(sampler_, batch.slice(lo, hi), K_, cfg_.seed, cands_.data() + lo * K_);
-      cand_ids_.resize(cands_.size());
-      for (index_t j = lo * K_; j < hi * K_; ++j) cand_ids_[j] = cands_[j];
-      shard_.sync_counts(cand_ids_.data(), K_, batch_off_);
-      for (size_t j = 0; j < cands_.size(); ++j) cands_[j] = static_cast<id_type>(cand_ids_[j]);
     } else {
       sampling::sample_batch(sampler_, batch, K_, cfg_.seed, cands_.data());
     }
@@ -1034,6 +1031,13 @@ class trainer {
     double loss = 0, global = 0;
     ans_obj_.forward_backward_shard(
         adj_, e0_, ids, lo, hi, batch_off_, params_, src, grad_e0_, pgrads_,
+        [&] {
+          if (!shard_.sync_counts) return;  // every rank drew the whole batch
+          cand_ids_.resize(cands_.size());
+          for (index_t j = lo * K_; j < hi * K_; ++j) cand_ids_[j] = cands_[j];
+          shard_.sync_counts(cand_ids_.data(), K_, batch_off_);
+          for (size_t j = 0; j < cands_.size(); ++j) cands_[j] = static_cast<id_type>(cand_ids_[j]);
+        },
         [this](Scalar* rows, index_t width, const std::vector<index_t>& off) { shard_.sync_rows(rows, width, off); },
         [this](const Scalar* send, index_t ns, Scalar* recv, index_t nr) { shard_.swap_rows(send, ns, recv, nr); },
         [&](const model::ans_terms<Scalar>& t) {
