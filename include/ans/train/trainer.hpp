@@ -1005,9 +1005,10 @@ class trainer {
   }
 
   // The data-parallel LightGCN step (set_shard): every rank draws its rows' candidates (each row's draw is keyed
-  // on the row, so the shards draw what one process draws) and all-gathers them once the propagation (which reads
-  // no id) is done, runs the loss on its rows with the row-block propagation, gathers the per-row gradients, runs the row-block backward, sums the gate and margin
-  // gradients and the loss, steps the optimiser on its node block, and all-gathers the updated rows of E0.
+  // on the row, so the shards draw what one process draws) and all-gathers them once the propagation (which
+  // reads no id) is done, runs the loss on its rows with the row-block propagation, gathers the per-row
+  // gradients, runs the row-block backward, sums the gate and margin gradients and the loss, steps the
+  // optimiser on its node block, and all-gathers the updated rows of E0.
   double lightgcn_sharded_step(const sampling::pair_batch& batch, std::uint64_t step, int epoch, index_t b, index_t nb) {
     const int P = shard_.size;
     const auto rows = shard_rows(batch.size, shard_.rank, P);
