@@ -190,8 +190,8 @@ class ans_objective {
     scale(dU_, lo, hi), scale(dP_, lo, hi), scale(dN_, lo * K, hi * K);
     gather(dU_.data(), Hd, batch_offsets), gather(dP_.data(), Hd, batch_offsets), gather(dN_.data(), Hd, shard_offsets_);
     // bipartite chains, squared regulariser: this process forms the other shard's ego-row gradients on its side
-    // (other_ego_grads) instead of gathering them, after on_loss: the item side forms B_other·(K + 1) rows, the
-    // user side B_other, and the item side's chain has the cheaper backward
+    // (other_ego_grads) instead of gathering them, after on_loss (the item side forms B_other·(K + 1) rows, the
+    // user side B_other: formed before on_loss, they made the user side wait there)
     const bool local_ego = with_reg && pooled_ && bipartite && loss_.options().reg_require_pow;
     if (with_reg && pooled_) {
       scale(dU0_, lo, hi), scale(dP0_, lo, hi), scale(dN0_, lo * K, hi * K);
