@@ -1018,14 +1018,12 @@ class trainer {
     batch_off_.resize(static_cast<size_t>(P) + 1);
     for (int r = 0; r <= P; ++r) batch_off_[r] = r < P ? shard_rows(batch.size, r, P).first : batch.size;
     cands_.resize(static_cast<size_t>(batch.size * K_));
-    if (shard_.sync_counts) {
-      // this rank draws its rows' candidates only (each row's draw is keyed on the row), and the ranks
-      // all-gather them: every rank scatters the whole batch's gradient, so it needs every candidate id
-      // (after the propagation: forward_backward_shard's complete_ids)
-      if (hi > lo) sampling::sample_batch(sampler_, batch.slice(lo, hi), K_, cfg_.seed, cands_.data() + lo * K_);
-    } else {
-      sampling::sample_batch(sampler_, batch, K_, cfg_.seed, cands_.data());
-    }
+    // with the plan's sync_counts, this rank draws its rows' candidates only (each row's draw is keyed on the
+    // row) and the ranks all-gather them after the propagation (complete_ids below): every rank scatters the
+    // whole batch's gradient, so it needs every candidate id. Without it, every rank draws the whole batch.
+    const bool draw_own = static_cast<bool>(shard_.sync_counts);
+    if (!draw_own) sampling::sample_batch(sampler_, batch, K_, cfg_.seed, cands_.data());
+    else if (hi > lo) sampling::sample_batch(sampler_, batch.slice(lo, hi), K_, cfg_.seed, cands_.data() + lo * K_);
     const model::batch_ids ids{batch.users, batch.items, cands_.data(), batch.size, K_};
     const augment::counter_uniform_source src{cfg_.seed, step, lo};
     ans_obj_.loss().options().gamma = gamma_at(epochs_done_ * nb + b, nb);
@@ -1033,7 +1031,7 @@ class trainer {
     ans_obj_.forward_backward_shard(
         adj_, e0_, ids, lo, hi, batch_off_, params_, src, grad_e0_, pgrads_,
         [&] {
-          if (!shard_.sync_counts) return;  // every rank drew the whole batch
+          if (!draw_own) return;
           cand_ids_.resize(cands_.size());
           for (index_t j = lo * K_; j < hi * K_; ++j) cand_ids_[j] = cands_[j];
           shard_.sync_counts(cand_ids_.data(), K_, batch_off_);
