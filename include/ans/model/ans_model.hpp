@@ -126,8 +126,9 @@ class ans_objective {
   /// (row_block::scatter_rows), so only the level-0 rows of `grad_e0` are accumulated (+=). The parameter
   /// gradients (+=) are the shard's, unscaled; `on_loss(terms)` runs after the gathers and before the backward
   /// (where the caller exchanges them: no exchange then separates one step's backward from the next step's
-  /// forward, whose costs the two bipartite chains split in opposite ways; for the same reason, the bipartite
-  /// chains form the other shard's ego-row gradients after it). Returns the shard's terms.
+  /// forward, whose costs the two bipartite chains split in opposite ways). With the squared regulariser, the
+  /// bipartite chains form the other shard's ego-row gradients on their side where the backward's hop-0
+  /// scatter adds them, instead of gathering them. Returns the shard's terms.
   template <class Source, class CompleteIds, class Gather, class Swap, class OnLoss>
   const ans_terms<Scalar>& forward_backward_shard(const graph::normalized_adjacency<Scalar>& adj, matrix<Scalar>& e0,
                                                   const batch_ids& ids, index_t lo, index_t hi,
@@ -190,8 +191,8 @@ class ans_objective {
     scale(dU_, lo, hi), scale(dP_, lo, hi), scale(dN_, lo * K, hi * K);
     gather(dU_.data(), Hd, batch_offsets), gather(dP_.data(), Hd, batch_offsets), gather(dN_.data(), Hd, shard_offsets_);
     // bipartite chains, squared regulariser: this process forms the other shard's ego-row gradients on its side
-    // (other_ego_grads) instead of gathering them, after on_loss (the item side forms B_other·(K + 1) rows, the
-    // user side B_other: formed before on_loss, they made the user side wait there)
+    // (other_ego_row) instead of gathering them, inside the backward's hop-0 scatter, where they are added (the
+    // item side forms B_other·(K + 1) rows, the user side B_other)
     const bool local_ego = with_reg && pooled_ && bipartite && loss_.options().reg_require_pow;
     if (with_reg && pooled_) {
       scale(dU0_, lo, hi), scale(dP0_, lo, hi), scale(dN0_, lo * K, hi * K);
@@ -199,10 +200,12 @@ class ans_objective {
         gather(dU0_.data(), d, batch_offsets), gather(dP0_.data(), d, batch_offsets), gather(dN0_.data(), d, shard_offsets_);
     }
     on_loss(t);
-    if (local_ego) other_ego_grads(e0, ids, batch_offsets, rb.side);
     ids_ = ids;  // the whole batch, scattered in the single process's order
     shape_.B = B;
+    const int other = 1 - rb.side;
+    local_ego_ = {local_ego, batch_offsets[other], batch_offsets[other + 1]};
     to_e0(grad_e0);
+    local_ego_.on = false;
     return t;
   }
 
@@ -243,6 +246,7 @@ class ans_objective {
     adj_ = &adj;
     e0_ = &e0;
     ids_ = ids;
+    local_ego_.on = false;
     const index_t d = e0.cols(), H = prop_.n_hops(), B = ids.B, K = ids.K;
     shape_ = batch_shape{B, K, pooled_ ? index_t(1) : H, d};
     // F0: S_1..S_L hop-major (compact N x d blocks; S_0 = E0 is read in place)
@@ -317,6 +321,7 @@ class ans_objective {
     adj_ = &adj;
     e0_ = &e0;
     ids_ = ids;
+    local_ego_.on = false;
     const index_t d = e0.cols(), H = prop_.n_hops(), nn = adj.n_nodes();
     shape_ = batch_shape{0, ids.K, pooled_ ? index_t(1) : H, d};
     if (H > 1) {
@@ -375,29 +380,20 @@ class ans_objective {
     }
   }
 
-  // Bipartite chains, pooled rows, squared regulariser: the ego-row gradient of the other shard's rows on this
-  // process's side (its users for side 0; its positives and candidates for side 1), the only ones this side's
-  // hop-0 scatter reads, computed here instead of gathered. They are c·E0[node] (∂R/∂T_row = c·T_row, c =
-  // reg_weight/B_other, emb_loss_coef) times the other shard's w = B_other/B, exactly as the other process forms
-  // them (zeroed, += c·row, *= w); E0's rows of this side are the bits it read, since only this process updates
-  // them. The other side's rows of the other shard are never read (to_e0 scatters hop 0 into this side only).
-  void other_ego_grads(const matrix<Scalar>& e0, const batch_ids& ids, const std::vector<index_t>& off, int side) {
-    const int other = 1 - side;
-    const index_t olo = off[other], ohi = off[other + 1], d = e0.cols(), K = ids.K, nu = adj_->n_users;
-    if (ohi == olo) return;
-    const Scalar c = loss::emb_loss_coef(Scalar(loss_.options().reg_weight), ohi - olo, true, Scalar(1));
-    const Scalar w = Scalar(double(ohi - olo) / double(ids.B));
-    auto row = [&](index_t node, Scalar* g) {
-      std::fill(g, g + d, Scalar(0));
-      loss::emb_loss_row_backward(c, e0.data() + node * d, g, d);
-      for (index_t j = 0; j < d; ++j) g[j] *= w;
-    };
-    if (side == 0) {
-      for (index_t b = olo; b < ohi; ++b) row(ids.users[b], dU0_.data() + b * d);
-      return;
-    }
-    for (index_t b = olo; b < ohi; ++b) row(nu + ids.pos_items[b], dP0_.data() + b * d);
-    for (index_t j = olo * K; j < ohi * K; ++j) row(nu + ids.cand_items[j], dN0_.data() + j * d);
+  // Bipartite chains, pooled rows, squared regulariser: the ego-row gradient of one of the other shard's rows
+  // (pairs [olo, ohi)) on this process's side (its users for side 0; its positives and candidates for side 1),
+  // formed where the hop-0 scatter adds it (to_e0) instead of gathered, or written and read back. It is
+  // c·E0[node] (∂R/∂T_row = c·T_row, c = reg_weight/B_other, emb_loss_coef) times the other shard's
+  // w = B_other/B, exactly as the other process forms it (zeroed, += c·row, *= w); E0's rows of this side are
+  // the bits it read, since only this process updates them. The other side's rows of the other shard are
+  // never formed (to_e0 scatters hop 0 into this side only).
+  void other_ego_row(index_t node, Scalar* g) const {
+    const index_t d = shape_.d, Bo = local_ego_.ohi - local_ego_.olo;
+    const Scalar c = loss::emb_loss_coef(Scalar(loss_.options().reg_weight), Bo, true, Scalar(1));
+    const Scalar w = Scalar(double(Bo) / double(shape_.B));
+    std::fill(g, g + d, Scalar(0));
+    loss::emb_loss_row_backward(c, e0_->data() + node * d, g, d);
+    for (index_t j = 0; j < d; ++j) g[j] *= w;  // ∂(w·R_other) = w·∂R_other
   }
 
   // R acts on hop 0 (S[:, 0] = E0): its gradient goes into the hop-0 columns of dU/dP/dN, which reach ∂L/∂E0
@@ -428,7 +424,7 @@ class ans_objective {
           *adj_, d,
           [&](index_t h, Scalar* Y, index_t ldy) {
             if (alpha_[h] != Scalar(0)) scatter(Y, ldy, 0, d, alpha_[h], lo_of(h), hi_of(h));
-            if (h == 0 && with_reg) scatter_rows(Y, ldy, 0, d, Scalar(1), dU0_, dP0_, dN0_, lo_of(h), hi_of(h));
+            if (h == 0 && with_reg) scatter_ego_rows(Y, ldy, lo_of(h), hi_of(h));
           },
           grad_e0, prop_.n_hops() > 2 ? layers_.data() : nullptr);
       return;
@@ -469,15 +465,44 @@ class ans_objective {
   void scatter_rows(Scalar* T, index_t ldt, index_t c0, index_t w, Scalar s, const matrix<Scalar>& gU,
                     const matrix<Scalar>& gP, const matrix<Scalar>& gN, index_t lo = 0,
                     index_t hi = std::numeric_limits<index_t>::max()) const {
-    const index_t nu = adj_->n_users, B = ids_.B, BK = ids_.B * ids_.K, lds = gU.cols();
-    const Scalar *GU = gU.data() + c0, *GP = gP.data() + c0, *GN = gN.data() + c0;
-    owned_scatter(T, ldt, w, BK * w > (1 << 14), [&](auto&& add) {
-      for (index_t b = 0; b < B; ++b) {
-        add(ids_.users[b], GU + b * lds, s);
-        add(nu + ids_.pos_items[b], GP + b * lds, s);
-      }
-      for (index_t j = 0; j < BK; ++j) add(nu + ids_.cand_items[j], GN + j * lds, s);
+    const index_t lds = gU.cols();
+    const Scalar* G[3] = {gU.data() + c0, gP.data() + c0, gN.data() + c0};
+    owned_scatter(T, ldt, w, ids_.B * ids_.K * w > (1 << 14), [&](auto&& add) {
+      for_each_batch_row([&](index_t node, int kind, index_t i) { add(node, G[kind] + i * lds, s); });
     }, lo, hi);
+  }
+  // The ego rows' gradient (dU0, dP0, dN0) into hop 0 (d columns), rows [lo, hi) of T. On the bipartite chains
+  // (local_ego_), the other shard's rows are formed where they are added (other_ego_row; a thread forms only
+  // the rows it owns), in the same order and with the same bits as scatter_rows on the rows the other process
+  // would have sent.
+  void scatter_ego_rows(Scalar* T, index_t ldt, index_t lo, index_t hi) const {
+    if (!local_ego_.on) {
+      scatter_rows(T, ldt, 0, shape_.d, Scalar(1), dU0_, dP0_, dN0_, lo, hi);
+      return;
+    }
+    const index_t d = shape_.d, K = ids_.K;
+    const Scalar* G[3] = {dU0_.data(), dP0_.data(), dN0_.data()};
+    owned_scatter(T, ldt, d, ids_.B * K * d > (1 << 14), [&](auto&& add) {
+      std::vector<Scalar> row(static_cast<size_t>(d));  // one per thread and step
+      for_each_batch_row([&](index_t node, int kind, index_t i) {
+        const index_t b = kind == 2 ? i / K : i;
+        if (b < local_ego_.olo || b >= local_ego_.ohi) return add(node, G[kind] + i * d, Scalar(1));
+        if (!add.owns(node)) return;
+        other_ego_row(node, row.data());
+        add(node, row.data(), Scalar(1));
+      });
+    }, lo, hi);
+  }
+  // The batch's gradient rows in the single process's scatter order: emit(node, kind, i) for the user (kind 0)
+  // and the positive (kind 1) of pair i = b, b = 0..B-1, then the candidates (kind 2) i = j, j = 0..B*K-1.
+  template <class Emit>
+  void for_each_batch_row(Emit&& emit) const {
+    const index_t nu = adj_->n_users, B = ids_.B, BK = ids_.B * ids_.K;
+    for (index_t b = 0; b < B; ++b) {
+      emit(ids_.users[b], 0, b);
+      emit(nu + ids_.pos_items[b], 1, b);
+    }
+    for (index_t j = 0; j < BK; ++j) emit(nu + ids_.cand_items[j], 2, j);
   }
 
   // The sorted distinct rows of the batch.
@@ -505,6 +530,12 @@ class ans_objective {
   touched_set fetch_set_;               ///< fetch_other_chain: the shards' node lists
   std::vector<index_t> mine_nodes_, other_nodes_;
   std::vector<Scalar> send_, recv_;
+  /// forward_backward_shard on the bipartite chains with the squared regulariser: the other shard's pairs
+  /// [olo, ohi), whose ego-row gradients on this side the hop-0 scatter forms (scatter_ego_rows)
+  struct {
+    bool on = false;
+    index_t olo = 0, ohi = 0;
+  } local_ego_;
 };
 
 }  // namespace ans::model

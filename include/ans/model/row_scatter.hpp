@@ -12,11 +12,31 @@
 
 namespace ans::model {
 
+/// The `add` that owned_scatter hands its visitor: `add(r, g, s)` does `T[r] += s·g` (w columns) if this
+/// thread owns row r, and nothing otherwise; `add.owns(r)` says whether it would, so a visitor can form a
+/// row only where it is added (the bipartite chains' ego rows, ans_objective::to_e0).
+template <class Scalar>
+struct owned_row_adder {
+  Scalar* T;
+  index_t ldt, w, nt, me, lo, hi;
+  bool owns(index_t r) const { return (r >> 4) % nt == me && r >= lo && r < hi; }
+  void operator()(index_t r, const Scalar* g, Scalar s) const {
+    if (!owns(r)) return;
+    Scalar* t = T + r * ldt;
+    if (s == Scalar(1)) {
+      for (index_t c = 0; c < w; ++c) t[c] += g[c];
+    } else {
+      for (index_t c = 0; c < w; ++c) t[c] += s * g[c];
+    }
+  }
+};
+
 /// `T[r] += s·g` for every entry (r, g, s) that `visit(add)` emits through `add(r, g, s)`, w columns each
-/// (T rows `ldt` apart). Each thread owns the target rows with (r / 16) % threads == its id and applies
-/// their updates in the order `visit` emits them, so repeated rows add in a fixed order: the result is
-/// bit-identical to the serial loop for every thread count. `parallel` = false runs it serially. Only rows
-/// in [lo, hi) are written (a data-parallel rank's row block, propagation::row_block); the default is all.
+/// (T rows `ldt` apart; `add` is an owned_row_adder). Each thread owns the target rows with (r / 16) %
+/// threads == its id and applies their updates in the order `visit` emits them, so repeated rows add in a
+/// fixed order: the result is bit-identical to the serial loop for every thread count. `parallel` = false
+/// runs it serially. Only rows in [lo, hi) are written (a data-parallel rank's row block,
+/// propagation::row_block); the default is all.
 template <class Scalar, class Visit>
 void owned_scatter(Scalar* T, index_t ldt, index_t w, bool parallel, Visit&& visit, index_t lo = 0,
                    index_t hi = std::numeric_limits<index_t>::max()) {
@@ -29,15 +49,7 @@ void owned_scatter(Scalar* T, index_t ldt, index_t w, bool parallel, Visit&& vis
 #else
     const index_t nt = 1, me = 0;
 #endif
-    auto add = [&](index_t r, const Scalar* g, Scalar s) {
-      if ((r >> 4) % nt != me || r < lo || r >= hi) return;
-      Scalar* t = T + r * ldt;
-      if (s == Scalar(1)) {
-        for (index_t c = 0; c < w; ++c) t[c] += g[c];
-      } else {
-        for (index_t c = 0; c < w; ++c) t[c] += s * g[c];
-      }
-    };
+    const owned_row_adder<Scalar> add{T, ldt, w, nt, me, lo, hi};
     visit(add);
   }
   (void)parallel;
