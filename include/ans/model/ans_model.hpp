@@ -202,8 +202,10 @@ class ans_objective {
     on_loss(t);
     ids_ = ids;  // the whole batch, scattered in the single process's order
     shape_.B = B;
-    const int other = 1 - rb.side;
-    local_ego_ = {local_ego, batch_offsets[other], batch_offsets[other + 1]};
+    if (local_ego) {  // the other side's shard (bipartite: two shards, shard = side)
+      const int other = 1 - rb.side;
+      local_ego_ = {true, batch_offsets[other], batch_offsets[other + 1]};
+    }
     to_e0(grad_e0);
     local_ego_.on = false;
     return t;
