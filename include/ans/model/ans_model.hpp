@@ -191,7 +191,7 @@ class ans_objective {
     scale(dU_, lo, hi), scale(dP_, lo, hi), scale(dN_, lo * K, hi * K);
     gather(dU_.data(), Hd, batch_offsets), gather(dP_.data(), Hd, batch_offsets), gather(dN_.data(), Hd, shard_offsets_);
     // bipartite chains, squared regulariser: this process forms the other shard's ego-row gradients on its side
-    // (other_ego_row) instead of gathering them, inside the backward's hop-0 scatter, where they are added (the
+    // (scatter_ego_rows) instead of gathering them, inside the backward's hop-0 scatter, where they are added (the
     // item side forms B_other·(K + 1) rows, the user side B_other)
     const bool local_ego = with_reg && pooled_ && bipartite && loss_.options().reg_require_pow;
     if (with_reg && pooled_) {
@@ -202,12 +202,9 @@ class ans_objective {
     on_loss(t);
     ids_ = ids;  // the whole batch, scattered in the single process's order
     shape_.B = B;
-    if (local_ego) {  // the other side's shard (bipartite: two shards, shard = side)
-      const int other = 1 - rb.side;
-      local_ego_ = {true, batch_offsets[other], batch_offsets[other + 1]};
-    }
-    to_e0(grad_e0);
-    local_ego_.on = false;
+    pair_range other_shard{};  // local_ego: the other side's shard (bipartite: two shards, shard = side)
+    if (local_ego) other_shard = {batch_offsets[1 - rb.side], batch_offsets[2 - rb.side]};
+    to_e0(grad_e0, other_shard);
     return t;
   }
 
@@ -248,7 +245,6 @@ class ans_objective {
     adj_ = &adj;
     e0_ = &e0;
     ids_ = ids;
-    local_ego_.on = false;
     const index_t d = e0.cols(), H = prop_.n_hops(), B = ids.B, K = ids.K;
     shape_ = batch_shape{B, K, pooled_ ? index_t(1) : H, d};
     // F0: S_1..S_L hop-major (compact N x d blocks; S_0 = E0 is read in place)
@@ -323,7 +319,6 @@ class ans_objective {
     adj_ = &adj;
     e0_ = &e0;
     ids_ = ids;
-    local_ego_.on = false;
     const index_t d = e0.cols(), H = prop_.n_hops(), nn = adj.n_nodes();
     shape_ = batch_shape{0, ids.K, pooled_ ? index_t(1) : H, d};
     if (H > 1) {
@@ -382,21 +377,10 @@ class ans_objective {
     }
   }
 
-  // Bipartite chains, pooled rows, squared regulariser: the ego-row gradient of one of the other shard's rows
-  // (pairs [olo, ohi)) on this process's side (its users for side 0; its positives and candidates for side 1),
-  // formed where the hop-0 scatter adds it (to_e0) instead of gathered, or written and read back. It is
-  // c·E0[node] (∂R/∂T_row = c·T_row, c = reg_weight/B_other, emb_loss_coef) times the other shard's
-  // w = B_other/B, exactly as the other process forms it (zeroed, += c·row, *= w); E0's rows of this side are
-  // the bits it read, since only this process updates them. The other side's rows of the other shard are
-  // never formed (to_e0 scatters hop 0 into this side only).
-  void other_ego_row(index_t node, Scalar* g) const {
-    const index_t d = shape_.d, Bo = local_ego_.ohi - local_ego_.olo;
-    const Scalar c = loss::emb_loss_coef(Scalar(loss_.options().reg_weight), Bo, true, Scalar(1));
-    const Scalar w = Scalar(double(Bo) / double(shape_.B));
-    std::fill(g, g + d, Scalar(0));
-    loss::emb_loss_row_backward(c, e0_->data() + node * d, g, d);
-    for (index_t j = 0; j < d; ++j) g[j] *= w;  // ∂(w·R_other) = w·∂R_other
-  }
+  /// Pairs [lo, hi) of the batch; empty when lo == hi.
+  struct pair_range {
+    index_t lo = 0, hi = 0;
+  };
 
   // R acts on hop 0 (S[:, 0] = E0): its gradient goes into the hop-0 columns of dU/dP/dN, which reach ∂L/∂E0
   // unpropagated (the G_0 term of step 2), so one scatter serves every term
@@ -410,8 +394,9 @@ class ans_objective {
     return ego_grads<Scalar>{dU_.data(), dP_.data(), dN_.data(), shape_.H * shape_.d};
   }
 
-  // Steps 1–2: dU, dP, dN of the batch into ∂L/∂E0 (+=).
-  void to_e0(matrix<Scalar>& grad_e0) {
+  // Steps 1–2: dU, dP, dN of the batch into ∂L/∂E0 (+=). `other_shard` (bipartite chains, squared
+  // regulariser): the pairs whose ego-row gradients the hop-0 scatter forms (scatter_ego_rows).
+  void to_e0(matrix<Scalar>& grad_e0, pair_range other_shard = {}) {
     const index_t d = shape_.d, H = shape_.H;
     touched_.clear();
     // row-block backward (forward_backward_shard): hop L into every row, the other hops into the block's rows
@@ -426,7 +411,7 @@ class ans_objective {
           *adj_, d,
           [&](index_t h, Scalar* Y, index_t ldy) {
             if (alpha_[h] != Scalar(0)) scatter(Y, ldy, 0, d, alpha_[h], lo_of(h), hi_of(h));
-            if (h == 0 && with_reg) scatter_ego_rows(Y, ldy, lo_of(h), hi_of(h));
+            if (h == 0 && with_reg) scatter_ego_rows(Y, ldy, lo_of(h), hi_of(h), other_shard);
           },
           grad_e0, prop_.n_hops() > 2 ? layers_.data() : nullptr);
       return;
@@ -434,7 +419,7 @@ class ans_objective {
     if (H == 1) {
       // MF: the stack is E0, scatter straight into the gradient rows.
       scatter(grad_e0.data(), d, 0, d);
-      collect_touched(adj_->n_users, e0_->rows());
+      collect_touched(e0_->rows());
     } else {
       // without an N x (H*d) gradient stack: reverse Horner over N x d buffers, each hop's batch rows scattered
       // in when that hop's term enters; the layers (dead after the gather) are the workspace when L >= 2
@@ -473,25 +458,34 @@ class ans_objective {
       for_each_batch_row([&](index_t node, int kind, index_t i) { add(node, G[kind] + i * lds, s); });
     }, lo, hi);
   }
-  // The ego rows' gradient (dU0, dP0, dN0) into hop 0 (d columns), rows [lo, hi) of T. On the bipartite chains
-  // (local_ego_), the other shard's rows are formed where they are added (other_ego_row; a thread forms only
-  // the rows it owns), in the same order and with the same bits as scatter_rows on the rows the other process
-  // would have sent.
-  void scatter_ego_rows(Scalar* T, index_t ldt, index_t lo, index_t hi) const {
-    if (!local_ego_.on) {
+  // The ego rows' gradient (dU0, dP0, dN0) into hop 0 (d columns), rows [lo, hi) of T.
+  // Bipartite chains, squared regulariser: the rows of the other shard's pairs `other` on this process's side
+  // (its users for side 0; its positives and candidates for side 1) are formed where they are added instead of
+  // gathered, or written and read back (a thread forms only the rows it owns). Each is c·E0[node] (∂R/∂T_row =
+  // c·T_row, c = reg_weight/B_other, emb_loss_coef) times the other shard's w = B_other/B, exactly as the other
+  // process forms it (zeroed, += c·row, *= w), added in scatter_rows' order: the bits it would have sent. E0's
+  // rows of this side are the bits the other process read, since only this process updates them; the other
+  // side's rows of the other shard are never formed (to_e0 scatters hop 0 into this side only).
+  void scatter_ego_rows(Scalar* T, index_t ldt, index_t lo, index_t hi, pair_range other) const {
+    if (other.hi == other.lo) {
       scatter_rows(T, ldt, 0, shape_.d, Scalar(1), dU0_, dP0_, dN0_, lo, hi);
       return;
     }
-    const index_t d = shape_.d, K = ids_.K;
+    const index_t d = shape_.d, K = ids_.K, Bo = other.hi - other.lo;
+    const Scalar c = loss::emb_loss_coef(Scalar(loss_.options().reg_weight), Bo, true, Scalar(1));
+    const Scalar w = Scalar(double(Bo) / double(shape_.B));
+    const Scalar* E = e0_->data();
     const Scalar* G[3] = {dU0_.data(), dP0_.data(), dN0_.data()};
     owned_scatter(T, ldt, d, ids_.B * K * d > (1 << 14), [&](auto&& add) {
-      std::vector<Scalar> row(static_cast<size_t>(d));  // one per thread and step
+      std::vector<Scalar> g(static_cast<size_t>(d));  // one per thread and step
       for_each_batch_row([&](index_t node, int kind, index_t i) {
         const index_t b = kind == 2 ? i / K : i;
-        if (b < local_ego_.olo || b >= local_ego_.ohi) return add(node, G[kind] + i * d, Scalar(1));
+        if (b < other.lo || b >= other.hi) return add(node, G[kind] + i * d, Scalar(1));
         if (!add.owns(node)) return;
-        other_ego_row(node, row.data());
-        add(node, row.data(), Scalar(1));
+        std::fill(g.begin(), g.end(), Scalar(0));
+        loss::emb_loss_row_backward(c, E + node * d, g.data(), d);
+        for (index_t j = 0; j < d; ++j) g[j] *= w;  // ∂(w·R_other) = w·∂R_other
+        add(node, g.data(), Scalar(1));
       });
     }, lo, hi);
   }
@@ -508,11 +502,8 @@ class ans_objective {
   }
 
   // The sorted distinct rows of the batch.
-  void collect_touched(index_t nu, index_t n) {
-    touched_.collect(n, [&](auto&& add) {
-      for (index_t b = 0; b < ids_.B; ++b) add(ids_.users[b]), add(nu + ids_.pos_items[b]);
-      for (index_t j = 0; j < ids_.B * ids_.K; ++j) add(nu + ids_.cand_items[j]);
-    });
+  void collect_touched(index_t n) {
+    touched_.collect(n, [&](auto&& add) { for_each_batch_row([&](index_t node, int, index_t) { add(node); }); });
   }
 
   propagation::lightgcn<Scalar> prop_;
@@ -532,12 +523,6 @@ class ans_objective {
   touched_set fetch_set_;               ///< fetch_other_chain: the shards' node lists
   std::vector<index_t> mine_nodes_, other_nodes_;
   std::vector<Scalar> send_, recv_;
-  /// forward_backward_shard on the bipartite chains with the squared regulariser: the other shard's pairs
-  /// [olo, ohi), whose ego-row gradients on this side the hop-0 scatter forms (scatter_ego_rows)
-  struct {
-    bool on = false;
-    index_t olo = 0, ohi = 0;
-  } local_ego_;
 };
 
 }  // namespace ans::model
