@@ -3,6 +3,7 @@
 // reach must get exactly zero gradient.
 #include <catch2/catch.hpp>
 
+#include <limits>
 #include <random>
 #include <set>
 
@@ -155,6 +156,78 @@ TEST_CASE("ans objective: forward_backward equals forward + backward bit for bit
       CHECK(ga.row(12).isConstant(0.25));  // the isolated item: untouched by either
     }
   }
+}
+
+TEST_CASE("ans objective: forward_backward's upstream scales every gradient, not the terms", "[model]") {
+  for (int layers : {0, 2}) {
+    auto f = make_ans(3, 31 + layers);
+    auto o = ans::ans_options::make(ans::mode::fixed);
+    o.reg_weight = 0.05;
+    ans::model::ans_objective<double> obj(layers, o);
+    ans::model::batch_ids ids{f.users.data(), f.pos.data(), f.cands.data(), f.B, 3};
+    ans::augment::counter_uniform_source src{4, 1};
+    auto run = [&](double upstream, ans::matrix<double>& ge, ans::model::ans_params<double>& gp) {
+      ge = ans::matrix<double>::Zero(f.e0.rows(), f.e0.cols());
+      gp = ans::model::ans_params<double>::zeros(3);
+      return obj.forward_backward(f.adj, f.e0, ids, f.prm, src, ge, gp, upstream).total;
+    };
+    ans::matrix<double> g1, gh, g3;
+    ans::model::ans_params<double> p1, ph, p3;
+    const double t1 = run(1.0, g1, p1), th = run(0.5, gh, ph), t3 = run(0.3, g3, p3);
+    INFO("L = " << layers);
+    CHECK(t1 == th);  // the terms are L's
+    CHECK(t1 == t3);
+    CHECK(gh == 0.5 * g1);  // a power of two scales exactly
+    CHECK(ph.W_u == 0.5 * p1.W_u);
+    CHECK(ph.c_m == 0.5 * p1.c_m);
+    CHECK((g3 - 0.3 * g1).cwiseAbs().maxCoeff() < 1e-15 * (1 + g1.cwiseAbs().maxCoeff()));
+    CHECK((p3.W_i - 0.3 * p1.W_i).cwiseAbs().maxCoeff() < 1e-15 * (1 + p1.W_i.cwiseAbs().maxCoeff()));
+    CHECK(g1.cwiseAbs().maxCoeff() > 0);
+  }
+}
+
+TEST_CASE("ans objective: a row overlay reads and writes the overlaid rows elsewhere (MF)", "[model]") {
+  auto f = make_ans(3, 41);
+  auto o = ans::ans_options::make(ans::mode::fixed);
+  o.reg_weight = 0.05;
+  ans::model::ans_objective<double> obj(0, o);
+  ans::model::batch_ids ids{f.users.data(), f.pos.data(), f.cands.data(), f.B, 3};
+  ans::augment::counter_uniform_source src{4, 1};
+  ans::matrix<double> ge = ans::matrix<double>::Zero(f.e0.rows(), f.e0.cols());
+  auto gp = ans::model::ans_params<double>::zeros(3);
+  const double t = obj.forward_backward(f.adj, f.e0, ids, f.prm, src, ge, gp).total;
+  const std::vector<ans::index_t> touched = obj.touched_rows();
+  // overlay user 0 (twice in the batch), item 2 (node 7, a candidate) and item 3 (node 8, positive and candidate)
+  const std::vector<ans::index_t> over = {0, 7, 8};
+  std::vector<ans::index_t> slot(static_cast<size_t>(f.e0.rows()), -1);
+  const ans::index_t d = f.e0.cols();
+  std::vector<double> rows(over.size() * d), grad_rows(over.size() * d, 0.0);
+  ans::matrix<double> e0 = f.e0;  // the overlaid rows' E0 copies are garbage: they must not be read
+  for (size_t i = 0; i < over.size(); ++i) {
+    slot[over[i]] = static_cast<ans::index_t>(i);
+    for (ans::index_t c = 0; c < d; ++c) rows[i * d + c] = f.e0(over[i], c);
+    e0.row(over[i]).setConstant(std::numeric_limits<double>::quiet_NaN());
+  }
+  ans::matrix<double> go = ans::matrix<double>::Zero(f.e0.rows(), f.e0.cols());
+  auto gq = ans::model::ans_params<double>::zeros(3);
+  const ans::model::row_overlay<double> ov{slot.data(), rows.data(), grad_rows.data()};
+  const double to = obj.forward_backward(f.adj, e0, ids, f.prm, src, go, gq, 1.0, ov).total;
+  CHECK(to == t);
+  CHECK(gq.W_u == gp.W_u);
+  CHECK(obj.touched_rows() == touched);  // the overlaid rows are listed
+  for (ans::index_t r = 0; r < f.e0.rows(); ++r) {
+    INFO("row " << r);
+    if (slot[r] < 0) {
+      CHECK(go.row(r) == ge.row(r));
+      continue;
+    }
+    CHECK(go.row(r).isZero(0));  // their gradient went to grad_rows, bit for bit
+    for (ans::index_t c = 0; c < d; ++c) CHECK(grad_rows[slot[r] * d + c] == ge(r, c));
+    CHECK(ge.row(r).cwiseAbs().maxCoeff() > 0);
+  }
+  ans::model::ans_objective<double> lgcn(2, o);
+  CHECK_THROWS_WITH(lgcn.forward_backward(f.adj, e0, ids, f.prm, src, go, gq, 1.0, ov),
+                    Catch::Contains("a row overlay needs L = 0"));
 }
 
 TEST_CASE("ans objective, pooled readout (mean, sum, last): gradient matches finite differences", "[model][readout]") {

@@ -263,19 +263,20 @@ class ans_loss {
     backward(dU.data(), dP.data(), dN.data(), grads, eg, upstream);
   }
 
-  /// forward() and backward() (upstream 1) in one pass over the blocks: each block's gate and gate activations
+  /// forward() and backward() of `upstream · L` in one pass over the blocks: each block's gate and gate activations
   /// live in the thread's L2-sized scratch and are consumed by the block's backward right away, instead of two
   /// (B*K*H) x d arrays written in the forward and read back in the backward (2 × 8 MB per MF batch at B = 2048,
   /// K = 16; 2 × 34 MB at H = 4). WRITES (=) dU, dP, dN (no zeroing needed), ACCUMULATES (+=) into `grads` and the
   /// ego-row gradients. Terms and gradients are bit-identical to forward() followed by backward() into zeroed
-  /// buffers. gate() is not filled; backward() must not follow.
+  /// buffers. gate() is not filled; backward() must not follow. `upstream` scales every gradient (not the terms)
+  /// as backward()'s does: a data-parallel shard passes its share w = B_shard/B of the batch's mean.
   template <class Source>
   const ans_terms<Scalar>& forward_backward(const batch_shape& s, const Scalar* U, const Scalar* P, const Scalar* N,
                                             const ans_params<Scalar>& params, const Source& source, Scalar* dU,
                                             Scalar* dP, Scalar* dN, ans_params<Scalar>& grads,
                                             const ego_rows<Scalar>& ego = ego_rows<Scalar>{},
                                             const ego_grads<Scalar>& eg = ego_grads<Scalar>{},
-                                            const index_t* frozen_k_star = nullptr) {
+                                            const index_t* frozen_k_star = nullptr, Scalar upstream = Scalar(1)) {
     ANS_CHECK(dU && dP && dN, "ans_loss::forward_backward: null gradient buffer");
     begin_forward(s, U, P, N, params, frozen_k_star, ego);
     check_grads(grads);
@@ -286,10 +287,10 @@ class ans_loss {
     ensure_scratch(ngrp, true);
     for_each_group(nblk, ngrp, [&](index_t blk, thread_scratch& ts, group_partial& gp) {
       forward_block(blk, ts, ts.g.data(), ts.an.data(), source, frozen_k_star);
-      backward_block(blk, ts, gp, ts.g.data(), ts.an.data(), dU, dP, dN, Scalar(1), true);
+      backward_block(blk, ts, gp, ts.g.data(), ts.an.data(), dU, dP, dN, upstream, true);
     });
     finish_forward();
-    finish_backward(grads, eg, Scalar(1), ngrp);
+    finish_backward(grads, eg, upstream, ngrp);
     return terms_;
   }
 
@@ -301,7 +302,7 @@ class ans_loss {
                                             ans_params<Scalar>& grads,
                                             const ego_rows<Scalar>& ego = ego_rows<Scalar>{},
                                             const ego_grads<Scalar>& eg = ego_grads<Scalar>{},
-                                            const index_t* frozen_k_star = nullptr) {
+                                            const index_t* frozen_k_star = nullptr, Scalar upstream = Scalar(1)) {
     s.check();
     U.check(s.pair_rows(), s.d, "ans_loss::forward_backward: U");
     P.check(s.pair_rows(), s.d, "ans_loss::forward_backward: P");
@@ -310,7 +311,7 @@ class ans_loss {
     check_out(dP, s.pair_rows(), s.d, "ans_loss::forward_backward: dP");
     check_out(dN, s.cand_rows(), s.d, "ans_loss::forward_backward: dN");
     return forward_backward(s, U.data(), P.data(), N.data(), params, source, dU.data(), dP.data(), dN.data(), grads,
-                            ego, eg, frozen_k_star);
+                            ego, eg, frozen_k_star, upstream);
   }
 
   const ans_terms<Scalar>& terms() const { return terms_; }

@@ -89,19 +89,28 @@ class ans_objective {
   /// forward() and backward() in one call, what a training step needs: the loss runs its fused
   /// ans_loss::forward_backward (no (B*K*H) x d gate arrays, no zeroing pass over dU, dP, dN). Accumulates
   /// `∂L/∂E0` (+=) and the parameter gradients (+=) exactly as forward() + backward() would (bit-identical).
+  /// `upstream` scales every gradient: ∂(upstream·L) (the data-parallel MF step passes its shard's share
+  /// w = B_shard/B of the batch's mean, folded into the loss's row coefficients rather than a pass over the rows).
+  /// `overlay` (L = 0 only): the rows it overlays are read from its `rows` and their gradient is added into its
+  /// `grad_rows` instead of E0's and grad_e0's (a data-parallel MF rank's fetched rows, used where they arrived);
+  /// touched_rows() still lists them.
   template <class Source>
   const ans_terms<Scalar>& forward_backward(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0,
                                             const batch_ids& ids, const ans_params<Scalar>& params,
                                             const Source& source, matrix<Scalar>& grad_e0,
-                                            ans_params<Scalar>& grads) {
+                                            ans_params<Scalar>& grads, Scalar upstream = Scalar(1),
+                                            const row_overlay<Scalar>& overlay = row_overlay<Scalar>{}) {
     ANS_CHECK(grad_e0.rows() == e0.rows() && grad_e0.cols() == e0.cols(),
               "grad_e0 must be " << e0.rows() << " x " << e0.cols());  // before any work
-    const ego_rows<Scalar> ego = propagate_and_gather(adj, e0, ids);
+    ANS_CHECK(!overlay.active() || (prop_.n_layers() == 0 && overlay.rows && overlay.grad_rows),
+              "ans_objective::forward_backward: a row overlay needs L = 0 (L = " << prop_.n_layers()
+                                                                                << ") and both its row arrays");
+    const ego_rows<Scalar> ego = propagate_and_gather(adj, e0, ids, [] {}, overlay);
     const index_t d = shape_.d, H = shape_.H, B = shape_.B, K = shape_.K;
     size(dU_, B, H * d), size(dP_, B, H * d), size(dN_, B * K, H * d);  // written, not accumulated
     const auto& t = loss_.forward_backward(shape_, U_.data(), P_.data(), N_.data(), params, source, dU_.data(),
-                                           dP_.data(), dN_.data(), grads, ego, ego_grads_of_batch());
-    to_e0(grad_e0);
+                                           dP_.data(), dN_.data(), grads, ego, ego_grads_of_batch(), nullptr, upstream);
+    to_e0(grad_e0, {}, overlay);
     return t;
   }
 
@@ -235,10 +244,12 @@ class ans_objective {
                                         const batch_ids& ids) {
     return propagate_and_gather(adj, e0, ids, [] {});
   }
-  // `after_propagation()` runs between the propagation and the gather (the bipartite chains' fetch).
+  // `after_propagation()` runs between the propagation and the gather (the bipartite chains' fetch); the rows
+  // `ov` overlays are read from it.
   template <class After>
   ego_rows<Scalar> propagate_and_gather(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0,
-                                        const batch_ids& ids, After&& after_propagation) {
+                                        const batch_ids& ids, After&& after_propagation,
+                                        const row_overlay<Scalar>& ov = row_overlay<Scalar>{}) {
     ANS_CHECK(ids.B > 0 && ids.K > 0, "empty batch: B = " << ids.B << ", K = " << ids.K);
     ANS_CHECK(e0.rows() == adj.n_nodes(),
               "E0 has " << e0.rows() << " rows, the graph has " << adj.n_nodes() << " nodes");
@@ -276,13 +287,14 @@ class ans_objective {
     const Scalar* Ld = layers_.data();
     const bool with_reg = loss_.options().reg_weight != 0.0;
     if (pooled_ && with_reg) U0_.resize(B, d), P0_.resize(B, d), N0_.resize(B * K, d);
-    auto hop_row = [&](index_t node, index_t l) { return l == 0 ? E + node * d : Ld + ((l - 1) * nn + node) * d; };
+    auto e0_row = [&](index_t node) { return ov.active() && ov.slot[node] >= 0 ? ov.rows + ov.slot[node] * d : E + node * d; };
+    auto hop_row = [&](index_t node, index_t l) { return l == 0 ? e0_row(node) : Ld + ((l - 1) * nn + node) * d; };
     auto row = [&](index_t node, Scalar* out) {
       if (pooled_) {  // ē = Σ_h α_h S_h[node]
         propagation::readout_row([&](index_t l) { return hop_row(node, l); }, alpha_.data(), H, d, out);
         return;
       }
-      std::copy(E + node * d, E + (node + 1) * d, out);  // [S_0 | S_1 | ... | S_L]
+      std::copy(e0_row(node), e0_row(node) + d, out);  // [S_0 | S_1 | ... | S_L]
       for (index_t l = 1; l < H; ++l) {
         const Scalar* src = Ld + ((l - 1) * nn + node) * d;
         std::copy(src, src + d, out + l * d);
@@ -290,7 +302,7 @@ class ans_objective {
     };
     const bool ego_copy = pooled_ && with_reg;  // pooled rows are not E0: R needs its own copy of the ego rows
     auto ego = [&](index_t node, matrix<Scalar>& dst, index_t r) {
-      std::copy(E + node * d, E + (node + 1) * d, dst.row(r).data());
+      std::copy(e0_row(node), e0_row(node) + d, dst.row(r).data());
     };
 #if ANS_HAS_OPENMP
 #pragma omp parallel for schedule(static)
@@ -396,7 +408,8 @@ class ans_objective {
 
   // Steps 1–2: dU, dP, dN of the batch into ∂L/∂E0 (+=). `other_shard` (bipartite chains, squared
   // regulariser): the pairs whose ego-row gradients the hop-0 scatter forms (scatter_ego_rows).
-  void to_e0(matrix<Scalar>& grad_e0, pair_range other_shard = {}) {
+  // `ov` (L = 0): the rows it overlays go to its grad_rows.
+  void to_e0(matrix<Scalar>& grad_e0, pair_range other_shard = {}, const row_overlay<Scalar>& ov = {}) {
     const index_t d = shape_.d, H = shape_.H;
     touched_.clear();
     // row-block backward (forward_backward_shard): hop L into every row, the other hops into the block's rows
@@ -418,7 +431,7 @@ class ans_objective {
     }
     if (H == 1) {
       // MF: the stack is E0, scatter straight into the gradient rows.
-      scatter(grad_e0.data(), d, 0, d);
+      scatter_rows(grad_e0.data(), d, 0, d, Scalar(1), dU_, dP_, dN_, 0, std::numeric_limits<index_t>::max(), &ov);
       collect_touched(e0_->rows());
     } else {
       // without an N x (H*d) gradient stack: reverse Horner over N x d buffers, each hop's batch rows scattered
@@ -451,12 +464,12 @@ class ans_objective {
   // The same for any three gradient arrays laid out as dU, dP, dN, scaled by s.
   void scatter_rows(Scalar* T, index_t ldt, index_t c0, index_t w, Scalar s, const matrix<Scalar>& gU,
                     const matrix<Scalar>& gP, const matrix<Scalar>& gN, index_t lo = 0,
-                    index_t hi = std::numeric_limits<index_t>::max()) const {
+                    index_t hi = std::numeric_limits<index_t>::max(), const row_overlay<Scalar>* ov = nullptr) const {
     const index_t lds = gU.cols();
     const Scalar* G[3] = {gU.data() + c0, gP.data() + c0, gN.data() + c0};
     owned_scatter(T, ldt, w, ids_.B * ids_.K * w > (1 << 14), [&](auto&& add) {
       for_each_batch_row([&](index_t node, int kind, index_t i) { add(node, G[kind] + i * lds, s); });
-    }, lo, hi);
+    }, lo, hi, ov);
   }
   // The ego rows' gradient (dU0, dP0, dN0) into hop 0 (d columns), rows [lo, hi) of T.
   // Bipartite chains, squared regulariser: the rows of the other shard's pairs `other` on this process's side

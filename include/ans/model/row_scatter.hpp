@@ -12,17 +12,31 @@
 
 namespace ans::model {
 
+/// Rows of a node table held outside it (a data-parallel MF rank's rows fetched from their owners): node r
+/// with `slot[r] >= 0` is row slot[r] of `rows` (read) and of `grad_rows` (its gradient added), compact rows
+/// of the table's width, instead of row r of the table and of its gradient. `slot` has one entry per node
+/// (-1: the table's own row). Passed per call, never kept; a null `slot` is no overlay.
+template <class Scalar>
+struct row_overlay {
+  const index_t* slot = nullptr;
+  const Scalar* rows = nullptr;
+  Scalar* grad_rows = nullptr;
+  bool active() const { return slot != nullptr; }
+};
+
 /// The `add` that owned_scatter hands its visitor: `add(r, g, s)` does `T[r] += s·g` (w columns) if this
 /// thread owns row r, and nothing otherwise; `add.owns(r)` says whether it would, so a visitor can form a
-/// row only where it is added (the bipartite chains' ego rows, ans_objective::to_e0).
+/// row only where it is added (the bipartite chains' ego rows, ans_objective::to_e0). With a row_overlay,
+/// an overlaid row r is row slot[r] of its w-wide grad_rows instead.
 template <class Scalar>
 struct owned_row_adder {
   Scalar* T;
   index_t ldt, w, nt, me, lo, hi;
+  const row_overlay<Scalar>* ov = nullptr;
   bool owns(index_t r) const { return (r >> 4) % nt == me && r >= lo && r < hi; }
   void operator()(index_t r, const Scalar* g, Scalar s) const {
     if (!owns(r)) return;
-    Scalar* t = T + r * ldt;
+    Scalar* t = ov && ov->slot[r] >= 0 ? ov->grad_rows + ov->slot[r] * w : T + r * ldt;
     if (s == Scalar(1)) {
       for (index_t c = 0; c < w; ++c) t[c] += g[c];
     } else {
@@ -36,10 +50,10 @@ struct owned_row_adder {
 /// threads == its id and applies their updates in the order `visit` emits them, so repeated rows add in a
 /// fixed order: the result is bit-identical to the serial loop for every thread count. `parallel` = false
 /// runs it serially. Only rows in [lo, hi) are written (a data-parallel rank's row block,
-/// propagation::row_block); the default is all.
+/// propagation::row_block); the default is all. `ov` (may be null): rows it overlays go to its grad_rows.
 template <class Scalar, class Visit>
 void owned_scatter(Scalar* T, index_t ldt, index_t w, bool parallel, Visit&& visit, index_t lo = 0,
-                   index_t hi = std::numeric_limits<index_t>::max()) {
+                   index_t hi = std::numeric_limits<index_t>::max(), const row_overlay<Scalar>* ov = nullptr) {
 #if ANS_HAS_OPENMP
 #pragma omp parallel if (parallel)
 #endif
@@ -49,7 +63,7 @@ void owned_scatter(Scalar* T, index_t ldt, index_t w, bool parallel, Visit&& vis
 #else
     const index_t nt = 1, me = 0;
 #endif
-    const owned_row_adder<Scalar> add{T, ldt, w, nt, me, lo, hi};
+    const owned_row_adder<Scalar> add{T, ldt, w, nt, me, lo, hi, ov && ov->active() ? ov : nullptr};
     visit(add);
   }
   (void)parallel;

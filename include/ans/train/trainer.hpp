@@ -816,7 +816,8 @@ class trainer {
   }
 
   // One data-parallel step (train/shard.hpp): this rank's rows of `batch`, the objective's gradients scaled by
-  // w = rows / B, the exchange, then the same optimiser steps as the single process. Returns the global loss.
+  // w = rows / B (ANS: the loss's upstream, no pass over the rows; BPR: the touched rows), the exchange, then the
+  // same optimiser steps as the single process. Returns the global loss.
   double sharded_step(const sampling::pair_batch& batch, std::uint64_t step, int epoch, index_t b, index_t nb) {
     const auto [lo, hi] = shard_rows(batch.size, shard_.rank, shard_.size);
     const sampling::pair_batch mine = batch.slice(lo, hi);
@@ -828,13 +829,18 @@ class trainer {
     if (cfg_.n_layers > 0) return lightgcn_sharded_step(batch, step, epoch, b, nb);
     cands_.resize(static_cast<size_t>(mine.size * K_));
     if (mine.size > 0) sampling::sample_batch(sampler_, mine, K_, cfg_.seed, cands_.data());
-    if (mf_owned_) fetch_owned_rows(mine);  // every rank takes part, with an empty shard too
+    // owned rows with ANS: the fetched rows are read where they arrive and their gradients written where they
+    // leave (an overlay), not copied into E0 and out of grad_e0
+    const bool overlay = mf_owned_ && ans;
+    if (mf_owned_) fetch_owned_rows(mine, overlay);  // every rank takes part, with an empty shard too
     if (mine.size > 0) {
       const model::batch_ids ids{mine.users, mine.items, cands_.data(), mine.size, K_};
       if (ans) {
         const augment::counter_uniform_source src{cfg_.seed, step, lo};
         ans_obj_.loss().options().gamma = gamma_at(epochs_done_ * nb + b, nb);
-        loss = ans_obj_.forward_backward(adj_, e0_, ids, params_, src, grad_e0_, pgrads_).total;
+        const model::row_overlay<Scalar> ov =
+            overlay ? model::row_overlay<Scalar>{slot_.data(), rows_in_.data(), grow_out_.data()} : model::row_overlay<Scalar>{};
+        loss = ans_obj_.forward_backward(adj_, e0_, ids, params_, src, grad_e0_, pgrads_, Scalar(w), ov).total;
         shard_touched_ = ans_obj_.touched_rows();
         sat_sum_ += ans_obj_.loss().stats().frac_saturated_margin;
         ++sat_n_;
@@ -844,13 +850,10 @@ class trainer {
         shard_touched_ = bpr_obj_.touched_rows();
       }
       ANS_CHECK(std::isfinite(loss), "loss is not finite at epoch " << epoch << ", batch " << b << " (try a smaller lr)");
-      const Scalar sw = Scalar(w);
-      for (index_t r : shard_touched_) grad_e0_.row(r) *= sw;  // the shard's mean → its share of the batch's mean
-      if (ans)
-        for (size_t i = 0; i < 6; ++i)
-          for (index_t j = 0; j < g.size[i]; ++j) g.grad[i][j] *= sw;
+      if (!ans)  // the shard's mean → its share of the batch's mean (ANS: the loss's upstream w)
+        for (index_t r : shard_touched_) grad_e0_.row(r) *= Scalar(w);
     }
-    if (mf_owned_) send_owned_gradients(ans);  // shard_touched_ becomes this rank's rows of the union
+    if (mf_owned_) send_owned_gradients(ans, overlay);  // shard_touched_ becomes this rank's rows of the union
     std::vector<index_t> none;
     shard_exchange<Scalar> ex;
     ex.grad_e0 = &grad_e0_;
@@ -869,8 +872,12 @@ class trainer {
   // MF on owned rows, before the step: the rows of this shard (users, positives, candidates) that other ranks
   // own are fetched from them (ids to the owners, rows back: an all-to-all each), and this rank sends the rows
   // others ask for. Every rank's own block is current; the rest of its E0 is stale outside what it fetches.
-  void fetch_owned_rows(const sampling::pair_batch& mine) {
+  // `overlay`: the fetched rows stay in rows_in_ (slot_[node] = their index there, -1 elsewhere), and grow_out_
+  // is zeroed for their gradients; otherwise they are copied into E0.
+  void fetch_owned_rows(const sampling::pair_batch& mine, bool overlay) {
     const index_t n = e0_.rows(), nu = adj_.n_users, d = cfg_.dim;
+    for (std::int64_t m : req_ids_)  // the last step's overlay (cleared here: a step that threw leaves it set)
+      if (m < static_cast<index_t>(slot_.size())) slot_[m] = -1;
     const std::vector<index_t>& V = view_set_.collect(n, [&](auto&& add) {
       for (index_t b = 0; b < mine.size; ++b) add(mine.users[b]), add(nu + mine.items[b]);
       for (index_t j = 0; j < mine.size * K_; ++j) add(nu + cands_[j]);
@@ -891,6 +898,12 @@ class trainer {
     shard_.alltoall_rows(rows_out_.data(), cnt_a_, rows_in_.data(), cnt_b_);
     owned_.fetched += req_ids_.size();
     owned_.served += ask_ids_.size();
+    if (overlay) {
+      if (static_cast<index_t>(slot_.size()) != n) slot_.assign(static_cast<size_t>(n), -1);
+      for (size_t i = 0; i < req_ids_.size(); ++i) slot_[req_ids_[i]] = static_cast<index_t>(i);
+      grow_out_.assign(rows_in_.size(), Scalar(0));
+      return;
+    }
     for (size_t i = 0; i < req_ids_.size(); ++i)
       std::copy(rows_in_.data() + i * d, rows_in_.data() + (i + 1) * d, e0_.row(req_ids_[i]).data());
   }
@@ -900,19 +913,23 @@ class trainer {
   // in rank order: the sums the all-gather schedule forms, bit for bit. shard_touched_ ← those rows (sorted).
   // `same_as_fetched`: the touched rows are the fetched view (ANS touches every user, positive and candidate
   // row it reads), known alike on every rank, so the gradient ids are the fetch's ids and their two
-  // collectives are skipped (a rank whose touched set differs would be a bug: checked).
-  void send_owned_gradients(bool same_as_fetched) {
+  // collectives are skipped (a rank whose touched set differs would be a bug: checked). `overlay`: the gradient
+  // rows are already in grow_out_, in the fetch's order (fetch_owned_rows).
+  void send_owned_gradients(bool same_as_fetched, bool overlay) {
     const index_t d = cfg_.dim;
     const int P = shard_.size, me = shard_.rank;
     split_by_owner(shard_touched_, gid_out_, gcnt_);
     if (same_as_fetched)
       ANS_CHECK(gid_out_ == req_ids_, "MF on owned rows: rank " << me << " touched " << gid_out_.size()
                                           << " rows that other ranks own, but fetched " << req_ids_.size());
-    grow_out_.resize(gid_out_.size() * static_cast<size_t>(d));
-    for (size_t i = 0; i < gid_out_.size(); ++i) {
-      Scalar* g = grad_e0_.row(gid_out_[i]).data();
-      std::copy(g, g + d, grow_out_.data() + i * d);
-      std::fill(g, g + d, Scalar(0));
+    ANS_CHECK(!overlay || same_as_fetched, "MF on owned rows: an overlay needs the touched rows to be the fetched rows");
+    if (!overlay) {
+      grow_out_.resize(gid_out_.size() * static_cast<size_t>(d));
+      for (size_t i = 0; i < gid_out_.size(); ++i) {
+        Scalar* g = grad_e0_.row(gid_out_[i]).data();
+        std::copy(g, g + d, grow_out_.data() + i * d);
+        std::fill(g, g + d, Scalar(0));
+      }
     }
     if (!same_as_fetched) {
       shard_.alltoall_counts(gcnt_, grcnt_);
@@ -1161,6 +1178,7 @@ class trainer {
   std::vector<std::int64_t> req_ids_, ask_ids_, gid_out_, gid_in_;
   std::vector<index_t> req_cnt_, ask_cnt_, gcnt_, grcnt_, cnt_a_, cnt_b_, own_ids_, cur_, end_;
   std::vector<Scalar> rows_out_, rows_in_, grow_out_, grow_in_, row_tmp_;
+  std::vector<index_t> slot_;  ///< MF on owned rows with ANS: node → its row in rows_in_ and grow_out_ (-1: E0's)
   owned_counts owned_;
   eval::sampled_rows dev_rows_, test_rows_;
   model::ans_params<Scalar> params_, pgrads_;
