@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <memory>
@@ -961,6 +962,12 @@ class trainer {
           for (index_t j = 0; j < d; ++j) dst[j] += src[j];
         }
         o += cnt_in[r];
+      }
+      if (P == 2) {  // two sorted lists (the peer's ids are one sorted segment): merged, no marks to scan
+        own_ids_.clear();
+        std::set_union(own0, own1, ids_in.begin(), ids_in.end(), std::back_inserter(own_ids_));
+        shard_touched_.swap(own_ids_);
+        return;
       }
       shard_touched_ = union_set_.collect(e0_.rows(), [&](auto&& add) {
         for (auto it = own0; it != own1; ++it) add(*it);
