@@ -127,7 +127,9 @@ void check_writable(const std::string& flag, const std::string& path, bool is_di
   }
   if (::stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) bad(flag, "the folder '" + parent + "' does not exist");
   if (::access(parent.c_str(), W_OK) != 0) bad(flag, "the folder '" + parent + "' is not writable");
-  if (is_dir && ::mkdir(path.c_str(), 0755) != 0) bad(flag, "cannot create the folder '" + path + "'");
+  // EEXIST: another process made it in between (every rank under mpirun checks the same --save folder)
+  if (is_dir && ::mkdir(path.c_str(), 0755) != 0 && !(errno == EEXIST && ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)))
+    bad(flag, "cannot create the folder '" + path + "'");
 }
 std::vector<std::string> split_list(const std::string& v) {
   std::vector<std::string> out;
