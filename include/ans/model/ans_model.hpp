@@ -294,7 +294,8 @@ class ans_objective {
         propagation::readout_row([&](index_t l) { return hop_row(node, l); }, alpha_.data(), H, d, out);
         return;
       }
-      std::copy(e0_row(node), e0_row(node) + d, out);  // [S_0 | S_1 | ... | S_L]
+      const Scalar* e = e0_row(node);
+      std::copy(e, e + d, out);  // [S_0 | S_1 | ... | S_L]
       for (index_t l = 1; l < H; ++l) {
         const Scalar* src = Ld + ((l - 1) * nn + node) * d;
         std::copy(src, src + d, out + l * d);
@@ -302,7 +303,8 @@ class ans_objective {
     };
     const bool ego_copy = pooled_ && with_reg;  // pooled rows are not E0: R needs its own copy of the ego rows
     auto ego = [&](index_t node, matrix<Scalar>& dst, index_t r) {
-      std::copy(e0_row(node), e0_row(node) + d, dst.row(r).data());
+      const Scalar* e = e0_row(node);
+      std::copy(e, e + d, dst.row(r).data());
     };
 #if ANS_HAS_OPENMP
 #pragma omp parallel for schedule(static)

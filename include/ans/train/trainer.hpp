@@ -831,7 +831,7 @@ class trainer {
     cands_.resize(static_cast<size_t>(mine.size * K_));
     if (mine.size > 0) sampling::sample_batch(sampler_, mine, K_, cfg_.seed, cands_.data());
     // owned rows with ANS: the fetched rows are read where they arrive and their gradients written where they
-    // leave (an overlay), not copied into E0 and out of grad_e0
+    // leave (an overlay), not copied into E0 and out of grad_e0 (send_owned_gradients relies on it for ANS)
     const bool overlay = mf_owned_ && ans;
     if (mf_owned_) fetch_owned_rows(mine, overlay);  // every rank takes part, with an empty shard too
     if (mine.size > 0) {
@@ -854,7 +854,7 @@ class trainer {
       if (!ans)  // the shard's mean → its share of the batch's mean (ANS: the loss's upstream w)
         for (index_t r : shard_touched_) grad_e0_.row(r) *= Scalar(w);
     }
-    if (mf_owned_) send_owned_gradients(ans, overlay);  // shard_touched_ becomes this rank's rows of the union
+    if (mf_owned_) send_owned_gradients(ans);  // shard_touched_ becomes this rank's rows of the union
     std::vector<index_t> none;
     shard_exchange<Scalar> ex;
     ex.grad_e0 = &grad_e0_;
@@ -914,25 +914,22 @@ class trainer {
   // in rank order: the sums the all-gather schedule forms, bit for bit. shard_touched_ ← those rows (sorted).
   // `same_as_fetched`: the touched rows are the fetched view (ANS touches every user, positive and candidate
   // row it reads), known alike on every rank, so the gradient ids are the fetch's ids and their two
-  // collectives are skipped (a rank whose touched set differs would be a bug: checked). `overlay`: the gradient
-  // rows are already in grow_out_, in the fetch's order (fetch_owned_rows).
-  void send_owned_gradients(bool same_as_fetched, bool overlay) {
+  // collectives are skipped (a rank whose touched set differs would be a bug: checked). That is the ANS step,
+  // whose overlay (fetch_owned_rows) has written the gradient rows into grow_out_ already, in the fetch's order.
+  void send_owned_gradients(bool same_as_fetched) {
     const index_t d = cfg_.dim;
     const int P = shard_.size, me = shard_.rank;
     split_by_owner(shard_touched_, gid_out_, gcnt_);
-    if (same_as_fetched)
+    if (same_as_fetched) {
       ANS_CHECK(gid_out_ == req_ids_, "MF on owned rows: rank " << me << " touched " << gid_out_.size()
                                           << " rows that other ranks own, but fetched " << req_ids_.size());
-    ANS_CHECK(!overlay || same_as_fetched, "MF on owned rows: an overlay needs the touched rows to be the fetched rows");
-    if (!overlay) {
+    } else {
       grow_out_.resize(gid_out_.size() * static_cast<size_t>(d));
       for (size_t i = 0; i < gid_out_.size(); ++i) {
         Scalar* g = grad_e0_.row(gid_out_[i]).data();
         std::copy(g, g + d, grow_out_.data() + i * d);
         std::fill(g, g + d, Scalar(0));
       }
-    }
-    if (!same_as_fetched) {
       shard_.alltoall_counts(gcnt_, grcnt_);
       gid_in_.resize(static_cast<size_t>(total(grcnt_)));
       shard_.alltoall_ids(gid_out_.data(), gcnt_, gid_in_.data(), grcnt_);
