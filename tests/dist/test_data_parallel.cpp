@@ -103,7 +103,8 @@ int main(int argc, char** argv) {
   };
   const case_t cases[] = {{"ANS MF, lazy Adam", sampler_kind::ans, optimizer_kind::lazy_adam},
                           {"DNS MF, Adam", sampler_kind::dns, optimizer_kind::adam},
-                          {"RNS MF, SGD", sampler_kind::rns, optimizer_kind::sgd}};
+                          {"RNS MF, SGD", sampler_kind::rns, optimizer_kind::sgd},
+                          {"RNS MF, lazy Adam", sampler_kind::rns, optimizer_kind::lazy_adam}};
   const int kEpochs = 3;
   for (const auto& c : cases) {
     const auto cfg = config(c.s, c.o);

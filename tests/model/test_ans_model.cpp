@@ -225,6 +225,19 @@ TEST_CASE("ans objective: a row overlay reads and writes the overlaid rows elsew
     for (ans::index_t c = 0; c < d; ++c) CHECK(grad_rows[slot[r] * d + c] == ge(r, c));
     CHECK(ge.row(r).cwiseAbs().maxCoeff() > 0);
   }
+  // list_touched = false: the same gradients, and touched_rows() refuses to answer until a listing call
+  ans::model::row_overlay<double> quiet = ov;
+  quiet.list_touched = false;
+  std::vector<double> grad_quiet(grad_rows.size(), 0.0);
+  quiet.grad_rows = grad_quiet.data();
+  ans::matrix<double> gz = ans::matrix<double>::Zero(f.e0.rows(), f.e0.cols());
+  auto gr = ans::model::ans_params<double>::zeros(3);
+  CHECK(obj.forward_backward(f.adj, e0, ids, f.prm, src, gz, gr, 1.0, quiet).total == t);
+  CHECK(gz == go);
+  CHECK(grad_quiet == grad_rows);
+  CHECK_THROWS_WITH(obj.touched_rows(), Catch::Contains("list_touched = false"));
+  obj.forward_backward(f.adj, e0, ids, f.prm, src, gz, gr, 1.0, ov);
+  CHECK(obj.touched_rows() == touched);
   ans::model::ans_objective<double> lgcn(2, o);
   CHECK_THROWS_WITH(lgcn.forward_backward(f.adj, e0, ids, f.prm, src, go, gq, 1.0, ov),
                     Catch::Contains("a row overlay needs L = 0"));

@@ -93,7 +93,7 @@ class ans_objective {
   /// w = B_shard/B of the batch's mean, folded into the loss's row coefficients rather than a pass over the rows).
   /// `overlay` (L = 0 only): the rows it overlays are read from its `rows` and their gradient is added into its
   /// `grad_rows` instead of E0's and grad_e0's (a data-parallel MF rank's fetched rows, used where they arrived);
-  /// touched_rows() still lists them.
+  /// touched_rows() still lists them unless the overlay's `list_touched` is false.
   template <class Source>
   const ans_terms<Scalar>& forward_backward(const graph::normalized_adjacency<Scalar>& adj, const matrix<Scalar>& e0,
                                             const batch_ids& ids, const ans_params<Scalar>& params,
@@ -231,7 +231,12 @@ class ans_objective {
   }
 
   /// Sorted node ids whose E0 gradient the last backward changed (L = 0); empty for L ≥ 1 (all rows).
-  const std::vector<index_t>& touched_rows() const { return touched_.rows(); }
+  /// Not available after a forward_backward whose row overlay said `list_touched = false`.
+  const std::vector<index_t>& touched_rows() const {
+    ANS_CHECK(touched_listed_, "ans_objective::touched_rows: the last forward_backward's row overlay had list_touched "
+                               "= false (the caller lists the batch's rows itself)");
+    return touched_.rows();
+  }
   const batch_shape& shape() const { return shape_; }
   /// The gathered batch tensors of the last forward (U: B x H*d, N: B*K x H*d).
   const matrix<Scalar>& U() const { return U_; }
@@ -414,6 +419,7 @@ class ans_objective {
   void to_e0(matrix<Scalar>& grad_e0, pair_range other_shard = {}, const row_overlay<Scalar>& ov = {}) {
     const index_t d = shape_.d, H = shape_.H;
     touched_.clear();
+    touched_listed_ = true;
     // row-block backward (forward_backward_shard): hop L into every row, the other hops into the block's rows
     const propagation::row_block<Scalar>& rb = prop_.get_row_block();
     const index_t top = prop_.n_hops() - 1;
@@ -434,7 +440,8 @@ class ans_objective {
     if (H == 1) {
       // MF: the stack is E0, scatter straight into the gradient rows.
       scatter_rows(grad_e0.data(), d, 0, d, Scalar(1), dU_, dP_, dN_, 0, std::numeric_limits<index_t>::max(), &ov);
-      collect_touched(e0_->rows());
+      touched_listed_ = !ov.active() || ov.list_touched;  // the caller lists them
+      if (touched_listed_) collect_touched(e0_->rows());
     } else {
       // without an N x (H*d) gradient stack: reverse Horner over N x d buffers, each hop's batch rows scattered
       // in when that hop's term enters; the layers (dead after the gather) are the workspace when L >= 2
@@ -533,6 +540,7 @@ class ans_objective {
   std::vector<Scalar> alpha_;                  ///< readout weights (pooled mode)
   matrix<Scalar> U0_, P0_, N0_, dU0_, dP0_, dN0_;  ///< pooled mode: the ego rows R acts on, and their gradient
   touched_set touched_;
+  bool touched_listed_ = true;  ///< false after an overlaid call with list_touched = false
   std::vector<index_t> shard_offsets_;  ///< forward_backward_shard: the shards' candidate-row offsets
   ans_terms<Scalar> empty_terms_{};     ///< forward_backward_shard: the terms of an empty shard
   touched_set fetch_set_;               ///< fetch_other_chain: the shards' node lists

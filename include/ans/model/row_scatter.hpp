@@ -16,11 +16,14 @@ namespace ans::model {
 /// with `slot[r] >= 0` is row slot[r] of `rows` (read) and of `grad_rows` (its gradient added), compact rows
 /// of the table's width, instead of row r of the table and of its gradient. `slot` has one entry per node
 /// (-1: the table's own row). Passed per call, never kept; a null `slot` is no overlay.
+/// `list_touched = false`: the caller has the batch's rows already (it fetched them to build the overlay), so
+/// the objective does not list them again; its touched_rows() is then unavailable until the next call.
 template <class Scalar>
 struct row_overlay {
   const index_t* slot = nullptr;
   const Scalar* rows = nullptr;
   Scalar* grad_rows = nullptr;
+  bool list_touched = true;
   bool active() const { return slot != nullptr; }
 };
 

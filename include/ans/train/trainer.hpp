@@ -831,7 +831,8 @@ class trainer {
     cands_.resize(static_cast<size_t>(mine.size * K_));
     if (mine.size > 0) sampling::sample_batch(sampler_, mine, K_, cfg_.seed, cands_.data());
     // owned rows with ANS: the fetched rows are read where they arrive and their gradients written where they
-    // leave (an overlay), not copied into E0 and out of grad_e0 (send_owned_gradients relies on it for ANS)
+    // leave (an overlay), not copied into E0 and out of grad_e0 (send_owned_gradients relies on it for ANS);
+    // the shard's rows are the fetch's view (fetch_owned_rows), which the objective need not list again
     const bool overlay = mf_owned_ && ans;
     if (mf_owned_) fetch_owned_rows(mine, overlay);  // every rank takes part, with an empty shard too
     if (mine.size > 0) {
@@ -840,9 +841,9 @@ class trainer {
         const augment::counter_uniform_source src{cfg_.seed, step, lo};
         ans_obj_.loss().options().gamma = gamma_at(epochs_done_ * nb + b, nb);
         const model::row_overlay<Scalar> ov =
-            overlay ? model::row_overlay<Scalar>{slot_.data(), rows_in_.data(), grow_out_.data()} : model::row_overlay<Scalar>{};
+            overlay ? model::row_overlay<Scalar>{slot_.data(), rows_in_.data(), grow_out_.data(), false} : model::row_overlay<Scalar>{};
         loss = ans_obj_.forward_backward(adj_, e0_, ids, params_, src, grad_e0_, pgrads_, Scalar(w), ov).total;
-        shard_touched_ = ans_obj_.touched_rows();
+        if (!overlay) shard_touched_ = ans_obj_.touched_rows();
         sat_sum_ += ans_obj_.loss().stats().frac_saturated_margin;
         ++sat_n_;
       } else {
@@ -866,6 +867,7 @@ class trainer {
     const double global = shard_.exchange(ex);
     if (ans) step_gates(g);
     if (mf_owned_ && !sparse_adam_) step_block(node_off_[shard_.rank], node_off_[shard_.rank + 1]);
+    else if (pair_in_) step_owned_pair();  // two ranks, lazy Adam: the peer's rows added as each row is stepped
     else step_embeddings(shard_touched_);  // lazy Adam: the touched rows only (owned: this rank's)
     return global;
   }
@@ -892,6 +894,7 @@ class trainer {
     for (size_t i = 0; i < ask_ids_.size(); ++i) {
       ANS_CHECK(ask_ids_[i] >= mlo && ask_ids_[i] < mhi, "MF on owned rows: rank " << shard_.rank << " was asked for row "
                                                                                     << ask_ids_[i] << " outside its block");
+      if (i + 8 < ask_ids_.size()) prefetch_span(e0_.row(ask_ids_[i + 8]).data(), d);
       std::copy(e0_.row(ask_ids_[i]).data(), e0_.row(ask_ids_[i]).data() + d, rows_out_.data() + i * d);
     }
     rows_in_.resize(req_ids_.size() * static_cast<size_t>(d));
@@ -914,16 +917,18 @@ class trainer {
   // in rank order: the sums the all-gather schedule forms, bit for bit. shard_touched_ ← those rows (sorted).
   // `same_as_fetched`: the touched rows are the fetched view (ANS touches every user, positive and candidate
   // row it reads), known alike on every rank, so the gradient ids are the fetch's ids and their two
-  // collectives are skipped (a rank whose touched set differs would be a bug: checked). That is the ANS step,
-  // whose overlay (fetch_owned_rows) has written the gradient rows into grow_out_ already, in the fetch's order.
+  // collectives are skipped. That is the ANS step, whose overlay (fetch_owned_rows) has written the gradient
+  // rows into grow_out_ already, in the fetch's order.
+  // Two ranks with lazy Adam: the sums are left to step_owned_pair, which forms each as it steps it (pair_in_).
   void send_owned_gradients(bool same_as_fetched) {
     const index_t d = cfg_.dim;
     const int P = shard_.size, me = shard_.rank;
-    split_by_owner(shard_touched_, gid_out_, gcnt_);
+    const std::vector<index_t>& rows = same_as_fetched ? view_set_.rows() : shard_touched_;  // the shard's, sorted
+    pair_in_ = nullptr;
     if (same_as_fetched) {
-      ANS_CHECK(gid_out_ == req_ids_, "MF on owned rows: rank " << me << " touched " << gid_out_.size()
-                                          << " rows that other ranks own, but fetched " << req_ids_.size());
+      gcnt_ = req_cnt_;  // the fetch's ids and counts (gid_out_ unused)
     } else {
+      split_by_owner(rows, gid_out_, gcnt_);
       grow_out_.resize(gid_out_.size() * static_cast<size_t>(d));
       for (size_t i = 0; i < gid_out_.size(); ++i) {
         Scalar* g = grad_e0_.row(gid_out_[i]).data();
@@ -939,13 +944,18 @@ class trainer {
     grow_in_.resize(ids_in.size() * static_cast<size_t>(d));
     times(gcnt_, d, cnt_a_), times(cnt_in, d, cnt_b_);
     shard_.alltoall_rows(grow_out_.data(), cnt_a_, grow_in_.data(), cnt_b_);
-    owned_.gradients += gid_out_.size();
+    owned_.gradients += same_as_fetched ? req_ids_.size() : gid_out_.size();
     // P sorted lists: rank me's own touched rows of its block (values in grad_e0_), the others' received
     const index_t mlo = node_off_[me], mhi = node_off_[me + 1];
-    const auto own0 = std::lower_bound(shard_touched_.begin(), shard_touched_.end(), mlo);
-    const auto own1 = std::lower_bound(own0, shard_touched_.end(), mhi);
+    const auto own0 = std::lower_bound(rows.begin(), rows.end(), mlo);
+    const auto own1 = std::lower_bound(own0, rows.end(), mhi);
     for (index_t m : ids_in)  // this rank's own rows are in its block by construction
       ANS_CHECK(m >= mlo && m < mhi, "MF on owned rows: rank " << me << " got a gradient for row " << m << " outside its block");
+    if (P == 2 && sparse_adam_) {  // valid until the next fetch
+      pair_own_ = {own0 == own1 ? nullptr : &*own0, static_cast<index_t>(own1 - own0)};
+      pair_in_ = &ids_in;
+      return;
+    }
     if (P == 2 || me == 0) {
       // In place, received segment by segment in rank order. Rank 0's own rows are already where its sums
       // start (0 + g_0 = g_0), and with two ranks g_1 + g_0 = g_0 + g_1: the bits of the ordered sum below,
@@ -997,6 +1007,39 @@ class trainer {
         }
       std::copy(row_tmp_.begin(), row_tmp_.end(), grad_e0_.row(m).data());
       shard_touched_.push_back(m);
+    }
+  }
+
+  // MF on owned rows, two ranks, lazy Adam, after send_owned_gradients: one pass over the merge of this rank's
+  // touched rows of its block (pair_own_, gradients in grad_e0_) and the peer's (pair_in_, gradients in
+  // grow_in_), both sorted: the peer's row is added into this rank's (g_1 + g_0 = g_0 + g_1, the bits of the
+  // ordered sum) and the row stepped while it is in cache, which an add pass, a list merge and the optimiser's
+  // pass did before. The optimiser's row kernel clears the gradient row, as step_table does.
+  void step_owned_pair() {
+    const index_t d = cfg_.dim;
+    const std::vector<std::int64_t>& in = *pair_in_;
+    const index_t* own = pair_own_.first;
+    const index_t n_own = pair_own_.second, n_in = static_cast<index_t>(in.size());
+    pair_in_ = nullptr;
+    Scalar* E = e0_.data();
+    optim::sparse_adam<Scalar>& adam = *sparse_adam_;
+    adam.begin_step();
+    constexpr index_t ahead = 8;  // rows prefetched ahead in each list (the table, both moments, the gradient)
+    for (index_t i = 0, k = 0; i < n_own || k < n_in;) {
+      if (i + ahead < n_own) adam.prefetch_row(E, own[i + ahead]), prefetch_span(grad_e0_.row(own[i + ahead]).data(), d);
+      if (k + ahead < n_in) adam.prefetch_row(E, in[k + ahead]), prefetch_span(grad_e0_.row(in[k + ahead]).data(), d);
+      index_t m;
+      if (k == n_in || (i < n_own && own[i] < in[k])) {
+        m = own[i++];
+      } else {
+        m = in[k];
+        Scalar* g = grad_e0_.row(m).data();
+        const Scalar* src = grow_in_.data() + k * d;
+        for (index_t j = 0; j < d; ++j) g[j] += src[j];  // ∂L/∂E0[m] = g_own + g_peer
+        if (i < n_own && own[i] == m) ++i;
+        ++k;
+      }
+      adam.template update_row<true>(E, m, grad_e0_.row(m).data());
     }
   }
 
@@ -1170,6 +1213,8 @@ class trainer {
   matrix<Scalar> e0_, grad_e0_, eval_table_;
   shard_plan<Scalar> shard_;
   std::vector<index_t> shard_touched_;
+  const std::vector<std::int64_t>* pair_in_ = nullptr;  ///< step_owned_pair: the peer's gradient ids (grow_in_)
+  std::pair<const index_t*, index_t> pair_own_{};        ///< step_owned_pair: this rank's rows of its block
   std::vector<index_t> node_off_;   ///< LightGCN data-parallel: the ranks' node blocks (node_blocks)
   std::vector<index_t> batch_off_;  ///< LightGCN data-parallel: the ranks' first pair in the current batch
   bool bipartite_ = false;          ///< LightGCN data-parallel on the two bipartite chains
