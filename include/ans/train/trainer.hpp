@@ -827,6 +827,7 @@ class trainer {
     const bool ans = cfg_.sampler == sampler_kind::ans;
     double loss = 0;
     shard_touched_.clear();
+    pair_in_ = nullptr;  // set by send_owned_gradients for this step only
     if (cfg_.n_layers > 0) return lightgcn_sharded_step(batch, step, epoch, b, nb);
     cands_.resize(static_cast<size_t>(mine.size * K_));
     if (mine.size > 0) sampling::sample_batch(sampler_, mine, K_, cfg_.seed, cands_.data());
@@ -1024,19 +1025,28 @@ class trainer {
     Scalar* E = e0_.data();
     optim::sparse_adam<Scalar>& adam = *sparse_adam_;
     adam.begin_step();
-    constexpr index_t ahead = 8;  // rows prefetched ahead in each list (the table, both moments, the gradient)
+    // each list's rows are prefetched `ahead` entries before they are reached (the table, both moments, the
+    // gradient), as the list advances
+    constexpr index_t ahead = 8;
+    auto prefetch = [&](index_t m) { adam.prefetch_row(E, m), prefetch_span(grad_e0_.row(m).data(), d); };
+    for (index_t i = 0; i < std::min(ahead, n_own); ++i) prefetch(own[i]);
+    for (index_t k = 0; k < std::min(ahead, n_in); ++k) prefetch(in[k]);
+    auto next_own = [&](index_t& i) {
+      if (i + ahead < n_own) prefetch(own[i + ahead]);
+      ++i;
+    };
     for (index_t i = 0, k = 0; i < n_own || k < n_in;) {
-      if (i + ahead < n_own) adam.prefetch_row(E, own[i + ahead]), prefetch_span(grad_e0_.row(own[i + ahead]).data(), d);
-      if (k + ahead < n_in) adam.prefetch_row(E, in[k + ahead]), prefetch_span(grad_e0_.row(in[k + ahead]).data(), d);
       index_t m;
       if (k == n_in || (i < n_own && own[i] < in[k])) {
-        m = own[i++];
+        m = own[i];
+        next_own(i);
       } else {
         m = in[k];
         Scalar* g = grad_e0_.row(m).data();
         const Scalar* src = grow_in_.data() + k * d;
         for (index_t j = 0; j < d; ++j) g[j] += src[j];  // ∂L/∂E0[m] = g_own + g_peer
-        if (i < n_own && own[i] == m) ++i;
+        if (i < n_own && own[i] == m) next_own(i);
+        if (k + ahead < n_in) prefetch(in[k + ahead]);
         ++k;
       }
       adam.template update_row<true>(E, m, grad_e0_.row(m).data());
