@@ -1015,29 +1015,48 @@ class trainer {
   // touched rows of its block (pair_own_, gradients in grad_e0_) and the peer's (pair_in_, gradients in
   // grow_in_), both sorted: the peer's row is added into this rank's (g_1 + g_0 = g_0 + g_1, the bits of the
   // ordered sum) and the row stepped while it is in cache, which an add pass, a list merge and the optimiser's
-  // pass did before. The optimiser's row kernel clears the gradient row, as step_table does.
+  // pass did before. The optimiser's row kernel clears the gradient row, as step_table does. With several
+  // threads each takes a range of ids (rows are independent: the same bits for any thread count).
   void step_owned_pair() {
-    const index_t d = cfg_.dim;
     const std::vector<std::int64_t>& in = *pair_in_;
     const index_t* own = pair_own_.first;
     const index_t n_own = pair_own_.second, n_in = static_cast<index_t>(in.size());
     pair_in_ = nullptr;
+    sparse_adam_->begin_step();
+    const int nt = (n_own + n_in) * cfg_.dim > (1 << 14) ? max_threads() : 1;
+    if (nt == 1) return step_owned_pair_range(own, 0, n_own, in.data(), 0, n_in);
+#if ANS_HAS_OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int t = 0; t < nt; ++t) {  // thread t: the ids in [cut(t), cut(t + 1)), cut at the longer list's quantiles
+      auto cut = [&](int c) -> index_t {
+        if (c == 0) return std::numeric_limits<index_t>::min();
+        if (c == nt) return std::numeric_limits<index_t>::max();
+        return n_own >= n_in ? own[n_own * c / nt] : static_cast<index_t>(in[n_in * c / nt]);
+      };
+      const index_t a = cut(t), b = cut(t + 1);
+      const index_t i0 = std::lower_bound(own, own + n_own, a) - own, i1 = std::lower_bound(own, own + n_own, b) - own;
+      const index_t k0 = std::lower_bound(in.begin(), in.end(), a) - in.begin(), k1 = std::lower_bound(in.begin(), in.end(), b) - in.begin();
+      step_owned_pair_range(own, i0, i1, in.data(), k0, k1);
+    }
+  }
+  // step_owned_pair on own[i0, i1) and in[k0, k1), each list's rows prefetched `ahead` entries before they are
+  // reached (the table, both moments, the gradient), as the list advances.
+  void step_owned_pair_range(const index_t* own, index_t i0, index_t i1, const std::int64_t* in, index_t k0, index_t k1) {
+    const index_t d = cfg_.dim;
     Scalar* E = e0_.data();
     optim::sparse_adam<Scalar>& adam = *sparse_adam_;
-    adam.begin_step();
-    // each list's rows are prefetched `ahead` entries before they are reached (the table, both moments, the
-    // gradient), as the list advances
     constexpr index_t ahead = 8;
     auto prefetch = [&](index_t m) { adam.prefetch_row(E, m), prefetch_span(grad_e0_.row(m).data(), d); };
-    for (index_t i = 0; i < std::min(ahead, n_own); ++i) prefetch(own[i]);
-    for (index_t k = 0; k < std::min(ahead, n_in); ++k) prefetch(in[k]);
+    for (index_t i = i0; i < std::min(i0 + ahead, i1); ++i) prefetch(own[i]);
+    for (index_t k = k0; k < std::min(k0 + ahead, k1); ++k) prefetch(in[k]);
     auto next_own = [&](index_t& i) {
-      if (i + ahead < n_own) prefetch(own[i + ahead]);
+      if (i + ahead < i1) prefetch(own[i + ahead]);
       ++i;
     };
-    for (index_t i = 0, k = 0; i < n_own || k < n_in;) {
+    for (index_t i = i0, k = k0; i < i1 || k < k1;) {
       index_t m;
-      if (k == n_in || (i < n_own && own[i] < in[k])) {
+      if (k == k1 || (i < i1 && own[i] < in[k])) {
         m = own[i];
         next_own(i);
       } else {
@@ -1045,8 +1064,8 @@ class trainer {
         Scalar* g = grad_e0_.row(m).data();
         const Scalar* src = grow_in_.data() + k * d;
         for (index_t j = 0; j < d; ++j) g[j] += src[j];  // ∂L/∂E0[m] = g_own + g_peer
-        if (i < n_own && own[i] == m) next_own(i);
-        if (k + ahead < n_in) prefetch(in[k + ahead]);
+        if (i < i1 && own[i] == m) next_own(i);
+        if (k + ahead < k1) prefetch(in[k + ahead]);
         ++k;
       }
       adam.template update_row<true>(E, m, grad_e0_.row(m).data());
