@@ -827,7 +827,7 @@ class trainer {
     const bool ans = cfg_.sampler == sampler_kind::ans;
     double loss = 0;
     shard_touched_.clear();
-    pair_in_ = nullptr;  // set by send_owned_gradients for this step only
+    pair_in_ = nullptr;  // set by send_owned_gradients for this step only (a step that threw leaves it set)
     if (cfg_.n_layers > 0) return lightgcn_sharded_step(batch, step, epoch, b, nb);
     cands_.resize(static_cast<size_t>(mine.size * K_));
     if (mine.size > 0) sampling::sample_batch(sampler_, mine, K_, cfg_.seed, cands_.data());
@@ -925,7 +925,6 @@ class trainer {
     const index_t d = cfg_.dim;
     const int P = shard_.size, me = shard_.rank;
     const std::vector<index_t>& rows = same_as_fetched ? view_set_.rows() : shard_touched_;  // the shard's, sorted
-    pair_in_ = nullptr;
     if (same_as_fetched) {
       gcnt_ = req_cnt_;  // the fetch's ids and counts (gid_out_ unused)
     } else {
@@ -953,7 +952,7 @@ class trainer {
     for (index_t m : ids_in)  // this rank's own rows are in its block by construction
       ANS_CHECK(m >= mlo && m < mhi, "MF on owned rows: rank " << me << " got a gradient for row " << m << " outside its block");
     if (P == 2 && sparse_adam_) {  // valid until the next fetch
-      pair_own_ = {own0 == own1 ? nullptr : &*own0, static_cast<index_t>(own1 - own0)};
+      pair_own_ = {rows.data() + (own0 - rows.begin()), static_cast<index_t>(own1 - own0)};
       pair_in_ = &ids_in;
       return;
     }
@@ -1021,7 +1020,6 @@ class trainer {
     const std::vector<std::int64_t>& in = *pair_in_;
     const index_t* own = pair_own_.first;
     const index_t n_own = pair_own_.second, n_in = static_cast<index_t>(in.size());
-    pair_in_ = nullptr;
     sparse_adam_->begin_step();
     const int nt = (n_own + n_in) * cfg_.dim > (1 << 14) ? max_threads() : 1;
     if (nt == 1) return step_owned_pair_range(own, 0, n_own, in.data(), 0, n_in);
