@@ -708,17 +708,19 @@ int run(options o) {
   const train::fit_result fr = train::fit(tr, epochs, timer, evaluator, rec);
 #if ANS_WITH_MPI
   // every rank's exchange seconds per step (rank 0's alone hides which rank waits for which): gathered by all
-  std::vector<double> ex_secs, ex_sync, ex_swap;
+  // and every rank's peak RSS (the ranks' tables and buffers differ: rank 0's alone is not the job's peak)
+  std::vector<double> ex_secs, ex_sync, ex_swap, rss_by_rank;
   if (exchange) {
     const auto& st = exchange->stats();
     const double n = double(std::max<std::uint64_t>(1, st.steps));
     g_comm->allgather(st.seconds / n, ex_secs), g_comm->allgather(st.sync_seconds / n, ex_sync);
     g_comm->allgather(st.swap_seconds / n, ex_swap);
+    g_comm->allgather(train::peak_rss_mb(), rss_by_rank);
   }
-  auto ms_list = [](const std::vector<double>& v, const char* sep) {
+  auto ms_list = [](const std::vector<double>& v, const char* sep, double scale = 1e3) {
     std::ostringstream s;
     s.precision(4);
-    for (size_t r = 0; r < v.size(); ++r) s << (r ? sep : "") << 1e3 * v[r];
+    for (size_t r = 0; r < v.size(); ++r) s << (r ? sep : "") << scale * v[r];
     return s.str();
   };
 #endif
@@ -761,7 +763,9 @@ int run(options o) {
                   double(tr.owned_row_counts().gradients) / n);
     if (st.swaps > 0)
       std::printf("bipartite chains: %.0f bytes of rows sent per step by rank 0, %.2f ms per step\n",
-                  double(st.swap_bytes) / n, 1e3 * st.swap_seconds / n);
+                  double(st.swap_bytes) / n, 1e3 * st.swap_seconds / n);    std::string rss;
+    for (size_t r = 0; r < rss_by_rank.size(); ++r) rss += (r ? ", " : "") + std::to_string(std::lround(rss_by_rank[r]));
+    std::printf("peak RSS rank by rank: %s MB\n", rss.c_str());
   }
 #endif
   std::printf("median epoch %.2fs%s, peak RSS %.0f MB\n", median, capped ? " (extrapolated from --max_batches)" : "",
@@ -807,6 +811,7 @@ int run(options o) {
          << ", \"chain_seconds_per_step\": " << st.swap_seconds / double(std::max<std::uint64_t>(1, st.steps))
          << ", \"ms_per_step_by_rank\": [" << ms_list(ex_secs, ", ") << "], \"sync_ms_per_step_by_rank\": ["
          << ms_list(ex_sync, ", ") << "], \"chain_ms_per_step_by_rank\": [" << ms_list(ex_swap, ", ") << "]"
+         << ", \"peak_rss_mb_by_rank\": [" << ms_list(rss_by_rank, ", ", 1.0) << "]"
          << ", \"schedule\": \"" << schedule_of(tr) << "\""
          << ", \"owned_rows_per_step\": {\"fetched\": " << double(tr.owned_row_counts().fetched) / double(std::max<std::uint64_t>(1, st.steps))
          << ", \"served\": " << double(tr.owned_row_counts().served) / double(std::max<std::uint64_t>(1, st.steps))
