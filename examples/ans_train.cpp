@@ -708,7 +708,7 @@ int run(options o) {
   const train::fit_result fr = train::fit(tr, epochs, timer, evaluator, rec);
 #if ANS_WITH_MPI
   // every rank's exchange seconds per step (rank 0's alone hides which rank waits for which): gathered by all
-  // and every rank's peak RSS (the ranks' tables and buffers differ: rank 0's alone is not the job's peak)
+  // and every rank's peak RSS (rank 0's own figure, printed below, does not show the others')
   std::vector<double> ex_secs, ex_sync, ex_swap, rss_by_rank;
   if (exchange) {
     const auto& st = exchange->stats();
@@ -717,7 +717,7 @@ int run(options o) {
     g_comm->allgather(st.swap_seconds / n, ex_swap);
     g_comm->allgather(train::peak_rss_mb(), rss_by_rank);
   }
-  auto ms_list = [](const std::vector<double>& v, const char* sep, double scale = 1e3) {
+  auto rank_list = [](const std::vector<double>& v, const char* sep, double scale = 1e3) {
     std::ostringstream s;
     s.precision(4);
     for (size_t r = 0; r < v.size(); ++r) s << (r ? sep : "") << scale * v[r];
@@ -753,7 +753,7 @@ int run(options o) {
     std::printf("exchange: %.0f bytes sent per step by rank 0 (%.0f rows, union %.0f), %.2f ms per step\n",
                 double(st.bytes_sent) / n, double(st.rows_sent) / n, double(st.rows_union) / n, 1e3 * st.seconds / n);
     std::printf("exchange ms per step, rank by rank: %s (the all-gathers %s; the chains' swap %s)\n",
-                ms_list(ex_secs, ", ").c_str(), ms_list(ex_sync, ", ").c_str(), ms_list(ex_swap, ", ").c_str());
+                rank_list(ex_secs, ", ").c_str(), rank_list(ex_sync, ", ").c_str(), rank_list(ex_swap, ", ").c_str());
     if (st.syncs > 0)
       std::printf("row-block all-gathers: %.1f per step, %.0f bytes sent per step by rank 0, %.2f ms per step\n",
                   double(st.syncs) / n, double(st.sync_bytes) / n, 1e3 * st.sync_seconds / n);
@@ -763,7 +763,8 @@ int run(options o) {
                   double(tr.owned_row_counts().gradients) / n);
     if (st.swaps > 0)
       std::printf("bipartite chains: %.0f bytes of rows sent per step by rank 0, %.2f ms per step\n",
-                  double(st.swap_bytes) / n, 1e3 * st.swap_seconds / n);    std::string rss;
+                  double(st.swap_bytes) / n, 1e3 * st.swap_seconds / n);
+    std::string rss;
     for (size_t r = 0; r < rss_by_rank.size(); ++r) rss += (r ? ", " : "") + std::to_string(std::lround(rss_by_rank[r]));
     std::printf("peak RSS rank by rank: %s MB\n", rss.c_str());
   }
@@ -809,9 +810,9 @@ int run(options o) {
          << ", \"sync_seconds_per_step\": " << st.sync_seconds / double(std::max<std::uint64_t>(1, st.steps))
          << ", \"chain_bytes_per_step\": " << double(st.swap_bytes) / double(std::max<std::uint64_t>(1, st.steps))
          << ", \"chain_seconds_per_step\": " << st.swap_seconds / double(std::max<std::uint64_t>(1, st.steps))
-         << ", \"ms_per_step_by_rank\": [" << ms_list(ex_secs, ", ") << "], \"sync_ms_per_step_by_rank\": ["
-         << ms_list(ex_sync, ", ") << "], \"chain_ms_per_step_by_rank\": [" << ms_list(ex_swap, ", ") << "]"
-         << ", \"peak_rss_mb_by_rank\": [" << ms_list(rss_by_rank, ", ", 1.0) << "]"
+         << ", \"ms_per_step_by_rank\": [" << rank_list(ex_secs, ", ") << "], \"sync_ms_per_step_by_rank\": ["
+         << rank_list(ex_sync, ", ") << "], \"chain_ms_per_step_by_rank\": [" << rank_list(ex_swap, ", ") << "]"
+         << ", \"peak_rss_mb_by_rank\": [" << rank_list(rss_by_rank, ", ", 1.0) << "]"
          << ", \"schedule\": \"" << schedule_of(tr) << "\""
          << ", \"owned_rows_per_step\": {\"fetched\": " << double(tr.owned_row_counts().fetched) / double(std::max<std::uint64_t>(1, st.steps))
          << ", \"served\": " << double(tr.owned_row_counts().served) / double(std::max<std::uint64_t>(1, st.steps))
