@@ -127,6 +127,17 @@ int main(int argc, char** argv) {
     const std::string n = c.name;
     check(P == 1 || o.owned_rows(), n + ": the automatic MF schedule is the owned rows");
     check(o.embeddings() == a.embeddings(), n + ": owned rows give the all-gather's bits");
+    {  // lopsided blocks: the last rank owns every row, so it never fetches one (and the others own none)
+      ans::train::trainer<float> lop(data(), cfg);
+      make_mf(lop, mfs::automatic);
+      auto plan = lop.shard();
+      plan.node_offsets.assign(static_cast<size_t>(P + 1), 0);
+      plan.node_offsets.back() = lop.embeddings().rows();
+      lop.set_shard(plan);
+      for (int e = 0; e < kEpochs; ++e) lop.train_epoch(e);
+      check(P == 1 || lop.owned_rows(), n + ": lopsided blocks keep the owned rows");
+      check(lop.embeddings() == a.embeddings(), n + ": owned rows on blocks [0, 0, .., N) give the all-gather's bits");
+    }
     {
       const auto& st = ex_owned->stats();
       const auto& oc = o.owned_row_counts();

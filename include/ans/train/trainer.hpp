@@ -841,8 +841,10 @@ class trainer {
       if (ans) {
         const augment::counter_uniform_source src{cfg_.seed, step, lo};
         ans_obj_.loss().options().gamma = gamma_at(epochs_done_ * nb + b, nb);
+        // nothing fetched (every row of the shard is this rank's own): no overlay; rows_in_ may never have held one
         const model::row_overlay<Scalar> ov =
-            overlay ? model::row_overlay<Scalar>{slot_.data(), rows_in_.data(), grow_out_.data(), false} : model::row_overlay<Scalar>{};
+            overlay && !req_ids_.empty() ? model::row_overlay<Scalar>{slot_.data(), rows_in_.data(), grow_out_.data(), false}
+                                         : model::row_overlay<Scalar>{};
         loss = ans_obj_.forward_backward(adj_, e0_, ids, params_, src, grad_e0_, pgrads_, Scalar(w), ov).total;
         if (!overlay) shard_touched_ = ans_obj_.touched_rows();
         sat_sum_ += ans_obj_.loss().stats().frac_saturated_margin;
