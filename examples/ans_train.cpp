@@ -51,6 +51,7 @@
 
 namespace {
 
+struct help_request {};  // --help: thrown by parse, answered by main
 struct usage_error {
   std::string msg;
 };
@@ -184,10 +185,7 @@ options parse(int argc, char** argv) {
   options o;
   for (int i = 1; i < argc; ++i) {
     std::string f = argv[i];
-    if (f == "--help" || f == "-h") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    }
+    if (f == "--help" || f == "-h") throw help_request{};  // main prints the usage and returns (MPI_Finalize runs)
     if (f == "--quiet") { o.quiet = true; continue; }
     if (f.rfind("--", 0) != 0) bad(f, "unexpected argument (flags start with --)");
     if (i + 1 >= argc) bad(f, "missing value");
@@ -1069,6 +1067,9 @@ int main(int argc, char** argv) {
     if (comm.rank() != 0) o.json.clear(), o.log.clear(), o.save.clear();
 #endif
     return o.impression ? run_impression(o) : run(o);
+  } catch (const help_request&) {
+    std::fputs(kUsage, stdout);
+    return 0;
   } catch (const usage_error& e) {
     std::fprintf(stderr, "ans-train: %s\n", e.msg.c_str());
     return end_all(2);
