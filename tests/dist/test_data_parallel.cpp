@@ -75,6 +75,26 @@ double max_abs_diff(const ans::matrix<float>& a, const ans::matrix<float>& b) {
   return double((a - b).cwiseAbs().maxCoeff());
 }
 
+// The last epoch's ANS loss terms and saturated-margin fraction: the same on every rank, and within rounding
+// of one process's (the ranks add their shards' shares once per epoch).
+void check_epoch_terms(const ans::train::trainer<float>& dp, const ans::train::trainer<float>& one, const std::string& n) {
+  const auto td = dp.epoch_terms(), to = one.epoch_terms();
+  double worst = 0, mine[6], first[6];
+  for (size_t i = 0; i < 5; ++i) worst = std::max(worst, std::fabs(td[i] - to[i]) / std::max(1e-3, std::fabs(to[i])));
+  const double sat_d = dp.epoch_saturated_margin_fraction(), sat_o = one.epoch_saturated_margin_fraction();
+  for (size_t i = 0; i < 5; ++i) mine[i] = first[i] = td[i];
+  mine[5] = first[5] = sat_d;
+  MPI_Bcast(first, 6, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  int same = std::equal(mine, mine + 6, first), all_same = 0;
+  MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                "%s: the epoch's loss terms (bpr %.5f, sns %.5f against %.5f, %.5f) within 1e-4 relative of 1 process "
+                "(worst %.1e), saturated margins %.4f against %.4f, the same on every rank",
+                n.c_str(), td[0], td[1], to[0], to[1], worst, sat_d, sat_o);
+  check(td[0] != 0 && worst <= 1e-4 && std::fabs(sat_d - sat_o) <= 1e-3 && all_same == 1, buf);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -127,6 +147,7 @@ int main(int argc, char** argv) {
     const std::string n = c.name;
     check(P == 1 || o.owned_rows(), n + ": the automatic MF schedule is the owned rows");
     check(o.embeddings() == a.embeddings(), n + ": owned rows give the all-gather's bits");
+    if (c.s == sampler_kind::ans) check_epoch_terms(o, one, n), check_epoch_terms(a, one, n + " (all-gather)");
     {  // lopsided blocks: the last rank owns every row, so it never fetches one (and the others own none)
       ans::train::trainer<float> lop(data(), cfg);
       make_mf(lop, mfs::automatic);
@@ -243,6 +264,7 @@ int main(int argc, char** argv) {
     check(a.embeddings() == b.embeddings() && a.ans_parameters().W_u == b.ans_parameters().W_u,
           n + ": two data-parallel runs are bit-identical");
     check(same_on_every_rank(a.embeddings()), n + ": every rank holds the same parameters (after the epoch's gather)");
+    check_epoch_terms(a, one, n);
     const double diff = max_abs_diff(a.embeddings(), one.embeddings());
     const double scale = double(one.embeddings().cwiseAbs().maxCoeff());
     std::snprintf(buf, sizeof buf, "%s: %d ranks against 1 process after %d epochs: max |ΔE0| = %.2e (max |E0| = %.3f), tolerance 1e-5·max|E0|",

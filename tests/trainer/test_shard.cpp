@@ -68,6 +68,7 @@ TEST_CASE("shard: a one-rank plan trains bit for bit like no plan, and what a pl
     ans::train::shard_plan<float> p;
     p.rank = rank, p.size = size;
     if (exchange) p.exchange = [](ans::train::shard_exchange<float>&) { return 0.0; };
+    if (exchange) p.sum_diagnostics = [](double*, ans::index_t) {};
     return p;
   };
   ans::train::trainer<float> plain(shard_data(), c), planned(shard_data(), c);
@@ -80,6 +81,9 @@ TEST_CASE("shard: a one-rank plan trains bit for bit like no plan, and what a pl
   ans::train::trainer_config f = c;
   f.m = ans::mode::fixed;
   ans::train::trainer<float> fixed(shard_data(), f);
+  auto no_sum = two;
+  no_sum.sum_diagnostics = nullptr;
+  CHECK_THROWS_WITH(fixed.set_shard(no_sum), Contains("needs the plan's sum_diagnostics"));
   CHECK_NOTHROW(fixed.set_shard(two));
   f.n_layers = 2;
   ans::train::trainer<float> lgcn(shard_data(), f);

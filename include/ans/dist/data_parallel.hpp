@@ -106,6 +106,10 @@ class sparse_row_exchange {
   }
   const exchange_stats& stats() const { return stats_; }
 
+  /// The plan's sum_diagnostics: n doubles added in rank order, once per epoch (ANS's terms and saturation for
+  /// the epoch's report). Not training traffic: not counted in stats() (8·n bytes per epoch).
+  void sum_diagnostics(double* x, index_t n) { comm_->allreduce_sum_ordered(x, n); }
+
   /// The plan's all-to-alls (MF on owned rows), counted in bytes_sent and seconds.
   void alltoall_counts(const std::vector<index_t>& send, std::vector<index_t>& recv) {
     timed([&] { comm_->alltoall_counts(send, recv); });
@@ -226,6 +230,7 @@ std::shared_ptr<sparse_row_exchange<typename Trainer::scalar_type>> make_data_pa
   plan.alltoall_rows = [ex](const Scalar* send, const std::vector<index_t>& sc, Scalar* recv,
                             const std::vector<index_t>& rc) { ex->alltoallv(send, sc, recv, rc); };
   plan.sync_counts = [ex](std::int64_t* buf, index_t width, const std::vector<index_t>& off) { ex->sync_counts(buf, width, off); };
+  plan.sum_diagnostics = [ex](double* x, index_t n) { ex->sum_diagnostics(x, n); };
   if (comm.size() == 2)
     plan.swap_rows = [ex](const Scalar* send, index_t ns, Scalar* recv, index_t nr) { ex->swap_rows(send, ns, recv, nr); };
   if (t.config().n_layers > 0 && comm.size() > 1)  // for row blocks (two ranks run the bipartite chains by default)

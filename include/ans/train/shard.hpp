@@ -70,6 +70,10 @@ struct shard_plan {
   /// They change only the speed: every row is computed as one process computes it, so the parameters are
   /// the same bits for any blocks (dist::measured_node_blocks balances them on timed products).
   std::vector<index_t> node_offsets;
+  /// ANS: adds n doubles over the ranks in rank order (the same bits on every rank); once per epoch, for the
+  /// epoch's loss terms and saturated-margin fraction (trainer::epoch_terms). Needed when size > 1 and the
+  /// sampler is ANS.
+  std::function<void(double* x, index_t n)> sum_diagnostics;
 };
 
 /// The row blocks of the graph's nodes for P ranks (LightGCN data-parallel: rank r computes rows

@@ -342,6 +342,9 @@ class trainer {
                                                                  << cfg_.n_layers << " (docs/distributed.md)");
     ANS_CHECK(plan.size == 1 || !lightgcn || plan.sync_rows,
               "set_shard: LightGCN (n_layers " << cfg_.n_layers << ") needs the plan's sync_rows (the row-block all-gather)");
+    ANS_CHECK(plan.size == 1 || !ans || plan.sum_diagnostics,
+              "set_shard: data-parallel ANS needs the plan's sum_diagnostics (the epoch's loss terms, added over the "
+              "ranks)");
     ANS_CHECK(plan.size == 1 || cfg_.diagnose_every == 0,
               "set_shard: diagnose_every runs extra passes over the whole batch on one process; set it to 0 for "
               "data-parallel training");
@@ -494,6 +497,7 @@ class trainer {
     }
     ANS_CHECK(e0_.allFinite(), "embeddings are not finite after epoch " << epoch);
     if (!node_off_.empty()) sync_optimizer_state();  // ranks stepped their blocks: every rank gets the whole state
+    if (shard_.size > 1) end_epoch_diagnostics();
     ++epochs_done_;
     return nb > 0 ? loss_sum / double(nb) : 0.0;
   }
@@ -730,6 +734,23 @@ class trainer {
     return "?";
   }
 
+  // Data-parallel ANS: this shard's terms and saturated-margin fraction, as its share (w = rows/B) of the batch's.
+  void add_shard_diagnostics(const model::ans_terms<Scalar>& t, double w) {
+    const auto tv = terms_of(t);
+    for (size_t i = 0; i < 5; ++i) term_sum_[i] += w * tv[i];
+    sat_sum_ += w * ans_obj_.loss().stats().frac_saturated_margin;
+  }
+  // Data-parallel ANS, at the end of an epoch: the shards' sums of terms and saturation added over the ranks
+  // (rank order: the same bits on every rank), so that epoch_terms() and epoch_saturated_margin_fraction() are
+  // the batch means one process reports, within rounding. sat_n_ counts the batches on every rank.
+  void end_epoch_diagnostics() {
+    if (cfg_.sampler != sampler_kind::ans) return;
+    ANS_CHECK(static_cast<bool>(shard_.sum_diagnostics), "data-parallel ANS: the shard plan has no sum_diagnostics");
+    std::array<double, 6> v{term_sum_[0], term_sum_[1], term_sum_[2], term_sum_[3], term_sum_[4], sat_sum_};
+    shard_.sum_diagnostics(v.data(), 6);
+    for (size_t i = 0; i < 5; ++i) term_sum_[i] = v[i];
+    sat_sum_ = v[5];
+  }
   static std::array<double, 5> terms_of(const model::ans_terms<Scalar>& t) {
     return {double(t.bpr), double(t.sns), double(t.distance), double(t.orth), double(t.reg)};
   }
@@ -845,10 +866,10 @@ class trainer {
         const model::row_overlay<Scalar> ov =
             overlay && !req_ids_.empty() ? model::row_overlay<Scalar>{slot_.data(), rows_in_.data(), grow_out_.data(), false}
                                          : model::row_overlay<Scalar>{};
-        loss = ans_obj_.forward_backward(adj_, e0_, ids, params_, src, grad_e0_, pgrads_, Scalar(w), ov).total;
+        const auto& t = ans_obj_.forward_backward(adj_, e0_, ids, params_, src, grad_e0_, pgrads_, Scalar(w), ov);
+        loss = t.total;
         if (!overlay) shard_touched_ = ans_obj_.touched_rows();
-        sat_sum_ += ans_obj_.loss().stats().frac_saturated_margin;
-        ++sat_n_;
+        add_shard_diagnostics(t, w);
       } else {
         loss = bpr_obj_.forward(adj_, e0_, ids, cfg_.seed, step);
         bpr_obj_.backward(grad_e0_);
@@ -858,6 +879,7 @@ class trainer {
       if (!ans)  // the shard's mean → its share of the batch's mean (ANS: the loss's upstream w)
         for (index_t r : shard_touched_) grad_e0_.row(r) *= Scalar(w);
     }
+    if (ans) ++sat_n_;  // every rank counts every batch (an empty shard adds nothing): end_epoch_diagnostics
     if (mf_owned_) send_owned_gradients(ans);  // shard_touched_ becomes this rank's rows of the union
     std::vector<index_t> none;
     shard_exchange<Scalar> ex;
@@ -1136,12 +1158,12 @@ class trainer {
           loss = t.total;
           if (hi > lo) {
             ANS_CHECK(std::isfinite(loss), "loss is not finite at epoch " << epoch << ", batch " << b << " (try a smaller lr)");
-            sat_sum_ += ans_obj_.loss().stats().frac_saturated_margin;
-            ++sat_n_;
+            add_shard_diagnostics(t, w);
             const Scalar sw = Scalar(w);
             for (size_t i = 0; i < 6; ++i)
               for (index_t j = 0; j < g.size[i]; ++j) g.grad[i][j] *= sw;
           }
+          ++sat_n_;  // every rank counts every batch (an empty shard adds nothing): end_epoch_diagnostics
           shard_exchange<Scalar> ex;  // the gate and margin gradients and the loss (no rows: E0's go to the backward)
           ex.grad_e0 = &grad_e0_;
           ex.touched = &shard_touched_;
