@@ -1052,14 +1052,14 @@ int main(int argc, char** argv) {
   // (process_vm_readv, CMA). Its copy-in/out path (btl_vader_single_copy_mechanism=none), which ans-train used
   // to force, was behind in 9 of 13 interleaved rounds, MF and LightGCN (docs/distributed.md, "The transport").
   MPI_Init(&argc, &argv);
+  struct finalize {
+    ~finalize() { MPI_Finalize(); }
+  } fin;  // destroyed after comm, which frees its duplicate of MPI_COMM_WORLD first
   ans::dist::communicator comm(MPI_COMM_WORLD);
   g_comm = &comm;
   if (comm.rank() != 0) {  // one voice: the other ranks train silently and write nothing
     if (!std::freopen("/dev/null", "w", stdout)) return 1;
   }
-  struct finalize {
-    ~finalize() { MPI_Finalize(); }
-  } fin;
 #endif
   try {
     o = parse(argc, argv);

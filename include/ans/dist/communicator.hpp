@@ -1,7 +1,7 @@
 /// @file communicator.hpp
 /// @brief A thin, checked wrapper over an MPI communicator (compiled only with ANS_WITH_MPI; the rest of the
-/// library never includes <mpi.h>). MPI_Init / MPI_Finalize stay with the program; the wrapper keeps the
-/// MPI_Comm it is given (a handle, not an address) and counts the bytes this rank sends.
+/// library never includes <mpi.h>). MPI_Init / MPI_Finalize stay with the program; the wrapper works on a
+/// duplicate of the MPI_Comm it is given (a handle, not an address) and counts the bytes this rank sends.
 ///
 /// Every collective here is deterministic: reductions gather every rank's contribution and add them in rank
 /// order on every rank (`allreduce_sum_ordered`), so the result does not depend on MPI's reduction tree and
@@ -44,16 +44,27 @@ inline void check(int rc, const char* what) {
 
 class communicator {
  public:
-  /// `comm` must stay valid while the communicator is used (MPI_COMM_WORLD, or one the program created).
-  /// Errors are returned instead of aborting (MPI_ERRORS_RETURN), so a failed collective throws ans::error
-  /// with MPI's message; a rank that dies makes mpirun end the others.
-  explicit communicator(MPI_Comm comm) : comm_(comm) {
+  /// Works on a duplicate of `comm` (MPI_Comm_dup, collective: every rank of `comm` constructs one), so its
+  /// messages never match the program's and the program's own communicator keeps its error handler. On the
+  /// duplicate, errors are returned instead of aborting (MPI_ERRORS_RETURN): a failed collective throws
+  /// ans::error with MPI's message; a rank that dies makes mpirun end the others. An ans::error thrown on one
+  /// rank only (bad input, a non-finite loss) leaves the others waiting in their next collective: catch it
+  /// and call MPI_Abort, as ans-train does. Destroy it before MPI_Finalize (afterwards it frees nothing).
+  explicit communicator(MPI_Comm comm) {
     int init = 0;
     MPI_Initialized(&init);
     ANS_CHECK(init, "ans::dist::communicator: MPI is not initialised (call MPI_Init first)");
+    detail::check(MPI_Comm_dup(comm, &comm_), "Comm_dup");
+    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
     detail::check(MPI_Comm_rank(comm_, &rank_), "Comm_rank");
     detail::check(MPI_Comm_size(comm_, &size_), "Comm_size");
-    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+  }
+  communicator(const communicator&) = delete;
+  communicator& operator=(const communicator&) = delete;
+  ~communicator() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
   }
   int rank() const { return rank_; }
   int size() const { return size_; }
@@ -186,7 +197,7 @@ class communicator {
     else if constexpr (std::is_same_v<T, double>) return sd_;
     else return si_;
   }
-  MPI_Comm comm_;
+  MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   std::uint64_t bytes_ = 0;
   std::vector<int> counts_, displs_;

@@ -166,9 +166,10 @@ std::vector<index_t> measured_node_blocks(const graph::normalized_adjacency<Scal
   const int P = comm.size();
   const index_t n = adj.n_nodes();
   std::vector<std::int64_t> off(static_cast<size_t>(P) + 1, 0);
+  // on every rank (the same arguments everywhere): a check on rank 0 alone would leave the others in the Bcast
+  ANS_CHECK(adj.has_edges() && n_layers >= 1 && d >= 1,
+            "measured_node_blocks: a graph with edges, L >= 1 and d >= 1 (got L = " << n_layers << ", d = " << d << ")");
   if (comm.rank() == 0) {
-    ANS_CHECK(adj.has_edges() && n_layers >= 1 && d >= 1,
-              "measured_node_blocks: a graph with edges, L >= 1 and d >= 1 (got L = " << n_layers << ", d = " << d << ")");
     const index_t n_chunks = std::min<index_t>(256, n);
     matrix<Scalar> x = matrix<Scalar>::Constant(n, d, Scalar(0.5)), y(n, d);
     std::vector<double> cost(static_cast<size_t>(n_chunks), 0.0);
