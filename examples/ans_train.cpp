@@ -1051,12 +1051,16 @@ int main(int argc, char** argv) {
   // Open MPI's own transport choice stands: its shared-memory default copies a large message once
   // (process_vm_readv, CMA). Its copy-in/out path (btl_vader_single_copy_mechanism=none), which ans-train used
   // to force, was behind in 9 of 13 interleaved rounds, MF and LightGCN (docs/distributed.md, "The transport").
-  MPI_Init(&argc, &argv);
+  // OpenMP threads run beside MPI, and only the main thread calls it: MPI_THREAD_FUNNELED
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   struct finalize {
     ~finalize() { MPI_Finalize(); }
   } fin;  // destroyed after comm, which frees its duplicate of MPI_COMM_WORLD first
   ans::dist::communicator comm(MPI_COMM_WORLD);
   g_comm = &comm;
+  if (provided < MPI_THREAD_FUNNELED && comm.rank() == 0)
+    std::fprintf(stderr, "ans-train: this MPI does not provide MPI_THREAD_FUNNELED: run one thread per rank (--num_workers 1)\n");
   if (comm.rank() != 0) {  // one voice: the other ranks train silently and write nothing
     if (!std::freopen("/dev/null", "w", stdout)) return 1;
   }

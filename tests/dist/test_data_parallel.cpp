@@ -98,7 +98,9 @@ void check_epoch_terms(const ans::train::trainer<float>& dp, const ans::train::t
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
+  // OpenMP threads run beside MPI, and only the main thread calls it: MPI_THREAD_FUNNELED
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   ans::dist::communicator comm(MPI_COMM_WORLD);
   g_rank = comm.rank();
   const int P = comm.size();
