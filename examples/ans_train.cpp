@@ -58,7 +58,7 @@ struct usage_error {
 
 #if ANS_WITH_MPI
 // Under mpirun -np P (built with ANS_WITH_MPI): every rank trains its shard of each batch (ans/dist); rank 0
-// alone prints and writes --json, --log and --save; every rank evaluates (the same bits) and stops together.
+// alone prints and writes --json, --log and --save; every rank evaluates, and they stop on rank 0's decision.
 ans::dist::communicator* g_comm = nullptr;
 #endif
 // How a data-parallel trainer splits the work (train::shard_plan).
@@ -68,6 +68,25 @@ const char* schedule_of(const Trainer& t) {
     return t.bipartite_chains() ? "LightGCN on the bipartite chains" : "LightGCN on row blocks";
   return t.owned_rows() ? "MF on owned rows" : "MF, sparse row all-gather";
 }
+// The evaluation callback, with the ranks agreeing on early stopping: every rank evaluates, and under mpirun
+// rank 0's decision is broadcast, so the ranks stop together even if their scores differ in the last bits
+// (ranks on machines whose kernels round differently). One process: the evaluation's own decision.
+template <class Evaluation>
+struct agreed_stop {
+  Evaluation& ev;
+  template <class T>
+  void on_train_begin(T& t, int epochs) { ev.on_train_begin(t, epochs); }
+  template <class T>
+  void on_epoch_end(T& t, int epoch, double loss) { ev.on_epoch_end(t, epoch, loss); }
+  bool should_stop() const {
+    int stop = ev.should_stop() ? 1 : 0;
+#if ANS_WITH_MPI
+    if (g_comm && g_comm->size() > 1)
+      ans::dist::detail::check(MPI_Bcast(&stop, 1, MPI_INT, 0, g_comm->handle()), "Bcast (early stopping)");
+#endif
+    return stop != 0;
+  }
+};
 int world_size() {
 #if ANS_WITH_MPI
   return g_comm ? g_comm->size() : 1;
@@ -703,7 +722,8 @@ int run(options o) {
     }
   } rec{o, ds, timer, evaluator, main_metric, capped, cfg.sampler == train::sampler_kind::ans, train::progress(o.quiet), {}, {}, {}};
   if (!o.log.empty()) rec.log.open(o.log);
-  const train::fit_result fr = train::fit(tr, epochs, timer, evaluator, rec);
+  agreed_stop<decltype(evaluator)> agreed{evaluator};
+  const train::fit_result fr = train::fit(tr, epochs, timer, agreed, rec);
 #if ANS_WITH_MPI
   // every rank's exchange seconds per step (rank 0's alone hides which rank waits for which): gathered by all
   // and every rank's peak RSS (rank 0's own figure, printed below, does not show the others')
@@ -969,7 +989,8 @@ int run_impression(options o) {
       }
     } pr{timer, ev, main_k, o.quiet, {}};
     const auto t0 = std::chrono::steady_clock::now();
-    const train::fit_result fr = train::fit(run, epochs, timer, ev, pr);
+    agreed_stop<decltype(ev)> agreed{ev};
+    const train::fit_result fr = train::fit(run, epochs, timer, agreed, pr);
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (fr.stopped_early) std::printf("Early stop at %d based on dev result.\n", run.epochs_done());
     std::map<std::string, double> dev_best = ev.best_metrics(), test_best = ev.best_report();
