@@ -742,10 +742,10 @@ class trainer {
   }
   // Data-parallel ANS, at the end of an epoch: the shards' sums of terms and saturation added over the ranks
   // (rank order: the same bits on every rank), so that epoch_terms() and epoch_saturated_margin_fraction() are
-  // the batch means one process reports, within rounding. sat_n_ counts the batches on every rank.
+  // the batch means one process reports, within rounding. sat_n_ counts the batches on every rank. set_shard
+  // checked that an ANS plan has sum_diagnostics.
   void end_epoch_diagnostics() {
     if (cfg_.sampler != sampler_kind::ans) return;
-    ANS_CHECK(static_cast<bool>(shard_.sum_diagnostics), "data-parallel ANS: the shard plan has no sum_diagnostics");
     std::array<double, 6> v{term_sum_[0], term_sum_[1], term_sum_[2], term_sum_[3], term_sum_[4], sat_sum_};
     shard_.sum_diagnostics(v.data(), 6);
     for (size_t i = 0; i < 5; ++i) term_sum_[i] = v[i];
